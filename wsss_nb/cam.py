@@ -79,6 +79,7 @@ class Learner:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
         total, step = self.cfg.epochs * len(self.loader), 0
+        if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
         bar = tqdm(total=total, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False)
         for self.epoch in range(self.cfg.epochs):
             if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
@@ -111,8 +112,9 @@ def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0)
     sampler, g = None, torch.Generator().manual_seed(seed)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed); shuffle = None
+    n = len(sampler) if sampler is not None else len(ds)  # images this process sees per epoch
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      drop_last=shuffle is not False and len(ds) > batch_size, generator=g, persistent_workers=num_workers > 0)
+                      drop_last=shuffle is not False and n > batch_size, generator=g, persistent_workers=num_workers > 0)
 
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      cfg:TrainConfig, # the stage's hyper-parameters

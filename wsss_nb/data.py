@@ -145,14 +145,15 @@ def write_scene(root:str|Path, # the folder to create (must not exist or be empt
     splits = {'train': range(cfg.n_train), 'val': range(cfg.n_train, cfg.n_train + cfg.n_val)}
     with atomic_dir(root) as tmp:
         for d in ('JPEGImages', 'SegmentationClass', 'SegmentationPart', 'SegmentationContext', 'ImageSets/Segmentation'): (tmp/d).mkdir(parents=True)
+        palette = voc_palette().ravel().tolist()
         for split, idx in splits.items():
             ids = [f"scene_{i:06d}" for i in idx]
             (tmp/'ImageSets/Segmentation'/f'{split}.txt').write_text('\n'.join(ids) + '\n')
             for i, name in zip(idx, ids):
                 s = draw_scene(cfg, i)
-                Image.fromarray(s['image']).save(tmp/'JPEGImages'/f'{name}.png', compress_level=1)
+                Image.fromarray(s['image']).save(tmp/'JPEGImages'/f'{name}.png', compress_level=0)
                 for d, key in (('SegmentationClass', 'mask'), ('SegmentationPart', 'part'), ('SegmentationContext', 'context')):
-                    im = Image.fromarray(s[key], mode='P'); im.putpalette(voc_palette().ravel().tolist()); im.save(tmp/d/f'{name}.png', compress_level=1)
+                    im = Image.fromarray(s[key], mode='P'); im.putpalette(palette); im.save(tmp/d/f'{name}.png', compress_level=1)
         save_json(dict(config=asdict(cfg), classes=scene_classes(cfg), contexts=[class_context(k, cfg) for k in range(cfg.n_classes)],
                        textures=CONTEXT_TEXTURES), tmp/'scene.json')
     return root

@@ -19,7 +19,7 @@ from .seg import *
 
 # %% auto #0
 __all__ = ['METHODS', 'STAGES', 'RunConfig', 'quick_config', 'check_config', 'Run', 'plugins', 'classifier', 'cams', 'run',
-           'results_table', 'config_from_args', 'main']
+           'results_table', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline',) # the methods this version composes
@@ -41,15 +41,15 @@ class RunConfig:
     threshold:float|None=None # background threshold of the pseudo-masks; None = best on the train curve
     thresholds:tuple=tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist()) # thresholds of the mIoU curve
     scene:SceneConfig=field(default_factory=SceneConfig) # the scene SCM's knobs (dataset='scene')
-    cam_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=15, batch_size=32, lr=0.05))
-    seg_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=8, batch_size=32, lr=0.05))
+    cam_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=12, batch_size=32, lr=0.05))
+    seg_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=6, batch_size=32, lr=0.05))
 
 # %% ../nbs/06_pipeline.ipynb #5a0de9ba
 def quick_config(cfg:RunConfig) -> RunConfig:
     "The `--quick` variant of `cfg`: a smaller scene and shorter training, for a first look in well under a minute."
-    return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, n_train=min(cfg.scene.n_train, 400), n_val=min(cfg.scene.n_val, 100)),
-                               cam_scales=(1.0,), cam_train=dataclasses.replace(cfg.cam_train, epochs=min(cfg.cam_train.epochs, 8)),
-                               seg_train=dataclasses.replace(cfg.seg_train, epochs=min(cfg.seg_train.epochs, 4)))
+    short = lambda t, e: dataclasses.replace(t, epochs=min(t.epochs, e), batch_size=min(t.batch_size, 16), lr=2 * t.lr) # shorter schedule, more and larger steps
+    return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, n_train=min(cfg.scene.n_train, 256), n_val=min(cfg.scene.n_val, 64)),
+                               cam_scales=(1.0,), cam_train=short(cfg.cam_train, 10), seg_train=short(cfg.seg_train, 4))
 
 def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
@@ -60,6 +60,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
         if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
+    if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     make_backbone(cfg.backbone) if cfg.weights is None else None
     return cfg
 
@@ -86,24 +87,22 @@ class Run:
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
     def _train_tf(self): return train_transform(self.cfg.crop)
 
-    def stage(self, name:str, fn):
+    def stage(self, name:str, fn, every_process:bool=False # training stages run in every DDP process, the others in rank 0 only
+             ):
         "Run stage `name` unless it is done; record its results and wall time."
         done = self.dir/'stages'/f'{name}.json'
-        if done.exists(): rec = load_json(done)
-        else:
-            t0 = time.time(); res = fn() or {}
-            rec = dict(results=res, seconds=round(time.time() - t0, 2))
-            if is_main_process(): save_json(rec, done)
+        _barrier(); todo = not done.exists(); _barrier()
+        if todo:
+            t0 = time.time(); res = fn() if every_process or is_main_process() else None
+            if is_main_process(): save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
             _barrier()
+        rec = load_json(done)
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
         return rec['results']
 
 # %% ../nbs/06_pipeline.ipynb #36e7d493
 def _data(self:Run):
-    if self.cfg.dataset == 'scene':
-        if is_main_process(): write_scene(self.root, self.cfg.scene)
-        _barrier()
-    for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
+    if self.cfg.dataset == 'scene': write_scene(self.root, self.cfg.scene)  # (a VOC folder was checked before the run began)
     ds = self.dataset(self.cfg.train_split)
     return dict(classes=list(ds.classes), n_train=len(ds), n_val=len(self.dataset(self.cfg.val_split)))
 Run._data = _data
@@ -128,7 +127,6 @@ def classifier(self:Run):
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
 def _make_cam(self:Run):
-    if not is_main_process(): return _barrier()
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'cam/npz') as tmp:
         for i in tqdm(range(len(ds)), desc='CAMs', disable=not self.progress, leave=False):
@@ -159,7 +157,6 @@ def _eval_cam(self:Run):
     return res
 
 def _pseudo_mask(self:Run):
-    if not is_main_process(): return _barrier()
     with atomic_dir(self.dir/'pseudo_mask') as tmp:
         ds = self.dataset(self.cfg.train_split)
         for i, c, k in self.cams(): save_mask(cam_to_label(c, k, self.results['threshold']), tmp/f'{ds.ids[i]}.png')
@@ -175,7 +172,6 @@ def _train_seg(self:Run):
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist])
 
 def _eval_seg(self:Run):
-    if not is_main_process(): return _barrier()
     ds = self.dataset(self.cfg.val_split, eval_transform())
     model = load_checkpoint(DeepLab(make_backbone(self.cfg.backbone), ds.n_classes), self.dir/'seg/seg.pt').to(self.device)
     res = evaluate_segmentation(model, ds, progress=self.progress)
@@ -220,7 +216,7 @@ def run(self:Run) -> dict:
         if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
             for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
         if is_main_process(): save_json(asdict(self.cfg), cfg_file)
-        for name in STAGES: self.stage(name, getattr(self, f'_{name}'))
+        for name in STAGES: self.stage(name, getattr(self, f'_{name}'), every_process=name.startswith('train'))
         results = dict(method='+'.join(self.cfg.method), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results,
                        stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
         if is_main_process(): save_json(results, self.dir/'results.json')
@@ -268,6 +264,9 @@ def _parser():
             s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve)')
             s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
             s.add_argument('--epochs', type=int, default=None, help='classifier epochs (segmentation: about half)')
+            s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
+            s.add_argument('--n-train', type=int, default=None, help='scene: training images')
+            s.add_argument('--n-val', type=int, default=None, help='scene: held-out images')
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -277,22 +276,38 @@ def config_from_args(a) -> RunConfig:
         voc = a.dataset == 'voc'
         cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels,
                                   method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'),
-                                  weights=a.weights, threshold=a.threshold, crop=448 if voc else None,
+                                  weights=a.weights, threshold=a.threshold, crop=a.crop or (448 if voc else None),
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
         if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if a.weights else 1.0),
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if a.weights else 1.0))
-        if a.confounding is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, confounding=a.confounding))
+        for opt, key in ((a.confounding, 'confounding'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
+            if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
                                                            seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
     return check_config(quick_config(cfg) if a.quick else cfg)
+
+def init_distributed(device:str) -> str:
+    "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
+    local = int(os.environ.get('LOCAL_RANK', '0'))
+    cuda = device != 'cpu' and torch.cuda.is_available()
+    torch.distributed.init_process_group('nccl' if cuda else 'gloo')
+    if cuda: torch.cuda.set_device(local)
+    return f'cuda:{local}' if cuda else 'cpu'
 
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
     try:
         cfg = config_from_args(a)
-        res = Run(cfg, a.out or f'runs/{a.command}', a.device, progress=not a.no_progress).run()
+        out = Path(a.out or f'runs/{a.command}')
+        res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
+        if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError) as e:
         print(f'wsss_nb: error: {e}', file=sys.stderr); sys.exit(1)
-    if is_main_process():
-        print(results_table([res])); print(f"results: {Path(a.out or f'runs/{a.command}')/'results.json'}")
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+
+# %% ../nbs/06_pipeline.ipynb #8cd47b09
+#| eval: false
+if __name__ == '__main__': main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command (via `make test`): notebooks clean, wsss_nb/ exported from them, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+snapshot() { git ls-files -co --exclude-standard -- nbs wsss_nb | sort | xargs -d '\n' sha1sum 2>/dev/null; }
+before=$(snapshot)
+nbdev_clean >/dev/null
+if [ "$before" != "$(snapshot)" ]; then
+  echo "FAIL: nbdev_clean changed the notebooks (run nbdev_clean and commit):"; git status --short -- nbs; exit 1
+fi
+nbdev_export
+if [ "$before" != "$(snapshot)" ]; then
+  echo "FAIL: wsss_nb/ does not match the notebooks (run nbdev_export and commit; never edit wsss_nb/*.py by hand):"; git status --short -- wsss_nb; exit 1
+fi
+echo "notebooks clean, library in sync with them"
+python -m pytest -q tests "$@"

@@ -1,0 +1,133 @@
+"The `wsss_nb` command as a user runs it: a tiny run, determinism, resuming, the real VOC sample, and bad input."
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pytest
+from PIL import Image
+from wsss_nb.core import save_mask, load_json
+from wsss_nb.data import write_scene, SceneConfig, find_voc_sample
+from wsss_nb.pipeline import main
+
+TINY = ['--n-train', '48', '--n-val', '16', '--epochs', '2', '--no-progress']
+KEYS = ('pseudo_mask_miou', 'best_threshold', 'seg_miou', 'threshold_curve', 'context_leakage', 'part_recall', 'body_recall',
+        'threshold_spread', 'boundary_f', 'stage_seconds')
+
+def wsss(*args, cwd=None):
+    return subprocess.run([sys.executable, '-m', 'wsss_nb.pipeline', *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+def cli_error(capsys, *args):
+    "Run the command in-process (fast) where it must fail: its exit code and stderr."
+    with pytest.raises(SystemExit) as e: main(list(args))
+    return e.value.code, capsys.readouterr().err
+
+def metrics(res): return {k: v for k, v in res.items() if 'seconds' not in k}
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('cli')/'run'
+    p = wsss('run', '--out', str(out), '--seed', '1', *TINY)
+    assert p.returncode == 0, p.stderr
+    return out, p
+
+def test_run_writes_the_run_folder(tiny_run):
+    out, p = tiny_run
+    res = load_json(out/'results.json')
+    for k in KEYS: assert k in res, k
+    assert 0 < res['pseudo_mask_miou'] < 1 and 0 <= res['seg_miou'] <= 1
+    assert len(list((out/'pseudo_mask').glob('*.png'))) == 48 and len(list((out/'cam/npz').glob('*.npz'))) == 48
+    assert len(list((out/'seg/pred').glob('*.png'))) == 16
+    for f in ('cams.png', 'threshold_curve.png'): assert (out/'figures'/f).stat().st_size > 0
+    assert 'pseudo-mask mIoU' in p.stdout  # the results table
+
+def test_same_seed_same_metrics(tiny_run, tmp_path):
+    out, _ = tiny_run
+    p = wsss('run', '--out', str(tmp_path/'again'), '--seed', '1', *TINY)
+    assert p.returncode == 0, p.stderr
+    assert metrics(load_json(tmp_path/'again/results.json')) == metrics(load_json(out/'results.json'))
+
+def test_resume_after_a_killed_stage(tiny_run, tmp_path):
+    out, _ = tiny_run
+    run = tmp_path/'run'; shutil.copytree(out, run)
+    for stage in ('train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
+    shutil.rmtree(run/'seg')
+    (run/'results.json').unlink()
+    p = wsss('run', '--out', str(run), '--seed', '1', *TINY)
+    assert p.returncode == 0, p.stderr
+    res, ref = load_json(run/'results.json'), load_json(out/'results.json')
+    assert metrics(res) == metrics(ref)
+    assert res['stage_seconds']['train_cam'] == ref['stage_seconds']['train_cam']  # not re-run
+
+def test_different_options_same_folder_refused(tiny_run):
+    out, _ = tiny_run
+    p = wsss('run', '--out', str(out), '--seed', '2', *TINY)
+    assert p.returncode != 0 and 'seed' in p.stderr and (out/'results.json').exists()
+
+@pytest.mark.parametrize('args,expect', [
+    (['--method', 'baseline,magic'], '--method'),
+    (['--dataset', 'coco'], '--dataset'),
+    (['--backbone', 'vgg'], '--backbone'),
+    (['--threshold', '2'], '--threshold'),
+    (['--device', 'tpu'], '--device'),
+    (['--dataset', 'voc'], '--root'),
+])
+def test_bad_option(args, expect, tmp_path, capsys):
+    code, err = cli_error(capsys, 'run', '--out', str(tmp_path/'run'), *TINY, *args)
+    assert code != 0 and expect in err, err
+    assert not (tmp_path/'run').exists()
+
+@pytest.fixture
+def voc_copy(tmp_path):
+    root = write_scene(tmp_path/'voc', SceneConfig(n_train=12, n_val=4))
+    return root
+
+def _break_missing_split(r): (r/'ImageSets/Segmentation/val.txt').unlink(); return 'val.txt'
+def _break_missing_mask(r): (r/'SegmentationClass/scene_000003.png').unlink(); return 'scene_000003'
+def _break_size(r): save_mask(np.zeros((32, 64), np.uint8), r/'SegmentationClass/scene_000004.png'); return 'scene_000004'
+def _break_value(r): save_mask(np.full((64, 64), 42, np.uint8), r/'SegmentationClass/scene_000005.png'); return 'scene_000005'
+def _break_corrupt(r): (r/'JPEGImages/scene_000006.png').write_bytes(b'\x89PNG garbage'); return 'scene_000006.png'
+def _break_root(r): shutil.rmtree(r); return str(r)
+
+@pytest.mark.parametrize('breaker', [_break_missing_split, _break_missing_mask, _break_size, _break_value, _break_corrupt, _break_root])
+def test_bad_dataset(voc_copy, breaker, tmp_path, capsys):
+    name = breaker(voc_copy)
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(voc_copy), '--backbone', 'small', '--out', str(tmp_path/'run'), *TINY)
+    assert code != 0 and name in err and err.startswith('wsss_nb: error:'), err
+    assert not (tmp_path/'run').exists()  # no partial output
+
+def test_empty_aug_folder_is_missing_masks(tmp_path, capsys):
+    "SegmentationClassAug is preferred when present: an empty one means every mask is missing, and says so."
+    root = write_scene(tmp_path/'voc', SceneConfig(n_train=12, n_val=4))
+    (root/'SegmentationClassAug').mkdir()
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(root), '--backbone', 'small', '--out', str(tmp_path/'run'), *TINY)
+    assert code != 0 and 'SegmentationClassAug' in err
+    assert not (tmp_path/'run').exists()
+
+def test_failure_in_a_late_stage_leaves_no_output(tmp_path, capsys, monkeypatch):
+    "A run folder this command created is removed when any stage fails."
+    from wsss_nb.pipeline import Run
+    def boom(self): raise ValueError('segmentation stage failed on purpose')
+    monkeypatch.setattr(Run, '_train_seg', boom)
+    code, err = cli_error(capsys, 'run', '--out', str(tmp_path/'run'), *TINY)
+    assert code != 0 and 'on purpose' in err
+    assert not (tmp_path/'run').exists()
+
+VOC = find_voc_sample()
+
+@pytest.mark.skipif(VOC is None, reason='../shared/data/voc2012-sample is absent')
+def test_real_voc_sample_smoke(tmp_path):
+    "The real-data path end to end on 20 PASCAL VOC photos (small backbone, one epoch: a smoke run, not a benchmark)."
+    p = wsss('run', '--dataset', 'voc', '--root', str(VOC), '--train-split', 'demo20', '--val-split', 'demo20', '--backbone', 'small',
+             '--epochs', '1', '--crop', '192', '--quick', '--out', str(tmp_path/'voc'), '--no-progress')
+    assert p.returncode == 0, p.stderr
+    res = load_json(tmp_path/'voc/results.json')
+    assert res['dataset'] == 'voc' and len(res['classes']) == 21 and 0 <= res['seg_miou'] <= 1
+    assert 'context_leakage' not in res  # a scene-only diagnostic
+    masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
+    assert len(masks) == 20 and Image.open(masks[0]).mode == 'P'
+
+def test_torchrun_two_processes(tmp_path):
+    "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder."
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
+                        'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', *TINY], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = load_json(tmp_path/'ddp/results.json')
+    assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48

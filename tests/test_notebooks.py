@@ -1,0 +1,29 @@
+"Every notebook in nbs/ is a test: run it with nbdev's test runner, honouring the `tst_flags` of settings.ini."
+import os
+from pathlib import Path
+import pytest, torch
+from nbdev.config import get_config
+from nbdev.test import test_nb
+
+NBS = Path(__file__).resolve().parent.parent/'nbs'
+NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
+
+def _force_flags():
+    "Flags to run although settings.ini skips them: `gpu` where a CUDA device is usable, plus WSSS_TEST_FLAGS (e.g. 'slow')."
+    flags = os.environ.get('WSSS_TEST_FLAGS', '').split()
+    return flags + (['gpu'] if torch.cuda.is_available() else [])
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook(nb, monkeypatch):
+    monkeypatch.chdir(NBS)
+    ok, _ = test_nb(nb, skip_flags=get_config().tst_flags.split(), force_flags=_force_flags())
+    assert ok, f'{nb.name} failed (its traceback is printed above)'
+
+def test_every_module_comes_from_a_notebook():
+    "No hand-written module hides in wsss_nb/: each is the default_exp of a notebook."
+    import json
+    exported = {src.split('default_exp')[1].strip() for nb in NOTEBOOKS for c in json.loads(nb.read_text())['cells']
+                for src in [''.join(c['source'])] if c['cell_type'] == 'code' and src.startswith('#| default_exp')}
+    lib = NBS.parent/'wsss_nb'
+    mods = {str(p.relative_to(lib).with_suffix('')).replace('/', '.') for p in lib.rglob('*.py') if not p.name.startswith('_')}
+    assert mods == exported, (mods, exported)
