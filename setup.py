@@ -33,7 +33,6 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['wsss_nb', 'wsss_nb.*']),
     include_package_data=True,
-    package_data={'wsss_nb': ['data/*']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'gpu': gpu_requirements},
     dependency_links=cfg.get('dep_links', '').split(),

@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 import pytest, torch
 from nbdev.config import get_config
-from nbdev.test import test_nb
+from nbdev import test as nbdev_test  # (not `import test_nb`: pytest would collect it)
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
 NOTEBOOKS = sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
@@ -16,7 +16,7 @@ def _force_flags():
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, monkeypatch):
     monkeypatch.chdir(NBS)
-    ok, _ = test_nb(nb, skip_flags=get_config().tst_flags.split(), force_flags=_force_flags())
+    ok, _ = nbdev_test.test_nb(nb, skip_flags=get_config().tst_flags.split(), force_flags=_force_flags())
     assert ok, f'{nb.name} failed (its traceback is printed above)'
 
 def test_every_module_comes_from_a_notebook():

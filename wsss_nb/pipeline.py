@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .core import *
 from .data import *
 from .metrics import *
-from .models import load_checkpoint, make_backbone
+from .models import BACKBONES, load_checkpoint, make_backbone
 from .cam import *
 from .seg import *
 
@@ -61,7 +61,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
-    make_backbone(cfg.backbone) if cfg.weights is None else None
+    if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
+    if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
