@@ -70,6 +70,12 @@ class Learner:
         for g in groups: g['initial_lr'] = g['lr']
         return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
+    def _average_plugin_grads(self):
+        "Under DDP, average the plug-ins' gradients over the processes (DDP averages only the model's)."
+        ws = torch.distributed.get_world_size()
+        for p in (p for pl in self.plugins for p in pl.parameters()):
+            if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
+
     def fit(self):
         "Run `cfg.epochs` epochs; returns the per-epoch history of mean losses."
         self.model.to(self.device).train()
@@ -96,7 +102,9 @@ class Learner:
                 self.loss = sum(terms.values())
                 if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]})")
                 for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
-                self.opt.zero_grad(set_to_none=True); self.loss.backward(); self.opt.step()
+                self.opt.zero_grad(set_to_none=True); self.loss.backward()
+                if net is not self.model: self._average_plugin_grads()
+                self.opt.step()
                 step += 1; bar.update()
                 for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
                 bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)

@@ -132,7 +132,7 @@ def plot_threshold_curve(curves:dict, # {name: {threshold: mIoU}}, e.g. {'CAM': 
         line, = ax.plot(list(curve), [100 * v for v in curve.values()], marker='.',
                         label=f"{name}: best {100*v_best:.1f} @ {t_best:.2f}, spread {100*spread:.1f}")
         ax.plot(t_best, 100 * v_best, marker='*', ms=14, color=line.get_color())
-    ax.set(xlabel='background threshold', ylabel='mIoU (%)', title='pseudo-mask mIoU vs threshold (shaded: spread range)')
+    ax.set(xlabel='background threshold', ylabel='mIoU (%)', title='mIoU vs threshold (grey: spread range)')
     ax.legend(fontsize=8)
     return ax
 

@@ -148,11 +148,11 @@ def _eval_cam(self:Run):
     curve = threshold_curve([c for _, c, _ in cs], [k for _, _, k in cs], gts, ds.n_classes, self.cfg.thresholds)
     best_t, best = best_threshold(curve)
     thr = self.cfg.threshold if self.cfg.threshold is not None else best_t
-    bf, diag = BoundaryF(ds.n_classes), SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
+    cm, bf, diag = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
     for i, c, k in cs:
-        pm = cam_to_label(c, k, thr); bf.update(gts[i], pm)
+        pm = cam_to_label(c, k, thr); cm.update(gts[i], pm); bf.update(gts[i], pm)
         if diag: diag.update(i, c, k, pm)
-    res = dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=curve[thr] if thr in curve else miou(gts, [cam_to_label(c, k, thr) for _, c, k in cs], ds.n_classes),
+    res = dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
                threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f)
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
@@ -183,14 +183,13 @@ Run._train_seg, Run._eval_seg = _train_seg, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #ed9095d9
 def _figures(self:Run, n:int=8):
-    import matplotlib; matplotlib.use('Agg', force=False) if 'ipykernel' not in sys.modules else None
     import matplotlib.pyplot as plt
     ds = self.dataset(self.cfg.train_split); n = min(n, len(ds))
     with atomic_dir(self.dir/'figures') as tmp:
         fig, axs = plt.subplots(4, n, figsize=(1.6 * n, 6.8), squeeze=False)
         for j, (i, c, k) in zip(range(n), self.cams()):
             img = ds.image(i)
-            axs[0, j].imshow(img); axs[0, j].set_title(', '.join(ds.classes[x] for x in k), fontsize=6)
+            axs[0, j].imshow(img); axs[0, j].set_title('\n'.join(ds.classes[x] for x in k), fontsize=6)
             axs[1, j].imshow(overlay(img, c.max(0) if len(c) else np.zeros(img.shape[:2])))
             axs[2, j].imshow(colorize(load_mask(self.dir/'pseudo_mask'/f'{ds.ids[i]}.png'))); axs[3, j].imshow(colorize(ds.mask(i)))
         for ax, t in zip(axs[:, 0], ('image', 'CAM', 'pseudo-mask', 'ground truth')): ax.set_ylabel(t, fontsize=8)
