@@ -24,7 +24,7 @@ def metrics(res): return {k: v for k, v in res.items() if 'seconds' not in k}
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('cli')/'run'
-    p = wsss('run', '--out', str(out), '--seed', '1', *TINY)
+    p = wsss('run', '--out', str(out), '--seed', '1', '--crf', *TINY)
     assert p.returncode == 0, p.stderr
     return out, p
 
@@ -36,11 +36,12 @@ def test_run_writes_the_run_folder(tiny_run):
     assert len(list((out/'pseudo_mask').glob('*.png'))) == 48 and len(list((out/'cam/npz').glob('*.npz'))) == 48
     assert len(list((out/'seg/pred').glob('*.png'))) == 16
     for f in ('cams.png', 'threshold_curve.png'): assert (out/'figures'/f).stat().st_size > 0
-    assert 'pseudo-mask mIoU' in p.stdout  # the results table
+    assert 'pseudo-mask mIoU' in p.stdout and '+CRF' in p.stdout  # the results table
+    assert res['method'] == 'baseline+crf' and 0 < res['crf_pseudo_mask_miou'] < 1 and 0 <= res['crf_boundary_f'] <= 1
 
 def test_same_seed_same_metrics(tiny_run, tmp_path):
     out, _ = tiny_run
-    p = wsss('run', '--out', str(tmp_path/'again'), '--seed', '1', *TINY)
+    p = wsss('run', '--out', str(tmp_path/'again'), '--seed', '1', '--crf', *TINY)
     assert p.returncode == 0, p.stderr
     assert metrics(load_json(tmp_path/'again/results.json')) == metrics(load_json(out/'results.json'))
 
@@ -50,7 +51,7 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
     for stage in ('train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
     shutil.rmtree(run/'seg')
     (run/'results.json').unlink()
-    p = wsss('run', '--out', str(run), '--seed', '1', *TINY)
+    p = wsss('run', '--out', str(run), '--seed', '1', '--crf', *TINY)
     assert p.returncode == 0, p.stderr
     res, ref = load_json(run/'results.json'), load_json(out/'results.json')
     assert metrics(res) == metrics(ref)
@@ -58,7 +59,7 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
 
 def test_different_options_same_folder_refused(tiny_run):
     out, _ = tiny_run
-    p = wsss('run', '--out', str(out), '--seed', '2', *TINY)
+    p = wsss('run', '--out', str(out), '--seed', '2', '--crf', *TINY)
     assert p.returncode != 0 and 'seed' in p.stderr and (out/'results.json').exists()
 
 @pytest.mark.parametrize('args,expect', [

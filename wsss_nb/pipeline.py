@@ -16,10 +16,12 @@ from .metrics import *
 from .models import BACKBONES, load_checkpoint, make_backbone
 from .cam import *
 from .seg import *
+from .kernels.threshold import cam_to_label
+from .kernels.crf import DenseCRF, PRESETS, unary_from_labels
 
 # %% auto #0
-__all__ = ['METHODS', 'STAGES', 'RunConfig', 'quick_config', 'check_config', 'Run', 'plugins', 'classifier', 'cams', 'run',
-           'results_table', 'config_from_args', 'init_distributed', 'main']
+__all__ = ['METHODS', 'STAGES', 'RunConfig', 'quick_config', 'check_config', 'Run', 'plugins', 'classifier', 'cams',
+           'crf_pseudo_mask', 'run', 'results_table', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline',) # the methods this version composes
@@ -39,6 +41,8 @@ class RunConfig:
     seed:int=0 # seeds the data, the initialisation and the data order
     cam_scales:tuple=(1.0, 1.5) # CAM inference scales (with flips)
     threshold:float|None=None # background threshold of the pseudo-masks; None = best on the train curve
+    crf:bool=False # refine the pseudo-masks with the dense CRF (IRN's recipe)
+    crf_preset:str='irn' # CRF parameters: 'irn' or 'psa'
     thresholds:tuple=tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist()) # thresholds of the mIoU curve
     scene:SceneConfig=field(default_factory=SceneConfig) # the scene SCM's knobs (dataset='scene')
     cam_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=12, batch_size=32, lr=0.05))
@@ -58,6 +62,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if not cfg.method: raise ValueError("--method: give at least one method")
     for m in cfg.method:
         if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
+    if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
@@ -157,13 +162,31 @@ def _eval_cam(self:Run):
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
 
+def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
+                    cam:np.ndarray, keys:np.ndarray, # the image's normalised CAMs and class ids
+                    threshold:float, # background score
+                    gt_prob:float=0.7, # confidence given to the thresholded labels
+                    iterations:int=10 # mean-field updates
+                   ) -> np.ndarray:
+    "IRN's CRF refinement of a thresholded CAM: labels -> unary (`gt_prob`) -> dense CRF -> argmax -> class ids."
+    idx = cam_to_label(cam, np.arange(1, len(keys) + 1), threshold)
+    q = crf.inference(unary_from_labels(idx, len(keys) + 1, gt_prob, zero_unsure=False), iterations)
+    return np.concatenate([[0], keys]).astype(np.uint8)[q.argmax(0)]
+
 def _pseudo_mask(self:Run):
+    ds, thr, res = self.dataset(self.cfg.train_split), self.results['threshold'], {}
+    if self.cfg.crf: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     with atomic_dir(self.dir/'pseudo_mask') as tmp:
-        ds = self.dataset(self.cfg.train_split)
-        for i, c, k in self.cams(): save_mask(cam_to_label(c, k, self.results['threshold']), tmp/f'{ds.ids[i]}.png')
+        for i, c, k in tqdm(self.cams(), total=len(ds), desc='pseudo-masks', disable=not self.progress, leave=False):
+            pm = cam_to_label(c, k, thr)
+            if self.cfg.crf:
+                pm = crf_pseudo_mask(DenseCRF(ds.image(i), self.cfg.crf_preset), c, k, thr)
+                gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
+            save_mask(pm, tmp/f'{ds.ids[i]}.png')
+    return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if self.cfg.crf else {}
 Run.cams, Run._eval_cam, Run._pseudo_mask = cams, _eval_cam, _pseudo_mask
 
-# %% ../nbs/06_pipeline.ipynb #4e014801
+# %% ../nbs/06_pipeline.ipynb #ed9095d9
 def _train_seg(self:Run):
     c = self.cfg
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
@@ -181,7 +204,7 @@ def _eval_seg(self:Run):
     return dict(seg_miou=res['miou'], seg_boundary_f=res['boundary_f'])
 Run._train_seg, Run._eval_seg = _train_seg, _eval_seg
 
-# %% ../nbs/06_pipeline.ipynb #ed9095d9
+# %% ../nbs/06_pipeline.ipynb #5ef56eaf
 def _figures(self:Run, n:int=8):
     import matplotlib.pyplot as plt
     ds = self.dataset(self.cfg.train_split); n = min(n, len(ds))
@@ -200,7 +223,7 @@ def _figures(self:Run, n:int=8):
         fig.tight_layout(); fig.savefig(tmp/'threshold_curve.png', dpi=100); plt.close(fig)
 Run._figures = _figures
 
-# %% ../nbs/06_pipeline.ipynb #d07f1b14
+# %% ../nbs/06_pipeline.ipynb #46ec0a90
 STAGES = ('data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures')
 
 def run(self:Run) -> dict:
@@ -217,7 +240,7 @@ def run(self:Run) -> dict:
             for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
         if is_main_process(): save_json(asdict(self.cfg), cfg_file)
         for name in STAGES: self.stage(name, getattr(self, f'_{name}'), every_process=name.startswith('train'))
-        results = dict(method='+'.join(self.cfg.method), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results,
+        results = dict(method='+'.join(self.cfg.method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results,
                        stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
         if is_main_process(): save_json(results, self.dir/'results.json')
         return results
@@ -226,10 +249,10 @@ def run(self:Run) -> dict:
         raise
 Run.run = run
 
-# %% ../nbs/06_pipeline.ipynb #d673b3e6
+# %% ../nbs/06_pipeline.ipynb #01b347b3
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
-    cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
+    cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
             ('seg mIoU', 'seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
     rows = [[h for h, _, _ in cols]]
@@ -242,7 +265,7 @@ def results_table(results:list) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)) for r in rows)
 
-# %% ../nbs/06_pipeline.ipynb #fc0819f2
+# %% ../nbs/06_pipeline.ipynb #8cd47b09
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -262,6 +285,8 @@ def _parser():
             s.add_argument('--backbone', default=None, choices=('small', 'resnet50'), help="default: small on scene, resnet50 on voc")
             s.add_argument('--weights', default=None, help="torchvision ResNet-50 weights, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
             s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve)')
+            s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF')
+            s.add_argument('--crf-preset', default='irn', help="CRF parameters: 'irn' or 'psa'")
             s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
             s.add_argument('--epochs', type=int, default=None, help='classifier epochs (segmentation: about half)')
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
@@ -271,12 +296,12 @@ def _parser():
 
 def config_from_args(a) -> RunConfig:
     "The `RunConfig` of parsed command-line arguments."
-    cfg = RunConfig(seed=a.seed, scene=SceneConfig(seed=a.seed))
+    cfg = RunConfig(seed=a.seed, scene=SceneConfig(seed=a.seed), crf=a.command == 'demo')  # the demo: everything the library has
     if a.command == 'run':
         voc = a.dataset == 'voc'
         cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels,
                                   method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'),
-                                  weights=a.weights, threshold=a.threshold, crop=a.crop or (448 if voc else None),
+                                  weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop or (448 if voc else None),
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
         if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if a.weights else 1.0),
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if a.weights else 1.0))
@@ -308,6 +333,6 @@ def main(argv=None):
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/06_pipeline.ipynb #8cd47b09
+# %% ../nbs/06_pipeline.ipynb #91c82e59
 #| eval: false
 if __name__ == '__main__': main()
