@@ -57,15 +57,6 @@ def _median_time(f, repeats):
         t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
 
-def _pydensecrf(image, unary, p):
-    import pydensecrf.densecrf as dcrf
-    M, H, W = unary.shape
-    d = dcrf.DenseCRF2D(W, H, M)
-    d.setUnaryEnergy(np.ascontiguousarray(unary.reshape(M, -1)))
-    d.addPairwiseGaussian(sxy=p['gauss_sxy'], compat=p['gauss_compat'])
-    d.addPairwiseBilateral(sxy=p['bilateral_sxy'], srgb=p['bilateral_srgb'], rgbim=image, compat=p['bilateral_compat'])
-    return d
-
 def bench_crf(images:list, # (H, W, 3) uint8 photos
               masks:list, # their (H, W) label maps (folded onto M labels for the unary)
               labels:tuple=(2, 3, 4, 21), presets:tuple=('irn', 'psa'), iterations:int=10,
@@ -74,13 +65,12 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
              ) -> list:
     "Rows of set-up / inference / total seconds for ours (per thread count) and pydensecrf, with speed-up ratios."
     import numba
-    from wsss_nb.kernels.crf import DenseCRF, crf_params, unary_from_labels
+    from wsss_nb.kernels.crf import DenseCRF, pydensecrf_model, unary_from_labels
     try: import pydensecrf.densecrf  # noqa: the reference, when installed
     except ImportError: ref = False
     else: ref = True
     threads, rows, all_threads = threads or (1, numba.config.NUMBA_NUM_THREADS), [], numba.config.NUMBA_NUM_THREADS
     for preset in presets:
-        p = crf_params(preset)
         for M in labels:
             for img, mask in zip(images, masks):
                 lab = np.where(mask == 255, 0, mask) % M
@@ -95,8 +85,8 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
                     row[f'ours_{t}t'] = row[f'ours_{t}t_setup'] + row[f'ours_{t}t_infer']
                 numba.set_num_threads(all_threads)
                 if ref:
-                    d = _pydensecrf(img, U, p)
-                    row['ref_setup'] = _median_time(lambda: _pydensecrf(img, U, p), repeats)
+                    d = pydensecrf_model(img, U, preset)
+                    row['ref_setup'] = _median_time(lambda: pydensecrf_model(img, U, preset), repeats)
                     row['ref_infer'] = _median_time(lambda: d.inference(iterations), repeats)
                     row['ref'] = row['ref_setup'] + row['ref_infer']
                     q_ref = np.array(d.inference(iterations)).reshape(U.shape); q = crf.inference(U, iterations)

@@ -85,6 +85,11 @@ class Run:
         self.device = get_device(device)
         self.times, self.results = {}, {}
 
+    @classmethod
+    def open(cls, out:str|Path, device:str='auto', progress:bool=True):
+        "The run in folder `out`, with the configuration it was made with (e.g. to look at its stages in a notebook)."
+        return cls(config_from_dict(RunConfig, load_json(Path(out)/'config.json')), out, device, progress)
+
     # ---- paths and datasets
     @property
     def root(self) -> Path: return self.dir/'data' if self.cfg.dataset == 'scene' else Path(self.cfg.root)

@@ -13,7 +13,7 @@ from numba import njit, prange
 # %% auto #0
 __all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'PermutohedralLattice', 'kernel_norm', 'NumbaCRF',
            'cuda_usable', 'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax', 'unary_from_labels',
-           'dense_crf', 'dense_crf_batch']
+           'dense_crf', 'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
 @njit(parallel=True, cache=True)
@@ -538,3 +538,20 @@ def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may diff
         numba.set_num_threads(1) # per thread: this image is this thread's only work
         return run(*pair)
     with ThreadPoolExecutor(workers) as ex: return [first, *ex.map(one, zip(images[1:], unaries[1:]))]
+
+# %% ../../nbs/02a_kernels.crf.ipynb #98af62e6
+def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB
+                     unary:np.ndarray, # (M, H, W) float32 energies
+                     preset:str='irn', **params):
+    "The reference C++ CRF set up with our parameters (needs `pip install pydensecrf2`, never a dependency); `.inference(n)` runs it."
+    import pydensecrf.densecrf as dcrf
+    p, (M, H, W) = crf_params(preset, **params), unary.shape
+    d = dcrf.DenseCRF2D(W, H, M)
+    d.setUnaryEnergy(np.ascontiguousarray(unary.reshape(M, -1)))
+    d.addPairwiseGaussian(sxy=p['gauss_sxy'], compat=p['gauss_compat'])
+    d.addPairwiseBilateral(sxy=p['bilateral_sxy'], srgb=p['bilateral_srgb'], rgbim=image, compat=p['bilateral_compat'])
+    return d
+
+def pydensecrf_marginals(image, unary, preset='irn', iterations=10, **params) -> np.ndarray:
+    "Marginals (M, H, W) float32 of the reference CRF."
+    return np.array(pydensecrf_model(image, unary, preset, **params).inference(iterations), np.float32).reshape(unary.shape)
