@@ -66,9 +66,8 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
     "Rows of set-up / inference / total seconds for ours (per thread count) and pydensecrf, with speed-up ratios."
     import numba
     from wsss_nb.kernels.crf import DenseCRF, pydensecrf_model, unary_from_labels
-    try: import pydensecrf.densecrf  # noqa: the reference, when installed
-    except ImportError: ref = False
-    else: ref = True
+    import importlib.util
+    ref = importlib.util.find_spec('pydensecrf') is not None  # the reference, where installed by hand
     threads, rows, all_threads = threads or (1, numba.config.NUMBA_NUM_THREADS), [], numba.config.NUMBA_NUM_THREADS
     for preset in presets:
         for M in labels:

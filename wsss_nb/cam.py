@@ -4,8 +4,6 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
-import os, time, math
-from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader

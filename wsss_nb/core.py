@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os, json, random, shutil, tempfile, dataclasses
 from contextlib import contextmanager
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch

@@ -4,8 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #e2d3522f
 from __future__ import annotations
-import os
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch

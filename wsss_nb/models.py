@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_models.ipynb #ae85df39
 from __future__ import annotations
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 import torchvision
 
 # %% auto #0

@@ -179,7 +179,7 @@ def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
     return np.concatenate([[0], keys]).astype(np.uint8)[q.argmax(0)]
 
 def _pseudo_mask(self:Run):
-    ds, thr, res = self.dataset(self.cfg.train_split), self.results['threshold'], {}
+    ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']
     if self.cfg.crf: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     with atomic_dir(self.dir/'pseudo_mask') as tmp:
         for i, c, k in tqdm(self.cams(), total=len(ds), desc='pseudo-masks', disable=not self.progress, leave=False):

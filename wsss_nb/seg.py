@@ -4,7 +4,6 @@
 
 # %% ../nbs/05_seg.ipynb #40fb9ee0
 from __future__ import annotations
-import os
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm

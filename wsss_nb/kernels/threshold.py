@@ -6,7 +6,6 @@
 from __future__ import annotations
 import numpy as np
 import time
-import numba
 from numba import njit, prange
 from ..core import IGNORE
 
