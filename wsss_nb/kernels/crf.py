@@ -390,8 +390,9 @@ class NumbaCRF:
 # %% ../../nbs/02a_kernels.crf.ipynb #72c9a3f6
 BACKENDS = {'numba': NumbaCRF} # name -> backend class; the CuPy backend adds 'cupy'
 
+@functools.lru_cache(maxsize=1)
 def cuda_usable()->bool:
-    "True when CuPy imports and sees at least one CUDA device."
+    "True when CuPy imports and sees at least one CUDA device (checked once per process)."
     try:
         import cupy
         return cupy.cuda.runtime.getDeviceCount() > 0
@@ -401,6 +402,7 @@ def resolve_backend(backend:str='auto', # 'auto', 'numba' or 'cupy'
                    )->str:
     "The backend that will run: 'numba' or 'cupy'."
     if backend not in ('auto', 'numba', 'cupy'): raise ValueError(f"unknown backend {backend!r}: use 'auto', 'numba' or 'cupy'")
+    if backend != 'numba' and cuda_usable(): import wsss_nb.kernels.crf_cupy  # registers BACKENDS['cupy'] (imports this module: not at the top)
     if backend == 'auto': return 'cupy' if 'cupy' in BACKENDS and cuda_usable() else 'numba'
     if backend == 'cupy' and not cuda_usable(): raise ValueError("backend='cupy' needs CuPy and a usable CUDA device; none here (use 'auto' or 'numba')")
     if backend not in BACKENDS: raise ValueError(f"backend {backend!r} is not available in this version; use 'numba'")
