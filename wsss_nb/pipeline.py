@@ -141,8 +141,8 @@ def _make_cam(self:Run):
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'cam/npz') as tmp:
         for i in tqdm(range(len(ds)), desc='CAMs', disable=not self.progress, leave=False):
-            b = ds[i]
-            save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], ds.label_ids(i), self.cfg.cam_scales))
+            b = ds[i]  # (its labels come with it: no second read of the mask)
+            save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist(), self.cfg.cam_scales))
 Run.plugins, Run._train_cam, Run.classifier, Run._make_cam = plugins, _train_cam, classifier, _make_cam
 
 # %% ../nbs/06_pipeline.ipynb #a9277d20
