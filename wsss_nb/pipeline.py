@@ -183,10 +183,10 @@ def _pseudo_mask(self:Run):
     if self.cfg.crf: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     with atomic_dir(self.dir/'pseudo_mask') as tmp:
         for i, c, k in tqdm(self.cams(), total=len(ds), desc='pseudo-masks', disable=not self.progress, leave=False):
-            pm = cam_to_label(c, k, thr)
             if self.cfg.crf:
                 pm = crf_pseudo_mask(DenseCRF(ds.image(i), self.cfg.crf_preset), c, k, thr)
                 gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
+            else: pm = cam_to_label(c, k, thr)
             save_mask(pm, tmp/f'{ds.ids[i]}.png')
     return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if self.cfg.crf else {}
 Run.cams, Run._eval_cam, Run._pseudo_mask = cams, _eval_cam, _pseudo_mask
