@@ -38,6 +38,7 @@ def classification_loss(out:dict, batch:dict) -> torch.Tensor:
 class Plugin:
     "A method's hooks into `Learner.fit`; override only what the method needs."
     name = 'plugin'
+    main_loss_weight = 1.0 # scales the loop's own loss (e.g. 0.8 when a method mixes in its own classification loss)
     def parameters(self) -> list: return [] # extra trainable parameters, optimised with the head
     def before_fit(self, learn): pass
     def before_batch(self, learn): pass # may change `learn.inputs` (the model's positional inputs)
@@ -79,6 +80,7 @@ class Learner:
         self.model.to(self.device).train()
         for p in self.plugins: p.before_fit(self)
         self.opt = self._optimizer()
+        self.main_weight = float(np.prod([p.main_loss_weight for p in self.plugins]))
         net = self.model
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
@@ -93,7 +95,7 @@ class Learner:
                 self.inputs = [self.batch['image']]
                 for p in self.plugins: p.before_batch(self)
                 self.out = net(*self.inputs)
-                terms = {'loss': self.loss_func(self.out, self.batch)}
+                terms = {'loss': self.main_weight * self.loss_func(self.out, self.batch)}
                 for p in self.plugins:
                     l = p.loss(self)
                     if l is not None: terms[p.name] = l
