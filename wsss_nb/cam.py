@@ -25,8 +25,8 @@ class Classifier(nn.Module):
                 ):
         super().__init__()
         self.backbone, self.head = backbone, nn.Conv2d(backbone.out_channels, n_fg, 1, bias=False)
-    def forward(self, x):
-        cam = self.head(self.backbone(x))
+    def forward(self, x, *extra): # extra: more input maps for a backbone that takes them (e.g. CONTA's context prior)
+        cam = self.head(self.backbone(x, *extra))
         return dict(logits=cam.mean((2, 3)), cam=cam)
     def param_groups(self): return [list(self.backbone.parameters()), list(self.head.parameters())]
 
@@ -126,13 +126,13 @@ def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0)
 
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      cfg:TrainConfig, # the stage's hyper-parameters
-                     backbone:str='small', # backbone name
-                     weights:str|None=None, # ImageNet weights name for resnet50
+                     backbone:str|nn.Module='small', # backbone name, or a backbone module to start from (e.g. an earlier round's)
+                     weights:str|None=None, # ImageNet weights name for resnet50 (with a backbone name)
                      plugins:tuple=(), # method plug-ins
                      device='cpu', seed:int=0, progress:bool=True) -> tuple:
     "Train the CAM classifier; returns (model, history)."
     set_seed(seed)
-    model = Classifier(make_backbone(backbone, weights=weights), ds.n_classes - 1)
+    model = Classifier(backbone if isinstance(backbone, nn.Module) else make_backbone(backbone, weights=weights), ds.n_classes - 1)
     learn = Learner(model, make_loader(ds, cfg.batch_size, True, cfg.num_workers, seed), classification_loss, cfg, plugins, device, progress, 'classifier')
     return model, learn.fit()
 

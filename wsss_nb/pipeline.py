@@ -16,15 +16,17 @@ from .metrics import *
 from .models import BACKBONES, load_checkpoint, make_backbone
 from .cam import *
 from .seg import *
+from .conta import *
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, unary_from_labels
 
 # %% auto #0
-__all__ = ['METHODS', 'STAGES', 'RunConfig', 'quick_config', 'check_config', 'Run', 'plugins', 'classifier', 'cams',
-           'crf_pseudo_mask', 'run', 'results_table', 'config_from_args', 'init_distributed', 'main']
+__all__ = ['METHODS', 'ROUND_FIGURES', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context', 'plugins', 'classifier',
+           'cams', 'crf_pseudo_mask', 'round_run', 'stages', 'round_results', 'run', 'results_table',
+           'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
-METHODS = ('baseline',) # the methods this version composes
+METHODS = ('baseline', 'conta') # the methods this version composes
 
 @dataclass
 class RunConfig:
@@ -47,6 +49,7 @@ class RunConfig:
     scene:SceneConfig=field(default_factory=SceneConfig) # the scene SCM's knobs (dataset='scene')
     cam_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=12, batch_size=32, lr=0.05))
     seg_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=6, batch_size=32, lr=0.05))
+    conta:ContaConfig=field(default_factory=ContaConfig) # CONTA's rounds and options (method 'conta')
 
 # %% ../nbs/06_pipeline.ipynb #5a0de9ba
 def quick_config(cfg:RunConfig) -> RunConfig:
@@ -68,6 +71,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
+    if 'conta' in cfg.method: check_conta(cfg.conta)
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
@@ -84,6 +88,7 @@ class Run:
         self.cfg, self.dir, self.progress = check_config(cfg), Path(out), progress
         self.device = get_device(device)
         self.times, self.results = {}, {}
+        self.round, self.prev, self._root, self.rounds = 0, None, None, []  # a CONTA round >= 1 is a `Run` in rounds/<r> on its parent's data
 
     @classmethod
     def open(cls, out:str|Path, device:str='auto', progress:bool=True):
@@ -92,7 +97,7 @@ class Run:
 
     # ---- paths and datasets
     @property
-    def root(self) -> Path: return self.dir/'data' if self.cfg.dataset == 'scene' else Path(self.cfg.root)
+    def root(self) -> Path: return self._root or (self.dir/'data' if self.cfg.dataset == 'scene' else Path(self.cfg.root))
     def dataset(self, split:str, transform=None, mask_dir=None):
         "The run's dataset split (`mask_dir`: read masks from another folder, e.g. the pseudo-masks)."
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
@@ -119,13 +124,35 @@ def _data(self:Run):
 Run._data = _data
 
 # %% ../nbs/06_pipeline.ipynb #a29d57ee
+@property
+def context(self:Run) -> bool:
+    "Does this run's classifier take CONTA's M (a CONTA round >= 1 with the context on)?"
+    return 'conta' in self.cfg.method and self.round >= 1 and self.cfg.conta.context
+
 def plugins(self:Run, stage:str) -> list:
-    "The plug-ins the run's methods add to `stage` ('cam' or 'seg'); the baseline adds none."
-    return []
+    "The plug-ins the run's methods add to `stage` ('cam' or 'seg'): CONTA's rounds feed x_m to the classifier."
+    return [ContaPlugin(self.cfg.conta.x_m)] if stage == 'cam' and self.context else []
+
+def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
+                 ):
+    "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
+    c, n_cls = self.cfg, self.dataset(self.cfg.train_split).n_classes
+    bb = make_backbone(c.backbone, weights=c.weights if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
+    if trained and self.round >= 1 and c.conta.init == 'seg':
+        bb = load_checkpoint(DeepLab(make_backbone(c.backbone), n_cls), self.prev.dir/'seg/seg.pt').backbone
+    if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention), c.conta.block)
+    return bb
+
+def _cam_train_data(self:Run):
+    "The classifier's training set; in a CONTA round its masks are the previous round's predictions (x_m), with the true image labels."
+    c = self.cfg
+    if not self.context: return self.dataset(c.train_split, self._train_tf())
+    gt = self.dataset(c.train_split)
+    return WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.prev.dir/'seg/train_pred').resolve()), [gt.labels(i) for i in range(len(gt))])
 
 def _train_cam(self:Run):
     c = self.cfg
-    model, hist = train_classifier(self.dataset(c.train_split, self._train_tf()), c.cam_train, c.backbone, c.weights,
+    model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
                                    self.plugins('cam'), self.device, c.seed, self.progress)
     if is_main_process():
         with atomic_path(self.dir/'cam/classifier.pt') as tmp: torch.save(model.state_dict(), tmp)
@@ -133,8 +160,7 @@ def _train_cam(self:Run):
 
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
-    ds = self.dataset(self.cfg.train_split)
-    m = Classifier(make_backbone(self.cfg.backbone), ds.n_classes - 1)
+    m = Classifier(self._cam_backbone(trained=False), self.dataset(self.cfg.train_split).n_classes - 1)
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
 def _make_cam(self:Run):
@@ -142,8 +168,10 @@ def _make_cam(self:Run):
     with atomic_dir(self.dir/'cam/npz') as tmp:
         for i in tqdm(range(len(ds)), desc='CAMs', disable=not self.progress, leave=False):
             b = ds[i]  # (its labels come with it: no second read of the mask)
-            save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist(), self.cfg.cam_scales))
-Run.plugins, Run._train_cam, Run.classifier, Run._make_cam = plugins, _train_cam, classifier, _make_cam
+            extra = (mask_prior(torch.from_numpy(load_mask(self.prev.dir/'seg/train_pred'/f'{ds.ids[i]}.png'))[None], b['labels'][None], self.cfg.conta.x_m)[0],) if self.context else ()
+            save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist(), self.cfg.cam_scales, extra=extra))
+Run.context, Run.plugins, Run._cam_backbone, Run._cam_train_data = context, plugins, _cam_backbone, _cam_train_data
+Run._train_cam, Run.classifier, Run._make_cam = _train_cam, classifier, _make_cam
 
 # %% ../nbs/06_pipeline.ipynb #a9277d20
 def cams(self:Run):
@@ -210,6 +238,36 @@ def _eval_seg(self:Run):
 Run._train_seg, Run._eval_seg = _train_seg, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
+def round_run(self:Run, r:int # 1..rounds
+             ) -> Run:
+    "CONTA's round `r`: a run in rounds/<r> on this run's data, after round r-1."
+    sub = Run(self.cfg, self.dir/'rounds'/str(r), self.device, self.progress)
+    sub.round, sub.prev, sub._root = r, self if r == 1 else self.round_run(r - 1), self.root
+    return sub
+
+def _conta(self:Run):
+    c, ds = self.cfg, self.dataset(self.cfg.train_split)
+    masks = (ds.mask(i) if c.conta.source == 'gt' else load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png') for i, name in enumerate(ds.ids))
+    cs = confounder_set(masks, [ds.label_ids(i) for i in range(len(ds))], ds.n_classes - 1, c.conta.size, c.conta.empty)
+    with atomic_path(self.dir/'conta/confounders.npy') as tmp:
+        with open(tmp, 'wb') as f: np.save(f, cs)
+
+def _train_pred(self:Run):
+    c = self.cfg
+    ds = self.dataset(c.train_split, eval_transform())
+    model = load_checkpoint(DeepLab(make_backbone(c.backbone), ds.n_classes), self.dir/'seg/seg.pt').to(self.device)
+    with atomic_dir(self.dir/'seg/train_pred') as tmp:
+        for i in tqdm(range(len(ds)), desc='train predictions', disable=not self.progress, leave=False): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
+
+def stages(self:Run) -> list:
+    "The stages of this run (round 0) or CONTA round, in order."
+    rounds = self.cfg.conta.rounds if 'conta' in self.cfg.method else 0
+    body = ['train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if self.round < rounds else [])
+    if self.round == 0: return ['data'] + body  # (then the rounds, then the figures)
+    return (['conta'] if self.context else []) + body
+Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _train_pred, stages
+
+# %% ../nbs/06_pipeline.ipynb #128e0b1b
 def _figures(self:Run, n:int=8):
     import matplotlib.pyplot as plt
     ds = self.dataset(self.cfg.train_split); n = min(n, len(ds))
@@ -224,12 +282,23 @@ def _figures(self:Run, n:int=8):
         for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
         fig.tight_layout(); fig.savefig(tmp/'cams.png', dpi=100); plt.close(fig)
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        plot_threshold_curve({'CAM': {float(t): v for t, v in self.results['threshold_curve'].items()}}, ax=ax)
+        curves = {'CAM' if not r else f'round {r}': {float(t): v for t, v in res['threshold_curve'].items()} for r, res in enumerate([self.results] + self.rounds)}
+        plot_threshold_curve(curves, ax=ax)
         fig.tight_layout(); fig.savefig(tmp/'threshold_curve.png', dpi=100); plt.close(fig)
 Run._figures = _figures
 
-# %% ../nbs/06_pipeline.ipynb #46ec0a90
-STAGES = ('data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures')
+# %% ../nbs/06_pipeline.ipynb #306ab1d4
+ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
+                 'seg_miou', 'seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall')
+
+def round_results(self:Run) -> list:
+    "The results of CONTA's rounds 1.. (each run or resumed first)."
+    out = []
+    for r in range(1, (self.cfg.conta.rounds if 'conta' in self.cfg.method else 0) + 1):
+        sub = self.round_run(r)
+        for name in sub.stages(): sub.stage(name, getattr(sub, f'_{name}'), every_process=name.startswith('train_') and name != 'train_pred')
+        self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
+    return out
 
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json; returns the results."
@@ -244,17 +313,22 @@ def run(self:Run) -> dict:
         if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
             for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
         if is_main_process(): save_json(asdict(self.cfg), cfg_file)
-        for name in STAGES: self.stage(name, getattr(self, f'_{name}'), every_process=name.startswith('train'))
-        results = dict(method='+'.join(self.cfg.method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results,
-                       stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
+        for name in self.stages(): self.stage(name, getattr(self, f'_{name}'), every_process=name.startswith('train_') and name != 'train_pred')
+        self.rounds = rounds = self.round_results()
+        self.stage('figures', self._figures)
+        results = dict(method='+'.join(self.cfg.method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results)
+        if rounds:
+            results.update({k: v for k, v in rounds[-1].items() if k in ROUND_FIGURES})  # the method's output: the last round's
+            results['rounds'] = [dict(round=r, **{k: res.get(k) for k in ROUND_FIGURES}) for r, res in enumerate([self.results] + rounds)]
+        results.update(stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
         if is_main_process(): save_json(results, self.dir/'results.json')
         return results
     except BaseException:
         if created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
-Run.run = run
+Run.round_results, Run.run = round_results, run
 
-# %% ../nbs/06_pipeline.ipynb #01b347b3
+# %% ../nbs/06_pipeline.ipynb #29fb2451
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
     cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
@@ -270,7 +344,7 @@ def results_table(results:list) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)) for r in rows)
 
-# %% ../nbs/06_pipeline.ipynb #8cd47b09
+# %% ../nbs/06_pipeline.ipynb #52f59d0a
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -297,6 +371,16 @@ def _parser():
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
             s.add_argument('--n-train', type=int, default=None, help='scene: training images')
             s.add_argument('--n-val', type=int, default=None, help='scene: held-out images')
+            g = s.add_argument_group('CONTA (--method conta)')
+            g.add_argument('--rounds', type=int, default=ContaConfig.rounds, help='rounds after round 0 (the baseline)')
+            g.add_argument('--no-context', action='store_true', help='the same rounds without M: plain self-training')
+            g.add_argument('--conta-attention', default=ContaConfig.attention, help="'learned' or 'uniform'")
+            g.add_argument('--conta-source', default=ContaConfig.source, help="confounder set from the segmentation 'pred'ictions or the 'gt' (oracle)")
+            g.add_argument('--conta-size', type=int, default=ContaConfig.size, help='side of the confounder masks')
+            g.add_argument('--conta-x-m', default=ContaConfig.x_m, help="x_m of a multi-class image: 'union' or 'largest'")
+            g.add_argument('--conta-empty', default=ContaConfig.empty, help="an image without a pixel of its class: 'include' or 'skip'")
+            g.add_argument('--conta-block', type=int, default=ContaConfig.block, help='backbone block M enters before (-1 the last, 0 the input)')
+            g.add_argument('--conta-init', default=ContaConfig.init, help="a round's classifier starts from the previous 'seg' network or 'scratch'")
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -312,6 +396,8 @@ def config_from_args(a) -> RunConfig:
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if a.weights else 1.0))
         for opt, key in ((a.confounding, 'confounding'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
+        cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
+                                                          x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
                                                            seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
     return check_config(quick_config(cfg) if a.quick else cfg)
@@ -338,6 +424,6 @@ def main(argv=None):
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/06_pipeline.ipynb #91c82e59
+# %% ../nbs/06_pipeline.ipynb #e732da6a
 #| eval: false
 if __name__ == '__main__': main()
