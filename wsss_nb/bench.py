@@ -10,7 +10,8 @@ import numpy as np
 from .core import load_json
 
 # %% auto #0
-__all__ = ['PIPELINE_RUNS', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'format_crf', 'main']
+__all__ = ['PIPELINE_RUNS', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'format_crf', 'bench_conta',
+           'format_conta', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -108,8 +109,67 @@ def format_crf(rows:list) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #b81a3264
+def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
+                seeds:tuple=(0, 1, 2), # seeds of the main comparison
+                rounds:int=3, # rounds of the main comparison
+                confounding:tuple=(0.0, 0.5, 0.8, 0.95), # strengths of the sweep (the default 0.8 reuses seed 0's runs)
+                sweep_rounds:int=1, # rounds of the sweep and the ablations
+                base=None, # a `RunConfig` to start from (default: the CPU defaults)
+                progress:bool=False) -> dict:
+    "Run (or resume) every CONTA run of the benchmark; their `rounds` lists, keyed by run name."
+    import dataclasses
+    from wsss_nb.pipeline import Run, RunConfig
+    from wsss_nb.conta import ContaConfig
+    out, base = Path(out), base or RunConfig()
+    def cfg(seed, conf=None, n_rounds=rounds, **kw):
+        sc = dataclasses.replace(base.scene, seed=seed, confounding=base.scene.confounding if conf is None else conf)
+        return dataclasses.replace(base, method=('conta',), seed=seed, scene=sc, conta=ContaConfig(rounds=n_rounds, **kw))
+    def go(name, c, src=None):
+        if not (out/name/'results.json').exists():
+            run = Run(c, out/name, 'auto', progress)
+            if src is not None and not (out/name).exists(): run.start_from(out/src)
+            run.run()
+        return load_json(out/name/'results.json')
+    res = {}
+    for s in seeds:
+        res[f's{s}_conta'] = go(f's{s}_conta', cfg(s))
+        res[f's{s}_plain'] = go(f's{s}_plain', cfg(s, context=False), f's{s}_conta')
+    for c in confounding:
+        if c == base.scene.confounding and seeds and seeds[0] == 0: continue  # seed 0's runs are this strength
+        res[f'c{c}_conta'] = go(f'c{c}_conta', cfg(0, c, sweep_rounds))
+        res[f'c{c}_plain'] = go(f'c{c}_plain', cfg(0, c, sweep_rounds, context=False), f'c{c}_conta')
+    for name, kw in (('uniform', dict(attention='uniform')), ('oracle', dict(source='gt'))):
+        res[f's0_{name}'] = go(f's0_{name}', cfg(0, n_rounds=sweep_rounds, **kw), 's0_conta')
+    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], confounding=v.get('confounding')) for k, v in res.items()}
+
+# %% ../nbs/08_bench.ipynb #b445b536
+def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(xs) > 1 else f"{100 * xs[0]:.1f}"
+
+def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1) -> str:
+    "Tables of `bench_conta`'s figures: rounds (mean ± std over seeds), the confounding sweep, the ablations."
+    seeds = [s for s in seeds if f's{s}_conta' in res]
+    lines = [f"CONTA vs plain self-training rounds, {len(seeds)} seeds (mean ± std, %; leakage x)",
+             f"{'round':>5}  {'CONTA pseudo':>13} {'plain pseudo':>13}  {'CONTA seg':>13} {'plain seg':>13}  {'CONTA leak':>10} {'plain leak':>10}"]
+    for r in range(len(res[f's{seeds[0]}_conta']['rounds'])):
+        g = lambda v, k: [res[f's{s}_{v}']['rounds'][r][k] for s in seeds]
+        lk = lambda v: f"{np.mean(g(v, 'context_leakage')):.2f}"
+        lines.append(f"{r:>5}  {_ms(g('conta', 'pseudo_mask_miou')):>13} {_ms(g('plain', 'pseudo_mask_miou')):>13}  {_ms(g('conta', 'seg_miou')):>13} {_ms(g('plain', 'seg_miou')):>13}  {lk('conta'):>10} {lk('plain'):>10}")
+    lines += ['', f"pseudo-mask mIoU gain at round {sweep_rounds} over round 0 vs confounding (seed 0, points)", f"{'confounding':>11}  {'CONTA':>6} {'plain':>6} {'CONTA-plain':>11}"]
+    for c in confounding:
+        key = lambda v: f'c{c}_{v}' if f'c{c}_{v}' in res else f's0_{v}'
+        if key('conta') not in res: continue
+        gain = lambda v: 100 * (res[key(v)]['rounds'][sweep_rounds]['pseudo_mask_miou'] - res[key(v)]['rounds'][0]['pseudo_mask_miou'])
+        lines.append(f"{c:>11}  {gain('conta'):>6.1f} {gain('plain'):>6.1f} {gain('conta') - gain('plain'):>11.1f}")
+    lines += ['', f"ablations (seed 0, round {sweep_rounds}): pseudo-mask mIoU %, leakage"]
+    for name in ('conta', 'plain', 'uniform', 'oracle'):
+        if f's0_{name}' in res:
+            r = res[f's0_{name}']['rounds'][sweep_rounds]
+            lines.append(f"{name:>8}  {100 * r['pseudo_mask_miou']:5.1f}  {r['context_leakage']:.2f}x")
+    return '\n'.join(lines)
+
+# %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]` or `python -m wsss_nb.bench crf [--root VOC] [--images N]`"
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `python -m wsss_nb.bench crf [--root VOC] [--images N]` or `python -m wsss_nb.bench conta [--out DIR]`"
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
     s = sub.add_parser('pipeline', help='time `wsss_nb run --quick` and `wsss_nb demo` in fresh processes')
@@ -120,8 +180,18 @@ def main(argv=None):
     c.add_argument('--images', type=int, default=1, help='photos to time')
     c.add_argument('--repeats', type=int, default=7, help='runs per figure (median)')
     c.add_argument('--json', default=None, help='also write the rows as JSON')
+    k = sub.add_parser('conta', help="CONTA's rounds beside plain self-training, over seeds and confounding strengths, with ablations")
+    k.add_argument('--out', default='runs/bench/conta', help='folder of the runs (an interrupted benchmark resumes)')
+    k.add_argument('--seeds', default='0,1,2'); k.add_argument('--rounds', type=int, default=3)
+    k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
+    k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     a = p.parse_args(argv)
-    if a.what == 'pipeline':
+    if a.what == 'conta':
+        seeds = tuple(int(x) for x in a.seeds.split(','))
+        from wsss_nb.pipeline import RunConfig, quick_config
+        rows = bench_conta(a.out, seeds, a.rounds, base=quick_config(RunConfig()) if a.quick else None)
+        print(format_conta(rows, seeds)); a.json = a.json or str(Path(a.out)/'conta.json')
+    elif a.what == 'pipeline':
         rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS)
         print(format_pipeline(rows))
     else:
@@ -135,6 +205,6 @@ def main(argv=None):
         for name, v in bench_threshold().items(): print(f'{name:22} {v:8.0f} images/s (500x375, 3 classes)')
     if a.json: Path(a.json).write_text(json.dumps(rows, indent=2))
 
-# %% ../nbs/08_bench.ipynb #b445b536
+# %% ../nbs/08_bench.ipynb #d1596257
 #| eval: false
 if __name__ == '__main__': main()

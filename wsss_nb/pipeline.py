@@ -21,9 +21,9 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, unary_from_labels
 
 # %% auto #0
-__all__ = ['METHODS', 'ROUND_FIGURES', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context', 'plugins', 'classifier',
-           'cams', 'crf_pseudo_mask', 'round_run', 'stages', 'round_results', 'run', 'results_table',
-           'config_from_args', 'init_distributed', 'main']
+__all__ = ['METHODS', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context', 'plugins',
+           'classifier', 'cams', 'crf_pseudo_mask', 'round_run', 'stages', 'round_results', 'run', 'start_from',
+           'results_table', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta') # the methods this version composes
@@ -328,7 +328,31 @@ def run(self:Run) -> dict:
         raise
 Run.round_results, Run.run = round_results, run
 
-# %% ../nbs/06_pipeline.ipynb #29fb2451
+# %% ../nbs/06_pipeline.ipynb #fce3d16b
+ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
+
+def start_from(self:Run, src:str|Path # a run folder of the same configuration up to CONTA's options, its round 0 done
+              ) -> Run:
+    "Begin this (new) run with the round 0 of run `src`, copied."
+    src = Path(src); old, new = load_json(src/'config.json'), json.loads(json.dumps(asdict(self.cfg)))
+    diff = sorted(k for k in new if k != 'conta' and old.get(k) != new[k])
+    if diff: raise ValueError(f"{src} is another configuration (options differ: {', '.join(diff)}); only CONTA's options may differ")
+    names = ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if 'train_pred' in self.stages() else [])
+    missing = [n for n in names if not (src/'stages'/f'{n}.json').exists()]
+    if missing: raise ValueError(f"{src}: round 0 is not finished (stages {', '.join(missing)} missing)")
+    if self.dir.exists(): raise ValueError(f"{self.dir} exists; start_from makes a new run folder")
+    if is_main_process():
+        with atomic_dir(self.dir) as tmp:
+            for d in ROUND0:
+                if (src/d).is_dir(): shutil.copytree(src/d, tmp/d)
+            (tmp/'stages').mkdir()
+            for n in names: shutil.copy(src/'stages'/f'{n}.json', tmp/'stages'/f'{n}.json')
+            save_json(new, tmp/'config.json')
+    _barrier()
+    return self
+Run.start_from = start_from
+
+# %% ../nbs/06_pipeline.ipynb #e94c5188
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
     cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
@@ -344,7 +368,7 @@ def results_table(results:list) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)) for r in rows)
 
-# %% ../nbs/06_pipeline.ipynb #52f59d0a
+# %% ../nbs/06_pipeline.ipynb #e732da6a
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -424,6 +448,6 @@ def main(argv=None):
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/06_pipeline.ipynb #e732da6a
+# %% ../nbs/06_pipeline.ipynb #bbfca47c
 #| eval: false
 if __name__ == '__main__': main()
