@@ -17,16 +17,18 @@ from .models import BACKBONES, load_checkpoint, make_backbone
 from .cam import *
 from .seg import *
 from .conta import *
+from .likelihood import LikelihoodConfig, LikelihoodPlugin, check_likelihood
+from .amn import AMNConfig, check_amn, amn_seeds, train_amn, compute_amn, AMN
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, unary_from_labels
 
 # %% auto #0
-__all__ = ['METHODS', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context', 'plugins',
-           'classifier', 'cams', 'crf_pseudo_mask', 'round_run', 'stages', 'round_results', 'run', 'start_from',
-           'results_table', 'config_from_args', 'init_distributed', 'main']
+__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
+           'plugins', 'classifier', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'amn_model', 'round_run', 'stages',
+           'round_results', 'run', 'start_from', 'results_table', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
-METHODS = ('baseline', 'conta') # the methods this version composes
+METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
 
 @dataclass
 class RunConfig:
@@ -50,6 +52,8 @@ class RunConfig:
     cam_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=12, batch_size=32, lr=0.05))
     seg_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=6, batch_size=32, lr=0.05))
     conta:ContaConfig=field(default_factory=ContaConfig) # CONTA's rounds and options (method 'conta')
+    likelihood:LikelihoodConfig=field(default_factory=LikelihoodConfig) # the likelihood losses' options (method 'likelihood')
+    amn:AMNConfig=field(default_factory=AMNConfig) # AMN's options (method 'amn')
 
 # %% ../nbs/06_pipeline.ipynb #5a0de9ba
 def quick_config(cfg:RunConfig) -> RunConfig:
@@ -72,6 +76,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
     if 'conta' in cfg.method: check_conta(cfg.conta)
+    if 'likelihood' in cfg.method: check_likelihood(cfg.likelihood)
+    if 'amn' in cfg.method: check_amn(cfg.amn)
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
@@ -130,8 +136,9 @@ def context(self:Run) -> bool:
     return 'conta' in self.cfg.method and self.round >= 1 and self.cfg.conta.context
 
 def plugins(self:Run, stage:str) -> list:
-    "The plug-ins the run's methods add to `stage` ('cam' or 'seg'): CONTA's rounds feed x_m to the classifier."
-    return [ContaPlugin(self.cfg.conta.x_m)] if stage == 'cam' and self.context else []
+    "The plug-ins the run's methods add to `stage` ('cam' or 'seg'): CONTA's rounds feed x_m to the classifier, the likelihood losses join its loss."
+    if stage != 'cam': return []
+    return ([ContaPlugin(self.cfg.conta.x_m)] if self.context else []) + ([LikelihoodPlugin(self.cfg.likelihood)] if 'likelihood' in self.cfg.method else [])
 
 def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
                  ):
@@ -174,15 +181,19 @@ Run.context, Run.plugins, Run._cam_backbone, Run._cam_train_data = context, plug
 Run._train_cam, Run.classifier, Run._make_cam = _train_cam, classifier, _make_cam
 
 # %% ../nbs/06_pipeline.ipynb #a9277d20
-def cams(self:Run):
-    "Iterate (index, cam, keys) over the training images."
+def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseudo-masks come from (AMN's when the run has them)
+        ):
+    "Iterate (index, maps, keys) over the training images."
+    which = which or ('amn' if 'amn' in self.cfg.method else 'cam')
     ds = self.dataset(self.cfg.train_split)
-    for i, name in enumerate(ds.ids): yield (i, *load_cam(self.dir/'cam/npz'/f'{name}.npz'))
+    for i, name in enumerate(ds.ids): yield (i, *load_cam(self.dir/which/'npz'/f'{name}.npz'))
 
-def _eval_cam(self:Run):
+def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
+                 ) -> dict:
+    "The mIoU-vs-threshold curve, best threshold, boundary F and scene diagnostics of the run's CAMs or AMN maps."
     ds = self.dataset(self.cfg.train_split)
     gts = [ds.mask(i) for i in range(len(ds))]
-    cs = list(self.cams())
+    cs = list(self.cams(which))
     curve = threshold_curve([c for _, c, _ in cs], [k for _, _, k in cs], gts, ds.n_classes, self.cfg.thresholds)
     best_t, best = best_threshold(curve)
     thr = self.cfg.threshold if self.cfg.threshold is not None else best_t
@@ -194,6 +205,8 @@ def _eval_cam(self:Run):
                threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f)
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
+
+def _eval_cam(self:Run): return self.evaluate_maps('cam')
 
 def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
                     cam:np.ndarray, keys:np.ndarray, # the image's normalised CAMs and class ids
@@ -217,7 +230,7 @@ def _pseudo_mask(self:Run):
             else: pm = cam_to_label(c, k, thr)
             save_mask(pm, tmp/f'{ds.ids[i]}.png')
     return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if self.cfg.crf else {}
-Run.cams, Run._eval_cam, Run._pseudo_mask = cams, _eval_cam, _pseudo_mask
+Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_maps, _eval_cam, _pseudo_mask
 
 # %% ../nbs/06_pipeline.ipynb #ed9095d9
 def _train_seg(self:Run):
@@ -238,6 +251,43 @@ def _eval_seg(self:Run):
 Run._train_seg, Run._eval_seg = _train_seg, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
+AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold_curve', 'boundary_f', 'context_leakage')
+
+def _amn_seed(self:Run):
+    c, ds = self.cfg.amn, self.dataset(self.cfg.train_split)
+    with atomic_dir(self.dir/'amn/seed') as tmp:
+        for i, cam, keys in tqdm(self.cams('cam'), total=len(ds), desc='AMN seeds', disable=not self.progress, leave=False):
+            save_mask(amn_seeds(cam, keys, ds.image(i), c.fg_threshold, c.bg_threshold, self.cfg.crf_preset if c.crf else None), tmp/f'{ds.ids[i]}.png')
+
+def _train_amn(self:Run):
+    c, gt = self.cfg, self.dataset(self.cfg.train_split)
+    ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
+    model, hist = train_amn(ds, c.amn, c.backbone, c.weights, (), self.device, c.seed, self.progress)
+    if is_main_process():
+        with atomic_path(self.dir/'amn/amn.pt') as tmp: torch.save(model.state_dict(), tmp)
+    return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
+
+def amn_model(self:Run):
+    "The trained AMN, loaded from the run folder."
+    c, n_fg = self.cfg, self.dataset(self.cfg.train_split).n_classes - 1
+    return load_checkpoint(AMN(make_backbone(c.backbone), n_fg, c.amn.dropout, c.amn.conditioning), self.dir/'amn/amn.pt').to(self.device).eval()
+
+def _make_amn(self:Run):
+    c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
+    with atomic_dir(self.dir/'amn/npz') as tmp:
+        for i in tqdm(range(len(ds)), desc='AMN maps', disable=not self.progress, leave=False):
+            b = ds[i]; ids = (b['labels'].nonzero().flatten() + 1).tolist()
+            seeds = load_mask(self.dir/'amn/seed'/f'{ds.ids[i]}.png') if c.keep_bg_seed_scores else None
+            maps, keys = compute_amn(model, b['image'], ids, c.scales, seeds=seeds) if ids else (np.zeros((0, *b['image'].shape[-2:]), np.float32), np.zeros(0, np.int64))
+            save_cam(tmp/f'{ds.ids[i]}.npz', maps, keys)
+
+def _eval_amn(self:Run):
+    res = self.evaluate_maps('amn')
+    section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r}, 'threshold_spread': threshold_spread({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)}
+    return {**res, 'cam': section(self.results), 'amn': section(res)}
+Run._amn_seed, Run._train_amn, Run.amn_model, Run._make_amn, Run._eval_amn = _amn_seed, _train_amn, amn_model, _make_amn, _eval_amn
+
+# %% ../nbs/06_pipeline.ipynb #128e0b1b
 def round_run(self:Run, r:int # 1..rounds
              ) -> Run:
     "CONTA's round `r`: a run in rounds/<r> on this run's data, after round r-1."
@@ -262,12 +312,13 @@ def _train_pred(self:Run):
 def stages(self:Run) -> list:
     "The stages of this run (round 0) or CONTA round, in order."
     rounds = self.cfg.conta.rounds if 'conta' in self.cfg.method else 0
-    body = ['train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if self.round < rounds else [])
+    amn = ['amn_seed', 'train_amn', 'make_amn', 'eval_amn'] if 'amn' in self.cfg.method else []
+    body = ['train_cam', 'make_cam', 'eval_cam', *amn, 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if self.round < rounds else [])
     if self.round == 0: return ['data'] + body  # (then the rounds, then the figures)
     return (['conta'] if self.context else []) + body
 Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _train_pred, stages
 
-# %% ../nbs/06_pipeline.ipynb #128e0b1b
+# %% ../nbs/06_pipeline.ipynb #36bb0c92
 def _figures(self:Run, n:int=8):
     import matplotlib.pyplot as plt
     ds = self.dataset(self.cfg.train_split); n = min(n, len(ds))
@@ -282,12 +333,14 @@ def _figures(self:Run, n:int=8):
         for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
         fig.tight_layout(); fig.savefig(tmp/'cams.png', dpi=100); plt.close(fig)
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        curves = {'CAM' if not r else f'round {r}': {float(t): v for t, v in res['threshold_curve'].items()} for r, res in enumerate([self.results] + self.rounds)}
+        curve = lambda c: {float(t): v for t, v in c.items()}
+        curves = {('AMN' if 'amn' in self.cfg.method else 'CAM') if not r else f'round {r}': curve(res['threshold_curve']) for r, res in enumerate([self.results] + self.rounds)}
+        if 'amn' in self.cfg.method: curves = {'CAM': curve(self.results['cam']['threshold_curve']), **curves}
         plot_threshold_curve(curves, ax=ax)
         fig.tight_layout(); fig.savefig(tmp/'threshold_curve.png', dpi=100); plt.close(fig)
 Run._figures = _figures
 
-# %% ../nbs/06_pipeline.ipynb #306ab1d4
+# %% ../nbs/06_pipeline.ipynb #d673b3e6
 ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
                  'seg_miou', 'seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall')
 
@@ -328,7 +381,7 @@ def run(self:Run) -> dict:
         raise
 Run.round_results, Run.run = round_results, run
 
-# %% ../nbs/06_pipeline.ipynb #fce3d16b
+# %% ../nbs/06_pipeline.ipynb #29fb2451
 ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
 
 def start_from(self:Run, src:str|Path # a run folder of the same configuration up to CONTA's options, its round 0 done
@@ -352,7 +405,7 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
     return self
 Run.start_from = start_from
 
-# %% ../nbs/06_pipeline.ipynb #e94c5188
+# %% ../nbs/06_pipeline.ipynb #9e198255
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
     cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
@@ -368,7 +421,7 @@ def results_table(results:list) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)) for r in rows)
 
-# %% ../nbs/06_pipeline.ipynb #e732da6a
+# %% ../nbs/06_pipeline.ipynb #8c4e55c7
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -405,6 +458,18 @@ def _parser():
             g.add_argument('--conta-empty', default=ContaConfig.empty, help="an image without a pixel of its class: 'include' or 'skip'")
             g.add_argument('--conta-block', type=int, default=ContaConfig.block, help='backbone block M enters before (-1 the last, 0 the input)')
             g.add_argument('--conta-init', default=ContaConfig.init, help="a round's classifier starts from the previous 'seg' network or 'scratch'")
+            g = s.add_argument_group('likelihood CAMs (--method likelihood)')
+            g.add_argument('--likelihood-variant', default=LikelihoodConfig.variant, help="'likelihood' (sigmoid per class) or 'multinomial' (softmax: the ablation)")
+            g.add_argument('--likelihood-sampling-weight', type=float, default=LikelihoodConfig.sampling_weight, help='weight of the importance-sampling loss')
+            g.add_argument('--likelihood-fs-weight', type=float, default=LikelihoodConfig.fs_weight, help='weight of the feature-similarity loss')
+            g.add_argument('--likelihood-gap-weight', type=float, default=LikelihoodConfig.gap_weight, help='weight of the pooled (GAP) loss')
+            g = s.add_argument_group('AMN (--method amn)')
+            g.add_argument('--amn-eps', type=float, default=AMNConfig.eps, help='label smoothing of the per-pixel loss')
+            g.add_argument('--amn-unbalanced', action='store_true', help='one mean over all seed pixels instead of 1/2 background + 1/2 foreground')
+            g.add_argument('--amn-no-conditioning', action='store_true', help='all-ones labels instead of the image labels (the ablation)')
+            g.add_argument('--amn-no-crf', action='store_true', help='seeds without the dense CRF')
+            g.add_argument('--amn-keep-bg-seed-scores', action='store_true', help="the reference's quirk: raw softmax on background seed pixels")
+            g.add_argument('--amn-epochs', type=int, default=None, help='AMN training epochs')
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -421,7 +486,12 @@ def config_from_args(a) -> RunConfig:
         for opt, key in ((a.confounding, 'confounding'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
-                                                          x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init))
+                                                          x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init),
+                                  likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight,
+                                                              fs_weight=a.likelihood_fs_weight, gap_weight=a.likelihood_gap_weight),
+                                  amn=dataclasses.replace(AMNConfig(), eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
+                                                          keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
+        if a.amn_epochs is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, epochs=a.amn_epochs)))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
                                                            seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
     return check_config(quick_config(cfg) if a.quick else cfg)
@@ -448,6 +518,6 @@ def main(argv=None):
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/06_pipeline.ipynb #bbfca47c
+# %% ../nbs/06_pipeline.ipynb #cee0a150
 #| eval: false
 if __name__ == '__main__': main()
