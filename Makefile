@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install
+.PHONY: demo test install chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,5 +22,12 @@ demo: $(STAMP)
 	$(BIN)/wsss_nb demo
 
 ## installs and runs the checks: notebooks clean, library exported from them, then pytest
-test: $(STAMP)
+test: $(STAMP) chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tests/check.sh
+
+## Debian's Chromium for the real-browser test (tests/test_browser.py) where apt-get can install it (as root, or by sudo without a
+## password); never fails: without it that test is skipped. (Playwright drives it; `playwright install` is never run.)
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || { command -v sudo >/dev/null && echo 'sudo -n apt-get'; })
+chromium:
+	@test -x /usr/bin/chromium || { [ -n "$(APT)" ] && { $(APT) install -y -q chromium || { $(APT) update -q && $(APT) install -y -q chromium; }; }; } \
+	  || echo "make: could not install chromium (needs apt-get as root or sudo); tests/test_browser.py will be skipped"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (via `make test`): notebooks clean, wsss_nb/ exported from them, then pytest.
 set -euo pipefail
+export OMP_WAIT_POLICY=PASSIVE  # idle OpenMP threads sleep instead of spinning: several test processes share few cores
 cd "$(dirname "$0")/.."
 snapshot() { git ls-files -co --exclude-standard -- nbs wsss_nb | sort | xargs -d '\n' sha1sum 2>/dev/null; }
 before=$(snapshot)

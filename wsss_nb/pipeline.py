@@ -159,6 +159,7 @@ def _cam_train_data(self:Run):
 
 def _train_cam(self:Run):
     c = self.cfg
+    set_seed(c.seed)  # the backbone's initialisation is part of the run's seed
     model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
                                    self.plugins('cam'), self.device, c.seed, self.progress)
     if is_main_process():
