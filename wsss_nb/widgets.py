@@ -18,11 +18,13 @@ from .cam import Plugin, compute_cam, load_cam
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS
 from .pipeline import Run, crf_pseudo_mask
+from .conta import ContaConfig, mask_prior
+import torch
 
 # %% auto #0
 __all__ = ['figure_png', 'LiveFigure', 'slider', 'Mosaic', 'n_textures', 'co_occurrence', 'preferred_context', 'SceneExplorer',
            'scene_explorer', 'map_sources', 'image_miou', 'source_curve', 'CAMExplorer', 'cam_explorer', 'CRFExplorer',
-           'crf_explorer', 'TrainingMonitor', 'cam_miou']
+           'crf_explorer', 'ContaExplorer', 'conta_explorer', 'TrainingMonitor', 'cam_miou']
 
 # %% ../nbs/09_widgets.ipynb #3481e926
 def figure_png(fig:Figure, dpi:int=80) -> bytes:
@@ -318,6 +320,56 @@ def crf_explorer(image=None, # (H, W, 3) uint8 photo with `cam` and `keys`; or N
     return CRFExplorer(image, cam, keys, gt, 0.3 if threshold is None else threshold, preset)
 
 # %% ../nbs/09_widgets.ipynb #957cd59c
+class ContaExplorer(LiveFigure):
+    "Pick a round and an image: the round's confounder set, the image's x_m, its attention over the confounders and M."
+    css = 'wsss-conta-explorer'
+    def __init__(self, run:Run # a CONTA run (`--method conta`, context on, at least one round done)
+                ):
+        c = run.cfg.conta
+        if 'conta' not in run.cfg.method or not c.context or c.rounds < 1: raise ValueError(f"conta_explorer: {run.dir} is not a CONTA run with the context on")
+        done = [r for r in range(1, c.rounds + 1) if (run.dir/'rounds'/str(r)/'cam/classifier.pt').exists()]
+        if not done: raise ValueError(f"conta_explorer: no finished CONTA round in {run.dir}")
+        self.run, self.ds = run, run.dataset(run.cfg.train_split, eval_transform())
+        self._round = functools.lru_cache(None)(lambda r: (run.round_run(r), run.round_run(r).classifier().cpu()))
+        rnd = slider('round', done[-1], 1, done[-1], 1)
+        image = slider('image', 0, 0, len(self.ds) - 1, 1)
+        super().__init__(dict(round=rnd, image=image), (11, 4.2))
+        n = self.ds.n_classes - 1
+        gs = self.fig.add_gridspec(2, max(n, 4), left=0.02, right=0.98, bottom=0.12, top=0.92, hspace=0.35)
+        self.cs_axes = [self.fig.add_subplot(gs[0, k]) for k in range(n)]
+        self.img_ax, self.xm_ax, self.bar_ax, self.m_ax = (self.fig.add_subplot(gs[1, j]) for j in range(4))
+        self.refresh()
+
+    def context(self, r:int, i:int) -> tuple:
+        "(confounders (n, h, w), x_m (H, W), alpha (n,), M (h, w)) of image `i` in round `r`."
+        sub, model = self._round(r)
+        b = self.ds[i]
+        xm = mask_prior(torch.from_numpy(load_mask(sub.prev.dir/'seg/train_pred'/f'{self.ds.ids[i]}.png'))[None], b['labels'][None], self.run.cfg.conta.x_m)
+        with torch.no_grad(): M, alpha = model.backbone.context(xm)
+        return model.backbone.attention.confounders.numpy(), xm[0, 0].numpy(), alpha[0].numpy(), M[0, 0].numpy()
+
+    def update(self):
+        r, i = self.controls['round'].value, self.controls['image'].value
+        self.confounders, self.x_m, self.alpha, self.M = self.context(r, i)
+        names = self.ds.classes[1:]
+        for ax, c, name in zip(self.cs_axes, self.confounders, names):
+            ax.clear(); ax.imshow(c, vmin=0, vmax=self.confounders.max()); ax.set_title(name, fontsize=7); ax.axis('off')
+        for ax in (self.img_ax, self.xm_ax, self.bar_ax, self.m_ax): ax.clear()
+        self.img_ax.imshow(self.ds.image(i)); self.img_ax.set_title(self.ds.ids[i], fontsize=7)
+        self.xm_ax.imshow(self.x_m, vmin=0, vmax=1); self.xm_ax.set_title('x_m', fontsize=8)
+        self.bar_ax.bar(range(len(self.alpha)), self.alpha); self.bar_ax.set_ylim(0, 1); self.bar_ax.set_title('attention alpha', fontsize=8)
+        self.bar_ax.set_xticks(range(len(names)), names, rotation=40, fontsize=6)
+        self.m_ax.imshow(self.M); self.m_ax.set_title('M', fontsize=8)
+        for ax in (self.img_ax, self.xm_ax, self.m_ax): ax.axis('off')
+        labels = ', '.join(self.ds.classes[k] for k in self.ds.label_ids(i))
+        self.text.value = f"round {r} · image {self.ds.ids[i]} ({labels}) · largest attention: <b>{names[int(self.alpha.argmax())]}</b> {self.alpha.max():.2f} · M in [{self.M.min():.3f}, {self.M.max():.3f}]"
+
+def conta_explorer(run # a CONTA run folder (or `Run`)
+                  ) -> ContaExplorer:
+    "The CONTA explorer over a run's rounds."
+    return ContaExplorer(_as_run(run))
+
+# %% ../nbs/09_widgets.ipynb #947070c1
 class TrainingMonitor(LiveFigure, Plugin):
     "A plug-in that plots the training losses (and an mIoU) live after each epoch."
     name = 'monitor'
