@@ -465,6 +465,8 @@ def _parser():
             g.add_argument('--likelihood-fs-weight', type=float, default=LikelihoodConfig.fs_weight, help='weight of the feature-similarity loss')
             g.add_argument('--likelihood-gap-weight', type=float, default=LikelihoodConfig.gap_weight, help='weight of the pooled (GAP) loss')
             g = s.add_argument_group('AMN (--method amn)')
+            g.add_argument('--amn-fg', type=float, default=AMNConfig.fg_threshold, help='background score of the foreground-seed run')
+            g.add_argument('--amn-bg', type=float, default=AMNConfig.bg_threshold, help='background score of the background-seed run')
             g.add_argument('--amn-eps', type=float, default=AMNConfig.eps, help='label smoothing of the per-pixel loss')
             g.add_argument('--amn-unbalanced', action='store_true', help='one mean over all seed pixels instead of 1/2 background + 1/2 foreground')
             g.add_argument('--amn-no-conditioning', action='store_true', help='all-ones labels instead of the image labels (the ablation)')
@@ -490,7 +492,7 @@ def config_from_args(a) -> RunConfig:
                                                           x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init),
                                   likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight,
                                                               fs_weight=a.likelihood_fs_weight, gap_weight=a.likelihood_gap_weight),
-                                  amn=dataclasses.replace(AMNConfig(), eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
+                                  amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
                                                           keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
         if a.amn_epochs is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, epochs=a.amn_epochs)))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
