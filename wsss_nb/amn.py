@@ -14,7 +14,7 @@ from .metrics import ConfusionMatrix
 from .cam import Plugin, Learner, make_loader
 from .seg import ASPP
 from .kernels.threshold import cam_to_label, seed_labels
-from .kernels.crf import DenseCRF, unary_from_labels
+from .kernels.crf import DenseCRF, crf_inference_label
 
 # %% auto #0
 __all__ = ['AMNConfig', 'check_amn', 'amn_seeds', 'AMN', 'amn_loss', 'ImageLabels', 'AdamLearner', 'train_amn', 'compute_amn',
@@ -46,10 +46,6 @@ def check_amn(c:AMNConfig) -> AMNConfig:
     return c
 
 # %% ../nbs/07c_amn.ipynb #e85a4dcf
-def _crf_labels(crf:DenseCRF, idx:np.ndarray, n:int, gt_prob:float=0.7, iterations:int=10) -> np.ndarray:
-    "IRN's `crf_inference_label`: a label map (indices 0..n-1) -> unary of confidence `gt_prob` -> dense CRF -> argmax."
-    return crf.inference(unary_from_labels(idx, n, gt_prob, zero_unsure=False), iterations).argmax(0)
-
 def amn_seeds(cam:np.ndarray, # (k, H, W) normalised CAMs of the image's classes
               keys:np.ndarray, # (k,) their class ids
               image:np.ndarray|None=None, # (H, W, 3) uint8 image, for the dense CRF
@@ -65,7 +61,7 @@ def amn_seeds(cam:np.ndarray, # (k, H, W) normalised CAMs of the image's classes
     if image is not None and crf_preset is not None:
         if image.shape[:2] != cam.shape[1:]: raise ValueError(f"amn_seeds: the image is {image.shape[1]}x{image.shape[0]} but the CAMs are {cam.shape[2]}x{cam.shape[1]}")
         crf = DenseCRF(np.ascontiguousarray(image), crf_preset)  # lattices built once, both runs
-        runs = [_crf_labels(crf, r, len(keys) + 1) for r in runs]
+        runs = [crf_inference_label(crf, r, len(keys) + 1) for r in runs]
     lut = np.concatenate([[0], keys]).astype(np.uint8)
     return seed_labels(lut[runs[0]], lut[runs[1]])
 

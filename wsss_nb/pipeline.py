@@ -20,7 +20,7 @@ from .conta import *
 from .likelihood import LikelihoodConfig, LikelihoodPlugin, check_likelihood
 from .amn import AMNConfig, check_amn, amn_seeds, train_amn, compute_amn, AMN
 from .kernels.threshold import cam_to_label
-from .kernels.crf import DenseCRF, PRESETS, unary_from_labels
+from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
@@ -217,8 +217,7 @@ def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
                    ) -> np.ndarray:
     "IRN's CRF refinement of a thresholded CAM: labels -> unary (`gt_prob`) -> dense CRF -> argmax -> class ids."
     idx = cam_to_label(cam, np.arange(1, len(keys) + 1), threshold)
-    q = crf.inference(unary_from_labels(idx, len(keys) + 1, gt_prob, zero_unsure=False), iterations)
-    return np.concatenate([[0], keys]).astype(np.uint8)[q.argmax(0)]
+    return np.concatenate([[0], keys]).astype(np.uint8)[crf_inference_label(crf, idx, len(keys) + 1, gt_prob, iterations)]
 
 def _pseudo_mask(self:Run):
     ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']

@@ -13,7 +13,7 @@ from numba import njit, prange
 # %% auto #0
 __all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'PermutohedralLattice', 'kernel_norm', 'NumbaCRF',
            'cuda_usable', 'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax', 'unary_from_labels',
-           'dense_crf', 'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
+           'dense_crf', 'crf_inference_label', 'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
 @njit(parallel=True, cache=True)
@@ -519,6 +519,16 @@ def dense_crf(image:np.ndarray, # (H, W, 3) uint8 RGB, C-contiguous
     return DenseCRF(image, preset, backend, **params).inference(unary, iterations)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #adcd3195
+def crf_inference_label(crf:DenseCRF, # the dense CRF of the image (its lattices reused across calls)
+                        labels:np.ndarray, # (H, W) label indices 0..n-1
+                        n:int, # number of labels
+                        gt_prob:float=0.7, # confidence given to the labels
+                        iterations:int=10 # mean-field updates
+                       )->np.ndarray: # (H, W) refined label indices
+    "Refine a label map with the dense CRF (IRN's recipe)."
+    return crf.inference(unary_from_labels(labels, n, gt_prob, zero_unsure=False), iterations).argmax(0)
+
+# %% ../../nbs/02a_kernels.crf.ipynb #98af62e6
 def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may differ)
                     unaries, # sequence of (M, H, W) float32 energies, one per image
                     preset:str='irn', # a key of `PRESETS`
@@ -541,7 +551,7 @@ def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may diff
         return run(*pair)
     with ThreadPoolExecutor(workers) as ex: return [first, *ex.map(one, zip(images[1:], unaries[1:]))]
 
-# %% ../../nbs/02a_kernels.crf.ipynb #98af62e6
+# %% ../../nbs/02a_kernels.crf.ipynb #c3e1c183
 def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB
                      unary:np.ndarray, # (M, H, W) float32 energies
                      preset:str='irn', **params):
