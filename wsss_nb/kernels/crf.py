@@ -11,9 +11,10 @@ import numba
 from numba import njit, prange
 
 # %% auto #0
-__all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'PermutohedralLattice', 'kernel_norm', 'NumbaCRF',
-           'cuda_usable', 'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax', 'unary_from_labels',
-           'dense_crf', 'crf_inference_label', 'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
+__all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'simplex_keys', 'PermutohedralLattice',
+           'kernel_norm', 'NumbaCRF', 'cuda_usable', 'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax',
+           'unary_from_labels', 'dense_crf', 'crf_inference_label', 'dense_crf_batch', 'pydensecrf_model',
+           'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
 @njit(parallel=True, cache=True)
@@ -60,14 +61,14 @@ def _check_image(image):
 _CHUNK = 256 # points (or vertices) per parallel task: scratch arrays are allocated once per task
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15) # odd 64-bit multiplier of the key hash
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def _hash(key):
     "64-bit hash of an int32 key; its top bits index the table."
     h = np.uint64(0)
     for i in range(key.size): h = (h ^ np.uint64(key[i] & 0xFFFFFFFF)) * _HASH_MULT
     return h
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def _probe(table, vkeys, key, h, bits):
     "Slot of `key` in the open-addressing `table` (linear probing): its vertex, or the empty slot where it goes."
     s, mask, d = np.int64(h >> np.uint64(64 - bits)), table.size - 1, key.size
@@ -84,14 +85,14 @@ def _probe(table, vkeys, key, h, bits):
 
 # %% ../../nbs/02a_kernels.crf.ipynb #e39051a6
 @njit(parallel=True, cache=True)
-def _embed(features, scale, canonical):
+def _embed(features, scale):
+    "Each point's closest remainder-0 point `rem` (its first d coordinates), the rank of each coordinate, and its barycentric weights."
     N, d = features.shape
-    keys, hashes = np.empty((N * (d + 1), d), np.int32), np.empty(N * (d + 1), np.uint64)
-    bary = np.empty((N, d + 1), np.float32)
+    rem, rank, bary = np.empty((N, d), np.int32), np.empty((N, d + 1), np.int32), np.empty((N, d + 1), np.float32)
     inv, dp1 = np.float32(1) / np.float32(d + 1), np.float32(d + 1)
     for c in prange((N + _CHUNK - 1) // _CHUNK):
         elevated, rem0 = np.empty(d + 1, np.float32), np.empty(d + 1, np.float32)
-        rank, irem, b = np.empty(d + 1, np.int32), np.empty(d + 1, np.int32), np.empty(d + 2, np.float32)
+        rk, b = np.empty(d + 1, np.int32), np.empty(d + 2, np.float32)
         for p in range(c * _CHUNK, min(N, (c + 1) * _CHUNK)):
             sm = np.float32(0) # elevate
             for j in range(d, 0, -1):
@@ -104,71 +105,89 @@ def _embed(features, scale, canonical):
                 v = np.rint(inv * elevated[i])
                 rem0[i] = v * dp1
                 s += np.int32(v)
-                rank[i] = 0
-            for i in range(d): # rank the differences
+                rk[i] = 0
+            for i in range(d): # rank the differences (without branches: they would be mispredicted)
                 di = elevated[i] - rem0[i]
                 for j in range(i + 1, d + 1):
-                    if di < elevated[j] - rem0[j]: rank[i] += 1
-                    else: rank[j] += 1
+                    lt = np.int32(di < elevated[j] - rem0[j])
+                    rk[i] += lt
+                    rk[j] += 1 - lt
             for i in range(d + 2): b[i] = 0
             for i in range(d + 1): # back onto the plane, barycentric weights
-                rank[i] += s
-                if rank[i] < 0:
-                    rank[i] += d + 1
+                rk[i] += s
+                if rk[i] < 0:
+                    rk[i] += d + 1
                     rem0[i] += dp1
-                elif rank[i] > d:
-                    rank[i] -= d + 1
+                elif rk[i] > d:
+                    rk[i] -= d + 1
                     rem0[i] -= dp1
                 v = (elevated[i] - rem0[i]) * inv
-                b[d - rank[i]] += v
-                b[d - rank[i] + 1] -= v
-                irem[i] = np.int32(rem0[i])
+                b[d - rk[i]] += v
+                b[d - rk[i] + 1] -= v
+                rank[p, i] = rk[i]
+                if i < d: rem[p, i] = np.int32(rem0[i])
             b[0] += np.float32(1) + b[d + 1]
-            for r in range(d + 1): # the simplex's vertices, hashed as in `_hash`
-                e, h = p * (d + 1) + r, np.uint64(0)
-                for i in range(d):
-                    keys[e, i] = k = irem[i] + canonical[r, rank[i]]
-                    h = (h ^ np.uint64(k & 0xFFFFFFFF)) * _HASH_MULT
-                hashes[e], bary[p, r] = h, b[r]
-    return keys, hashes, bary
+            for r in range(d + 1): bary[p, r] = b[r]
+    return rem, rank, bary
+
+@njit(cache=True, inline='always')
+def _vertex_key(rem, rank, canonical, p, r, key):
+    "Write the key of point `p`'s remainder-`r` vertex into `key`; return its hash (as `_hash`)."
+    h = np.uint64(0)
+    for i in range(key.size):
+        key[i] = k = rem[p, i] + canonical[r, rank[p, i]]
+        h = (h ^ np.uint64(k & 0xFFFFFFFF)) * _HASH_MULT
+    return h
+
+def simplex_keys(features:np.ndarray, # (N, d) float32 lattice positions
+                )->tuple: # keys (N, d+1, d) int32 of each point's simplex vertices, barycentric weights (N, d+1) float32
+    "Steps 1-3 for every point: the keys of its enclosing simplex's vertices and its barycentric weights."
+    N, d = _check_features(features).shape
+    rem, rank, bary = _embed(features, _scale_factors(d))
+    keys = rem[:, None, :] + _canonical_simplex(d)[:, rank[:, :d]].transpose(1, 0, 2)
+    return keys.astype(np.int32), bary
 
 # %% ../../nbs/02a_kernels.crf.ipynb #a094839e
 @njit(cache=True)
-def _insert(keys, hashes, bits):
-    E, d = keys.shape
+def _insert(rem, rank, canonical, bits):
+    "Insert every simplex vertex in point order; the vertex of each (point, corner) and each vertex's key."
+    N, d = rem.shape
     table = np.full(1 << bits, -1, np.int32)
-    vkeys, vhash, offsets = np.empty((E, d), np.int32), np.empty(E, np.uint64), np.empty(E, np.int32)
-    V = 0
-    for e in range(E):
-        if 2 * V >= table.size: # grow and re-insert
-            bits += 1
-            table = np.full(1 << bits, -1, np.int32)
-            for v in range(V):
-                s = np.int64(vhash[v] >> np.uint64(64 - bits))
-                while table[s] >= 0: s = (s + 1) & (table.size - 1)
-                table[s] = v
-        s = _probe(table, vkeys, keys[e], hashes[e], bits)
-        if table[s] < 0:
-            table[s] = V
-            vkeys[V], vhash[V] = keys[e], hashes[e]
-            V += 1
-        offsets[e] = table[s]
+    vkeys, vhash, offsets = np.empty((N * (d + 1), d), np.int32), np.empty(N * (d + 1), np.uint64), np.empty(N * (d + 1), np.int32)
+    key, V = np.empty(d, np.int32), 0
+    for p in range(N):
+        for r in range(d + 1):
+            h = _vertex_key(rem, rank, canonical, p, r, key)
+            if 2 * V >= table.size: # grow and re-insert
+                bits += 1
+                table = np.full(1 << bits, -1, np.int32)
+                for v in range(V):
+                    s = np.int64(vhash[v] >> np.uint64(64 - bits))
+                    while table[s] >= 0: s = (s + 1) & (table.size - 1)
+                    table[s] = v
+            s = _probe(table, vkeys, key, h, bits)
+            if table[s] < 0:
+                table[s] = V
+                vkeys[V], vhash[V] = key, h
+                V += 1
+            offsets[p * (d + 1) + r] = table[s]
     return table, bits, offsets, vkeys[:V].copy()
 
 @njit(parallel=True, cache=True)
 def _neighbours(table, bits, vkeys):
     V, d = vkeys.shape
-    nb = np.full((d + 1, V, 2), -1, np.int32)
+    nb = np.full((V, d + 1, 2), V, np.int32)
     for c in prange((V + _CHUNK - 1) // _CHUNK): # previous neighbour: v - (1,..,1,-d,1,..,1)
         n = np.empty(d, np.int32)
         for v in range(c * _CHUNK, min(V, (c + 1) * _CHUNK)):
             for j in range(d + 1):
                 for i in range(d): n[i] = vkeys[v, i] - 1
                 if j < d: n[j] = vkeys[v, j] + d
-                nb[j, v, 0] = table[_probe(table, vkeys, n, _hash(n), bits)]
+                u = table[_probe(table, vkeys, n, _hash(n), bits)]
+                if u >= 0: nb[v, j, 0] = u
     for j in prange(d + 1): # next neighbour: u follows v exactly when v precedes u
         for v in range(V):
-            if nb[j, v, 0] >= 0: nb[j, nb[j, v, 0], 1] = v
+            if nb[v, j, 0] < V: nb[nb[v, j, 0], j, 1] = v
     return nb
 
 @njit(cache=True)
@@ -186,40 +205,36 @@ def _csr(offsets, bary, V):
     return indptr, points, weights
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def _splat(indptr, points, weights, values, out):
-    V, M = out.shape
-    for v in prange(V):
-        for k in range(M): out[v, k] = 0
+    "Rows 0..V-1 of `out` (V+1, C): each vertex's weighted sum of its points' first C values."
+    C = out.shape[1]
+    for v in prange(out.shape[0] - 1):
+        for k in range(C): out[v, k] = 0
         for q in range(indptr[v], indptr[v + 1]):
             p, w = points[q], weights[q]
-            for k in range(M): out[v, k] += w * values[p, k]
+            for k in range(C): out[v, k] += w * values[p, k]
     return out
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def _blur(values, tmp, nb):
-    "Blur along each lattice direction in turn, ping-ponging between `values` and `tmp`; returns the one holding the result."
-    V, M = values.shape
-    half = np.float32(0.5)
-    for j in range(nb.shape[0]):
-        for v in prange(V):
-            a, b = nb[j, v, 0], nb[j, v, 1]
-            for k in range(M):
-                s = np.float32(0)
-                if a >= 0: s += values[a, k]
-                if b >= 0: s += values[b, k]
-                tmp[v, k] = values[v, k] + half * s
+    "Blur along each lattice direction in turn, ping-ponging between `values` and `tmp`; returns the one holding the result. Row V of both is zero: the missing neighbour."
+    C, half = values.shape[1], np.float32(0.5)
+    for j in range(nb.shape[1]):
+        for v in prange(nb.shape[0]):
+            a, b = nb[v, j, 0], nb[v, j, 1]
+            for k in range(C): tmp[v, k] = values[v, k] + half * (values[a, k] + values[b, k])
         values, tmp = tmp, values
     return values
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def _slice(offsets, weights, values, out):
-    N, M = out.shape
+    N, C = out.shape
     for i in prange(N):
-        for k in range(M): out[i, k] = 0
-        for j in range(offsets.shape[1]):
-            o, w = offsets[i, j], weights[i, j]
-            for k in range(M): out[i, k] += w * values[o, k]
+        for k in range(C):
+            acc = np.float32(0)
+            for j in range(offsets.shape[1]): acc += weights[i, j] * values[offsets[i, j], k]
+            out[i, k] = acc
     return out
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d81e3879
@@ -238,30 +253,33 @@ class PermutohedralLattice:
     def __init__(self, features:np.ndarray, # (N, d) float32 positions, each axis divided by its standard deviation
                  pad_to:int=4, # add phantom points at the origin up to a multiple of this, as pydensecrf does (1: none)
                 ):
-        _check_features(features)
-        N, d = features.shape
+        N, d = _check_features(features).shape
         padded = features if N % pad_to == 0 else np.concatenate([features, np.zeros((-N % pad_to, d), np.float32)])
-        keys, hashes, bary = _embed(padded, _scale_factors(d), _canonical_simplex(d))
-        table, bits, offsets, vkeys = _insert(keys, hashes, max(6, int(N).bit_length()))
+        rem, rank, bary = _embed(padded, _scale_factors(d))
+        table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
         offsets, self.barycentric = offsets[:N * (d + 1)], bary[:N] # phantom points leave only their vertices behind
         self.n_points, self.d, self.n_vertices = N, d, len(vkeys)
         self.offsets = offsets.reshape(N, d + 1) # (N, d+1) vertex of each simplex corner of each point
-        self.neighbours = _neighbours(table, bits, vkeys) # (d+1, V, 2) previous and next vertex along each direction, -1 if none
+        self.neighbours = _neighbours(table, bits, vkeys) # (V, d+1, 2) previous and next vertex along each direction; V if none
         self.indptr, self.points, self.point_weights = _csr(offsets, self.barycentric, self.n_vertices) # CSR: points of each vertex
         self.alpha = np.float32(1) / (np.float32(1) + np.float32(2.0 ** -d))
         self.slice_weights = self.barycentric * self.alpha # (N, d+1)
+
+    def buffer(self, C:int)->np.ndarray: # (V+1, C) float32 zeros: values on the vertices, and a zero row for missing neighbours
+        return np.zeros((self.n_vertices + 1, C), np.float32)
 
     def filter(self, values:np.ndarray, # (N, M) float32 values, one row per point
               )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
         "Splat, blur and slice: approximately `sum_j exp(-|f_i - f_j|^2 / 2) values[j]`."
         values = np.ascontiguousarray(values, np.float32)
         if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
-        A = np.empty((self.n_vertices, values.shape[1]), np.float32)
-        A = _blur(_splat(self.indptr, self.points, self.point_weights, values, A), np.empty_like(A), self.neighbours)
+        A = _splat(self.indptr, self.points, self.point_weights, values, self.buffer(values.shape[1]))
+        A = _blur(A, self.buffer(values.shape[1]), self.neighbours)
         return _slice(self.offsets, self.slice_weights, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2db9ee7f
 def _check_features(features):
+    "The features as given, after checking them."
     if not isinstance(features, np.ndarray) or features.dtype != np.float32 or features.ndim != 2 or not features.flags.c_contiguous:
         raise ValueError("features must be a C-contiguous (N, d) float32 array")
     N, d = features.shape
@@ -269,6 +287,7 @@ def _check_features(features):
     if N * (d + 1) >= 2**31: raise ValueError(f"too many points for int32 lattice indices: {N}")
     if not np.isfinite(features).all(): raise ValueError("features must be finite")
     if np.abs(features).max() * (d + 1) ** 2 >= 2**23: raise ValueError("features too large for exact float32 lattice coordinates (is a standard deviation tiny?)")
+    return features
 
 # %% ../../nbs/02a_kernels.crf.ipynb #6262d823
 def kernel_norm(lattice:PermutohedralLattice)->np.ndarray: # (N,) float32
@@ -300,7 +319,7 @@ def _exp_neg_array(x):
     return out
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c57454ce
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def _softmax(energy, Q):
     "Q[i] = softmax(energy[i]) with the row maximum subtracted first; `Q` may be `energy`."
     N, M = energy.shape
@@ -314,20 +333,34 @@ def _softmax(energy, Q):
         for k in range(M): Q[i, k] /= t
     return Q
 
-@njit(parallel=True, cache=True)
-def _mean_field_update(neg_unary, off1, w1, val1, off2, w2, val2, Q):
-    "Q = softmax(-U + slice of kernel 1 + slice of kernel 2), slice weights carrying n, alpha and the Potts weight."
+@njit(parallel=True, cache=True, fastmath=True)
+def _mean_field_update(neg_unary, off1, w1, val1, off2, w2, val2, full, Q):
+    """Q = softmax(-U + slice of kernel 1 + slice of kernel 2), slice weights carrying n, alpha and the Potts weight.
+    With C = M-1 filtered labels, the last label's message is `full` (the messages of Q = 1) minus the others'."""
     N, M = Q.shape
+    C = val1.shape[1]
     for c in prange((N + _CHUNK - 1) // _CHUNK):
         e = np.empty(M, np.float32)
         for i in range(c * _CHUNK, min(N, (c + 1) * _CHUNK)):
-            for k in range(M): e[k] = neg_unary[i, k]
-            for j in range(off1.shape[1]):
-                o, w = off1[i, j], w1[i, j]
-                for k in range(M): e[k] += w * val1[o, k]
-            for j in range(off2.shape[1]):
-                o, w = off2[i, j], w2[i, j]
-                for k in range(M): e[k] += w * val2[o, k]
+            if C < 4: # few labels: each label's sum in a register
+                for k in range(C):
+                    acc = np.float32(0)
+                    for j in range(off1.shape[1]): acc += w1[i, j] * val1[off1[i, j], k]
+                    for j in range(off2.shape[1]): acc += w2[i, j] * val2[off2[i, j], k]
+                    e[k] = acc
+            else: # many: each corner's row of labels at once (vectorised)
+                for k in range(C): e[k] = 0
+                for j in range(off1.shape[1]):
+                    o, w = off1[i, j], w1[i, j]
+                    for k in range(C): e[k] += w * val1[o, k]
+                for j in range(off2.shape[1]):
+                    o, w = off2[i, j], w2[i, j]
+                    for k in range(C): e[k] += w * val2[o, k]
+            if C < M:
+                rest = full[i]
+                for k in range(C): rest -= e[k]
+                e[M - 1] = neg_unary[i, M - 1] + rest
+            for k in range(C): e[k] += neg_unary[i, k]
             m = e[0]
             for k in range(1, M): m = max(m, e[k])
             t = np.float32(0)
@@ -347,8 +380,13 @@ class _Kernel:
         self.slice_weights = lat.slice_weights * n[:, None]
         for a in (self.splat_weights, self.slice_weights): a.flags.writeable = False
 
+    @functools.cached_property
+    def ones_messages(self)->np.ndarray: # (N,) float32: alpha n K n, the message of Q = 1 before the Potts weight
+        lat, ones = self.lattice, np.ones((self.lattice.n_points, 1), np.float32)
+        return _slice(lat.offsets, self.slice_weights, self.messages(ones, lat.buffer(1), lat.buffer(1)), ones.copy())[:, 0]
+
     def messages(self, Q, A, B):
-        "Splat and blur `n * Q` on the lattice (into buffers `A`, `B`); the slice comes in the fused update."
+        "Splat and blur the first `A.shape[1]` labels of `n * Q` on the lattice (buffers `A`, `B`); the slice comes in the fused update."
         lat = self.lattice
         return _blur(_splat(lat.indptr, lat.points, self.splat_weights, Q, A), B, lat.neighbours)
 
@@ -364,28 +402,37 @@ class NumbaCRF:
         H, W = image.shape[:2]
         self.kernels = [_gaussian_kernel(H, W, float(params['gauss_sxy'])),
                         _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']))]
-        self.slice_weights = [k.slice_weights * np.float32(params[w]) for k, w in zip(self.kernels, ('gauss_compat', 'bilateral_compat'))]
+        self.compat = [np.float32(params[w]) for w in ('gauss_compat', 'bilateral_compat')]
+        self.slice_weights = [k.slice_weights * w for k, w in zip(self.kernels, self.compat)]
+
+    @functools.cached_property
+    def full_messages(self)->np.ndarray: # (N,) float32
+        "The messages of Q = 1 (every label everywhere): sum over kernels of w alpha n K n. Once per image (the Gaussian kernel's once per size)."
+        g, b = (w * k.ones_messages for k, w in zip(self.kernels, self.compat))
+        return g + b
 
     def step(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
              Q:np.ndarray, # (N, M) float32 current marginals; overwritten by the next ones
-             buffers=None, # per-kernel pairs of (V, M) float32 scratch arrays, reused across iterations
+             buffers=None, # per-kernel pairs of (V+1, C) float32 scratch arrays, reused across iterations
             )->np.ndarray:
-        "One mean-field update, in place."
-        buffers = buffers or self._buffers(Q.shape[1])
+        "One mean-field update, in place. With buffers of C = M-1 labels, `Q` must sum to 1 per pixel (the last label's messages are implied)."
+        buffers = buffers or [(k.lattice.buffer(Q.shape[1]), k.lattice.buffer(Q.shape[1])) for k in self.kernels]
         (g, b), (wg, wb) = self.kernels, self.slice_weights
         vg, vb = g.messages(Q, *buffers[0]), b.messages(Q, *buffers[1])
-        return _mean_field_update(neg_unary, g.lattice.offsets, wg, vg, b.lattice.offsets, wb, vb, Q)
+        full = self.full_messages if vg.shape[1] < Q.shape[1] else np.empty(0, np.float32)
+        return _mean_field_update(neg_unary, g.lattice.offsets, wg, vg, b.lattice.offsets, wb, vb, full, Q)
 
     def inference(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
                   iterations:int, # mean-field updates after Q0 = softmax(-U)
                  )->np.ndarray: # (N, M) float32 marginals
-        "Q0 = softmax(-U), then `iterations` updates."
-        Q, buffers = _softmax(neg_unary, np.empty_like(neg_unary)), self._buffers(neg_unary.shape[1])
+        "Q0 = softmax(-U), then `iterations` updates, filtering M-1 labels (Q sums to 1, so the last one's messages follow)."
+        Q = _softmax(neg_unary, np.empty_like(neg_unary))
+        buffers = self._buffers(max(1, Q.shape[1] - 1))
         for _ in range(iterations): self.step(neg_unary, Q, buffers)
         return Q
 
-    def _buffers(self, M):
-        return [(np.empty((k.lattice.n_vertices, M), np.float32), np.empty((k.lattice.n_vertices, M), np.float32)) for k in self.kernels]
+    def _buffers(self, C):
+        return [(k.lattice.buffer(C), k.lattice.buffer(C)) for k in self.kernels]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #72c9a3f6
 BACKENDS = {'numba': NumbaCRF} # name -> backend class; the CuPy backend adds 'cupy'
