@@ -13,11 +13,11 @@ from numba import njit, prange
 # %% auto #0
 __all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'simplex_keys', 'PermutohedralLattice',
            'kernel_norm', 'NumbaCRF', 'cuda_usable', 'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax',
-           'unary_from_labels', 'dense_crf', 'crf_inference_label', 'dense_crf_batch', 'pydensecrf_model',
+           'unary_from_labels', 'dense_crf', 'crf_inference_label', 'map_images', 'dense_crf_batch', 'pydensecrf_model',
            'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _features(image, sxy, srgb):
     H, W, C = image.shape
     f = np.empty((H * W, 2 + C), np.float32)
@@ -84,7 +84,7 @@ def _probe(table, vkeys, key, h, bits):
         s = (s + 1) & mask
 
 # %% ../../nbs/02a_kernels.crf.ipynb #e39051a6
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _embed(features, scale):
     "Each point's closest remainder-0 point `rem` (its first d coordinates), the rank of each coordinate, and its barycentric weights."
     N, d = features.shape
@@ -148,7 +148,7 @@ def simplex_keys(features:np.ndarray, # (N, d) float32 lattice positions
     return keys.astype(np.int32), bary
 
 # %% ../../nbs/02a_kernels.crf.ipynb #a094839e
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _insert(rem, rank, canonical, bits):
     "Insert every simplex vertex in point order; the vertex of each (point, corner) and each vertex's key."
     N, d = rem.shape
@@ -173,7 +173,7 @@ def _insert(rem, rank, canonical, bits):
             offsets[p * (d + 1) + r] = table[s]
     return table, bits, offsets, vkeys[:V].copy()
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _neighbours(table, bits, vkeys):
     V, d = vkeys.shape
     nb = np.full((V, d + 1, 2), V, np.int32)
@@ -190,7 +190,7 @@ def _neighbours(table, bits, vkeys):
             if nb[v, j, 0] < V: nb[nb[v, j, 0], j, 1] = v
     return nb
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _csr(offsets, bary, V):
     E, dp1 = offsets.size, bary.shape[1]
     indptr = np.zeros(V + 1, np.int64)
@@ -205,7 +205,7 @@ def _csr(offsets, bary, V):
     return indptr, points, weights
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _splat(indptr, points, weights, values, out):
     "Rows 0..V-1 of `out` (V+1, C): each vertex's weighted sum of its points' first C values."
     C = out.shape[1]
@@ -216,7 +216,7 @@ def _splat(indptr, points, weights, values, out):
             for k in range(C): out[v, k] += w * values[p, k]
     return out
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _blur(values, tmp, nb):
     "Blur along each lattice direction in turn, ping-ponging between `values` and `tmp`; returns the one holding the result. Row V of both is zero: the missing neighbour."
     C, half = values.shape[1], np.float32(0.5)
@@ -227,7 +227,7 @@ def _blur(values, tmp, nb):
         values, tmp = tmp, values
     return values
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _slice(offsets, weights, values, out):
     N, C = out.shape
     for i in prange(N):
@@ -312,14 +312,14 @@ def _exp_neg(x):
     y = y * x + np.float32(5.0000001201e-1)
     return (y * x * x + x + np.float32(1)) * _POW2[np.int64(n) + 127]
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _exp_neg_array(x):
     out = np.empty_like(x)
     for i in range(x.size): out[i] = _exp_neg(x[i])
     return out
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c57454ce
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _softmax(energy, Q):
     "Q[i] = softmax(energy[i]) with the row maximum subtracted first; `Q` may be `energy`."
     N, M = energy.shape
@@ -333,7 +333,7 @@ def _softmax(energy, Q):
         for k in range(M): Q[i, k] /= t
     return Q
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _mean_field_update(neg_unary, off1, w1, val1, off2, w2, val2, full, Q):
     """Q = softmax(-U + slice of kernel 1 + slice of kernel 2), slice weights carrying n, alpha and the Potts weight.
     With C = M-1 filtered labels, the last label's message is `full` (the messages of Q = 1) minus the others'."""
@@ -576,6 +576,21 @@ def crf_inference_label(crf:DenseCRF, # the dense CRF of the image (its lattices
     return crf.inference(unary_from_labels(labels, n, gt_prob, zero_unsure=False), iterations).argmax(0)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #98af62e6
+def map_images(fn, # called on each item; runs the Numba kernels (they release the GIL)
+               items, # a sequence of work items, e.g. image indices
+               workers:int=None, # items in parallel; None: Numba's thread count
+              )->list: # `fn(item)` per item, in input order
+    "`[fn(x) for x in items]`, parallel over items: threads with one Numba thread each (serial where Numba's threading layer is 'workqueue', which cannot run from several threads)."
+    items = list(items)
+    if not items: return []
+    first = fn(items[0]) # also starts Numba's threading layer
+    workers = min(workers or numba.get_num_threads(), len(items) - 1)
+    if workers <= 1 or numba.threading_layer() == 'workqueue': return [first] + [fn(x) for x in items[1:]]
+    def one(x):
+        numba.set_num_threads(1) # per thread: this item is this thread's only work
+        return fn(x)
+    with ThreadPoolExecutor(workers) as ex: return [first, *ex.map(one, items[1:])]
+
 def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may differ)
                     unaries, # sequence of (M, H, W) float32 energies, one per image
                     preset:str='irn', # a key of `PRESETS`
@@ -584,19 +599,11 @@ def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may diff
                     workers:int=None, # images in parallel; None: Numba's thread count
                     **params, # overrides of the preset (see `crf_params`)
                    )->list: # (M, H, W) float32 marginals per image, in input order
-    "`dense_crf` of many images, parallel over images."
+    "`dense_crf` of many images, parallel over images (on the CPU)."
     images, unaries = list(images), list(unaries)
     if len(images) != len(unaries): raise ValueError(f"{len(images)} images but {len(unaries)} unaries")
-    run = functools.partial(dense_crf, preset=preset, iterations=iterations, backend=backend, **params)
-    if not images: return []
-    first = run(images[0], unaries[0]) # also starts Numba's threading layer
-    workers = workers or numba.get_num_threads()
-    if workers == 1 or len(images) == 1 or resolve_backend(backend) != 'numba' or numba.threading_layer() == 'workqueue':
-        return [first] + [run(i, u) for i, u in zip(images[1:], unaries[1:])]
-    def one(pair):
-        numba.set_num_threads(1) # per thread: this image is this thread's only work
-        return run(*pair)
-    with ThreadPoolExecutor(workers) as ex: return [first, *ex.map(one, zip(images[1:], unaries[1:]))]
+    run = lambda pair: dense_crf(*pair, preset=preset, iterations=iterations, backend=backend, **params)
+    return map_images(run, zip(images, unaries), 1 if resolve_backend(backend) != 'numba' else workers)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c3e1c183
 def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB
