@@ -10,15 +10,13 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
 from .models import make_backbone
-from .metrics import ConfusionMatrix
 from .cam import Plugin, Learner, make_loader
 from .seg import ASPP
 from .kernels.threshold import cam_to_label, seed_labels
 from .kernels.crf import DenseCRF, crf_inference_label
 
 # %% auto #0
-__all__ = ['AMNConfig', 'check_amn', 'amn_seeds', 'AMN', 'amn_loss', 'ImageLabels', 'AdamLearner', 'train_amn', 'compute_amn',
-           'oracle_threshold_masks']
+__all__ = ['AMNConfig', 'check_amn', 'amn_seeds', 'AMN', 'amn_loss', 'ImageLabels', 'AdamLearner', 'train_amn', 'compute_amn']
 
 # %% ../nbs/07c_amn.ipynb #c8e1a5b0
 @dataclass
@@ -167,14 +165,3 @@ def compute_amn(model:AMN, # a trained `AMN`
     if seeds is not None: maps = torch.where(torch.as_tensor(np.asarray(seeds) == 0, device=dev), p, maps)
     maps = maps.cpu().numpy().astype(np.float32)
     return (maps, np.concatenate([[0], keys])) if background else (maps[1:], keys)
-
-# %% ../nbs/07c_amn.ipynb #92c61ef6
-def oracle_threshold_masks(cams, # per image: (k, H, W) normalised maps
-                           keys, # per image: (k,) class ids
-                           gts, # per image: (H, W) ground truth
-                           n_classes:int, # classes including background
-                           thresholds=tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)) # the candidate thresholds
-                          ) -> list:
-    "Per image, the pseudo-mask at the threshold that scores best against that image's own ground truth (an oracle)."
-    def score(gt, pm): return ConfusionMatrix(n_classes).update(gt, pm).miou
-    return [max((cam_to_label(c, k, t) for t in thresholds), key=partial(score, g)) for c, k, g in zip(cams, keys, gts, strict=True)]

@@ -191,11 +191,12 @@ def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseu
 
 def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
                  ) -> dict:
-    "The mIoU-vs-threshold curve, best threshold, boundary F and scene diagnostics of the run's CAMs or AMN maps."
+    "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold, boundary F and scene diagnostics of the run's CAMs or AMN maps."
     ds = self.dataset(self.cfg.train_split)
     gts = [ds.mask(i) for i in range(len(ds))]
     cs = list(self.cams(which))
-    curve = threshold_curve([c for _, c, _ in cs], [k for _, _, k in cs], gts, ds.n_classes, self.cfg.thresholds)
+    maps, keys = [c for _, c, _ in cs], [k for _, _, k in cs]
+    curve = threshold_curve(maps, keys, gts, ds.n_classes, self.cfg.thresholds)
     best_t, best = best_threshold(curve)
     thr = self.cfg.threshold if self.cfg.threshold is not None else best_t
     cm, bf, diag = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
@@ -203,7 +204,8 @@ def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
         pm = cam_to_label(c, k, thr); cm.update(gts[i], pm); bf.update(gts[i], pm)
         if diag: diag.update(i, c, k, pm)
     res = dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
-               threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f)
+               threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f,
+               oracle_pseudo_mask_miou=oracle_threshold(maps, keys, gts, ds.n_classes, self.cfg.thresholds)[0])
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
 
@@ -251,7 +253,7 @@ def _eval_seg(self:Run):
 Run._train_seg, Run._eval_seg = _train_seg, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
-AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold_curve', 'boundary_f', 'context_leakage')
+AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold_curve', 'boundary_f', 'context_leakage', 'oracle_pseudo_mask_miou')
 
 def _amn_seed(self:Run):
     c, ds = self.cfg.amn, self.dataset(self.cfg.train_split)
@@ -463,6 +465,10 @@ def _parser():
             g.add_argument('--likelihood-sampling-weight', type=float, default=LikelihoodConfig.sampling_weight, help='weight of the importance-sampling loss')
             g.add_argument('--likelihood-fs-weight', type=float, default=LikelihoodConfig.fs_weight, help='weight of the feature-similarity loss')
             g.add_argument('--likelihood-gap-weight', type=float, default=LikelihoodConfig.gap_weight, help='weight of the pooled (GAP) loss')
+            g.add_argument('--likelihood-samples', type=int, default=LikelihoodConfig.n_samples, help='S: pixels drawn per (image, class) by the sampling loss')
+            g.add_argument('--likelihood-mu', type=float, default=LikelihoodConfig.mu, help='edge-weight shift mu of the feature-similarity loss')
+            g.add_argument('--likelihood-sigma', type=float, default=LikelihoodConfig.sigma, help='spatial Gaussian sigma of the feature-similarity loss, in map pixels')
+            g.add_argument('--likelihood-window', type=int, default=LikelihoodConfig.window, help='half-width of its window of pixel pairs (default: ceil(3 sigma))')
             g = s.add_argument_group('AMN (--method amn)')
             g.add_argument('--amn-fg', type=float, default=AMNConfig.fg_threshold, help='background score of the foreground-seed run')
             g.add_argument('--amn-bg', type=float, default=AMNConfig.bg_threshold, help='background score of the background-seed run')
@@ -489,8 +495,9 @@ def config_from_args(a) -> RunConfig:
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
                                                           x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init),
-                                  likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight,
-                                                              fs_weight=a.likelihood_fs_weight, gap_weight=a.likelihood_gap_weight),
+                                  likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight, fs_weight=a.likelihood_fs_weight,
+                                                              gap_weight=a.likelihood_gap_weight, n_samples=a.likelihood_samples, mu=a.likelihood_mu,
+                                                              sigma=a.likelihood_sigma, window=a.likelihood_window),
                                   amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
                                                           keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
         if a.amn_epochs is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, epochs=a.amn_epochs)))
