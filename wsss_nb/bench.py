@@ -10,8 +10,8 @@ import numpy as np
 from .core import load_json
 
 # %% auto #0
-__all__ = ['PIPELINE_RUNS', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'format_crf', 'bench_conta',
-           'format_conta', 'main']
+__all__ = ['PIPELINE_RUNS', 'LIKELIHOOD_BASES', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'format_crf',
+           'bench_conta', 'format_conta', 'bench_likelihood', 'format_likelihood', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -169,9 +169,45 @@ def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0
             lines.append(f"{name:>8}  {100 * r['pseudo_mask_miou']:5.1f}  {r['context_leakage']:.2f}x")
     return '\n'.join(lines)
 
+# %% ../nbs/08_bench.ipynb #468121dd
+LIKELIHOOD_BASES = {'baseline': (), 'conta': ('conta',), 'amn': ('amn',)} # base name: its methods, without the likelihood losses
+
+def bench_likelihood(out:str|Path='runs/bench/likelihood', # folder of the runs and of likelihood.json
+                     seeds:tuple=(0, 1, 2), # seeds (of the data, the initialisation and the data order)
+                     base=None, # a `RunConfig` to start from (default: the CPU defaults)
+                     rounds:int=1, # CONTA's rounds
+                     progress:bool=False) -> dict:
+    "Run (or resume) each base method with and without the likelihood losses, per seed; each run's pseudo-mask mIoU, boundary F and time, keyed by run name."
+    import dataclasses
+    from wsss_nb.pipeline import Run, RunConfig
+    out, base = Path(out), base or RunConfig()
+    res = {}
+    for s in seeds:
+        for b, methods in LIKELIHOOD_BASES.items():
+            for lik in (False, True):
+                name = f's{s}_{b}' + ('_lik' if lik else '')
+                c = dataclasses.replace(base, method=(*methods, 'likelihood') if lik else methods or ('baseline',), seed=s,
+                                        scene=dataclasses.replace(base.scene, seed=s), conta=dataclasses.replace(base.conta, rounds=rounds))
+                if not (out/name/'results.json').exists(): Run(c, out/name, 'auto', progress).run()
+                r = load_json(out/name/'results.json')
+                fig = r['amn'] if b == 'amn' else r  # (a CONTA run's top-level figures are its last round's)
+                res[name] = dict(pseudo_mask_miou=fig['pseudo_mask_miou'], boundary_f=fig['boundary_f'], total_seconds=r['total_seconds'])
+    return res
+
+def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
+    "A table of `bench_likelihood`'s figures: each base without and with the likelihood losses, and the gain (mean ± std over seeds, %)."
+    seeds = [s for s in seeds if all(f's{s}_{b}{l}' in res for b in LIKELIHOOD_BASES for l in ('', '_lik'))]
+    lines = [f"likelihood losses on each base, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %)",
+             f"{'base':8}  {'pseudo-mask mIoU':>14} {'+likelihood':>13} {'gain':>13}  {'boundary F':>13} {'+likelihood':>13} {'gain':>13}"]
+    for b in LIKELIHOOD_BASES:
+        g = lambda k, l='': np.array([res[f's{s}_{b}{l}'][k] for s in seeds])
+        cols = [_ms(v) for k in ('pseudo_mask_miou', 'boundary_f') for v in (g(k), g(k, '_lik'), g(k, '_lik') - g(k))]
+        lines.append(f"{b:8}  {cols[0]:>14} {cols[1]:>13} {cols[2]:>13}  {cols[3]:>13} {cols[4]:>13} {cols[5]:>13}")
+    return '\n'.join(lines)
+
 # %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `python -m wsss_nb.bench crf [--root VOC] [--images N]` or `python -m wsss_nb.bench conta [--out DIR]`"
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]` or `... likelihood [--quick] [--seeds 0,1,2] [--out DIR]`"
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
     s = sub.add_parser('pipeline', help='time `wsss_nb run --quick` and `wsss_nb demo` in fresh processes')
@@ -187,12 +223,25 @@ def main(argv=None):
     k.add_argument('--seeds', default='0,1,2'); k.add_argument('--rounds', type=int, default=3)
     k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
+    l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
+    l.add_argument('--out', default='runs/bench/likelihood', help='folder of the runs (an interrupted benchmark resumes)')
+    l.add_argument('--seeds', default='0,1,2'); l.add_argument('--rounds', type=int, default=1, help="CONTA's rounds")
+    l.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
+    l.add_argument('--sigma', type=float, default=None, help='the feature-similarity sigma in map pixels (default: LikelihoodConfig.sigma)')
+    l.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/likelihood.json)')
     a = p.parse_args(argv)
     if a.what == 'conta':
         seeds = tuple(int(x) for x in a.seeds.split(','))
         from wsss_nb.pipeline import RunConfig, quick_config
         rows = bench_conta(a.out, seeds, a.rounds, base=quick_config(RunConfig()) if a.quick else None)
         print(format_conta(rows, seeds)); a.json = a.json or str(Path(a.out)/'conta.json')
+    elif a.what == 'likelihood':
+        import dataclasses
+        from wsss_nb.pipeline import RunConfig, quick_config
+        seeds, base = tuple(int(x) for x in a.seeds.split(',')), quick_config(RunConfig()) if a.quick else RunConfig()
+        if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
+        rows = bench_likelihood(a.out, seeds, base, a.rounds)
+        print(format_likelihood(rows, seeds)); a.json = a.json or str(Path(a.out)/'likelihood.json')
     elif a.what == 'pipeline':
         rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS)
         print(format_pipeline(rows))

@@ -6,14 +6,19 @@
 from __future__ import annotations
 import math, dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+import numpy as np, matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import torch, torch.nn.functional as F
+from .core import load_json, load_mask
 from .data import IMAGENET_MEAN, IMAGENET_STD
+from .metrics import miou
 from .cam import Plugin
 
 # %% auto #0
 __all__ = ['VARIANTS', 'probs_to_logits', 'class_probabilities', 'sample_pixels', 'importance_sampling_loss', 'normalised_cam',
            'edge_weight', 'gaussian', 'feature_similarity_loss', 'feature_similarity_loss_allpairs', 'LikelihoodConfig',
-           'check_likelihood', 'unnormalise', 'LikelihoodPlugin']
+           'check_likelihood', 'unnormalise', 'LikelihoodPlugin', 'plot_contours', 'likelihood_contours']
 
 # %% ../nbs/07b_likelihood.ipynb #e68d760b
 VARIANTS = ('likelihood', 'multinomial')
@@ -184,3 +189,42 @@ class LikelihoodPlugin(Plugin):
         loss = c.sampling_weight * importance_sampling_loss(cam, labels, c.n_samples, c.variant)
         if c.fs_weight: loss = loss + c.fs_weight * feature_similarity_loss(cam, labels, unnormalise(learn.batch['image']), c.mu, c.sigma, c.window)
         return loss
+
+# %% ../nbs/07b_likelihood.ipynb #0f510d40
+def plot_contours(images:list, # (H, W, 3) uint8 images
+                  gts:list, # their ground-truth label maps (255: ignored)
+                  masks:dict, # {name: label maps of the same images}, drawn in red, cyan, yellow, magenta
+                  n_classes:int, # classes including background (for the per-image mIoU)
+                  size:float=2.0 # inches per image
+                 ):
+    "The contours of each set of masks and of the ground truth (white) over the images, above each its mIoU per set (in `masks`' order); the figure."
+    colours = ('r', 'c', 'y', 'm')
+    if len(masks) > len(colours): raise ValueError(f"masks: at most {len(colours)} sets, got {len(masks)}")
+    for name, ms in masks.items():
+        if len(ms) != len(images): raise ValueError(f"masks[{name!r}]: {len(ms)} masks for {len(images)} images")
+    fig, axs = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.5), squeeze=False)
+    for j, (ax, img, gt) in enumerate(zip(axs[0], images, gts)):
+        ax.imshow(img)
+        for m, col in ((gt, 'w'), *((ms[j], c) for ms, c in zip(masks.values(), colours))):
+            for k in np.unique(m[(m > 0) & (m < 255)]): ax.contour(m == k, [0.5], colors=col, linewidths=1)
+        ax.set_title(' / '.join(f'{100 * miou([gt], [ms[j]], n_classes):.0f}' for ms in masks.values()), fontsize=8); ax.axis('off')
+    fig.legend([Line2D([], [], color=c) for c in ('w', *colours[:len(masks)])], ['ground truth', *masks], loc='lower center', ncol=len(masks) + 1, fontsize=8, facecolor='0.6')
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+# %% ../nbs/07b_likelihood.ipynb #90e34175
+def likelihood_contours(base, # run folder of the baseline (`wsss_nb run --method baseline`)
+                        lik, # run folder of the likelihood run, same data (`wsss_nb run --method likelihood`)
+                        n:int=6, # the first `n` training images
+                        names:tuple=('baseline', 'likelihood') # the two runs' names in the legend
+                       ):
+    "Contours of the two runs' pseudo-masks and of the ground truth over the same training images; the figure."
+    from wsss_nb.pipeline import Run  # (here: the pipeline imports this module)
+    base, lik = Path(base), Path(lik)
+    cb, cl = load_json(base/'config.json'), load_json(lik/'config.json')
+    diff = [k for k in ('dataset', 'root', 'train_split', 'labels_file', 'scene') if cb[k] != cl[k]]
+    if diff: raise ValueError(f"{base} and {lik} are not on the same data (options differ: {', '.join(diff)})")
+    ds = Run.open(base, 'cpu', progress=False).dataset(cb['train_split'])
+    ids = ds.ids[:n]
+    return plot_contours([ds.image(i) for i in range(len(ids))], [ds.mask(i) for i in range(len(ids))],
+                         {name: [load_mask(d/'pseudo_mask'/f'{x}.png') for x in ids] for name, d in zip(names, (base, lik))}, ds.n_classes)
