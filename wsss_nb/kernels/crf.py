@@ -61,6 +61,8 @@ def _check_image(image):
 _CHUNK = 256 # points (or vertices) per parallel task: scratch arrays are allocated once per task
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15) # odd 64-bit multiplier of the key hash
 
+def _c(n:int)->tuple: return (0,) * n # a tuple of length n: the kernels take sizes (d+1 corners, C labels) as the length of such a tuple, a compile-time constant
+
 @njit(cache=True, inline='always')
 def _hash(key):
     "64-bit hash of an int32 key; its top bits index the table."
@@ -84,50 +86,52 @@ def _probe(table, vkeys, key, h, bits):
         s = (s + 1) & mask
 
 # %% ../../nbs/02a_kernels.crf.ipynb #e39051a6
-@njit(parallel=True, cache=True, nogil=True)
-def _embed(features, scale):
-    "Each point's closest remainder-0 point `rem` (its first d coordinates), the rank of each coordinate, and its barycentric weights."
-    N, d = features.shape
-    rem, rank, bary = np.empty((N, d), np.int32), np.empty((N, d + 1), np.int32), np.empty((N, d + 1), np.float32)
+@njit(cache=True, nogil=True)
+def _embed_range(features, scale, rem, rank, bary, lo, hi, dt):
+    "Steps 1-3 for points lo..hi-1 (sequential: `_embed` runs ranges in parallel)."
+    d = len(dt)
     inv, dp1 = np.float32(1) / np.float32(d + 1), np.float32(d + 1)
-    for c in prange((N + _CHUNK - 1) // _CHUNK):
-        elevated, rem0 = np.empty(d + 1, np.float32), np.empty(d + 1, np.float32)
-        rk, b = np.empty(d + 1, np.int32), np.empty(d + 2, np.float32)
-        for p in range(c * _CHUNK, min(N, (c + 1) * _CHUNK)):
-            sm = np.float32(0) # elevate
-            for j in range(d, 0, -1):
-                cf = features[p, j - 1] * scale[j - 1]
-                elevated[j] = sm - np.float32(j) * cf
-                sm += cf
-            elevated[0] = sm
-            s = 0 # closest remainder-0 point
-            for i in range(d + 1):
-                v = np.rint(inv * elevated[i])
-                rem0[i] = v * dp1
-                s += np.int32(v)
-                rk[i] = 0
-            for i in range(d): # rank the differences (without branches: they would be mispredicted)
-                di = elevated[i] - rem0[i]
-                for j in range(i + 1, d + 1):
-                    lt = np.int32(di < elevated[j] - rem0[j])
-                    rk[i] += lt
-                    rk[j] += 1 - lt
-            for i in range(d + 2): b[i] = 0
-            for i in range(d + 1): # back onto the plane, barycentric weights
-                rk[i] += s
-                if rk[i] < 0:
-                    rk[i] += d + 1
-                    rem0[i] += dp1
-                elif rk[i] > d:
-                    rk[i] -= d + 1
-                    rem0[i] -= dp1
-                v = (elevated[i] - rem0[i]) * inv
-                b[d - rk[i]] += v
-                b[d - rk[i] + 1] -= v
-                rank[p, i] = rk[i]
-                if i < d: rem[p, i] = np.int32(rem0[i])
-            b[0] += np.float32(1) + b[d + 1]
-            for r in range(d + 1): bary[p, r] = b[r]
+    elevated, rem0 = np.empty(d + 1, np.float32), np.empty(d + 1, np.float32)
+    rk, b = np.empty(d + 1, np.int32), np.empty(d + 2, np.float32)
+    for p in range(lo, hi):
+        sm = np.float32(0) # elevate
+        for j in range(d, 0, -1):
+            cf = features[p, j - 1] * scale[j - 1]
+            elevated[j] = sm - np.float32(j) * cf
+            sm += cf
+        elevated[0] = sm
+        s = 0 # closest remainder-0 point
+        for i in range(d + 1):
+            v = np.rint(inv * elevated[i])
+            rem0[i] = v * dp1
+            s += np.int32(v)
+            rk[i] = 0
+        for i in range(d): # rank the differences (without branches: they would be mispredicted)
+            di = elevated[i] - rem0[i]
+            for j in range(i + 1, d + 1):
+                lt = np.int32(di < elevated[j] - rem0[j])
+                rk[i] += lt
+                rk[j] += 1 - lt
+        for i in range(d + 2): b[i] = 0
+        for i in range(d + 1): # back onto the plane, barycentric weights
+            r = rk[i] + s
+            wrap = np.int32(r < 0) - np.int32(r > d)
+            r += (d + 1) * wrap
+            rem0[i] += dp1 * np.float32(wrap)
+            v = (elevated[i] - rem0[i]) * inv
+            b[d - r] += v
+            b[d - r + 1] -= v
+            rank[p, i] = r
+            if i < d: rem[p, i] = np.int32(rem0[i])
+        b[0] += np.float32(1) + b[d + 1]
+        for r in range(d + 1): bary[p, r] = b[r]
+
+@njit(parallel=True, cache=True, nogil=True)
+def _embed(features, scale, dt):
+    "Each point's closest remainder-0 point `rem` (its first d coordinates), the rank of each coordinate, and its barycentric weights."
+    N, d = features.shape[0], len(dt)
+    rem, rank, bary = np.empty((N, d), np.int32), np.empty((N, d + 1), np.int32), np.empty((N, d + 1), np.float32)
+    for c in prange((N + _CHUNK - 1) // _CHUNK): _embed_range(features, scale, rem, rank, bary, c * _CHUNK, min(N, (c + 1) * _CHUNK), dt)
     return rem, rank, bary
 
 @njit(cache=True, inline='always')
@@ -143,14 +147,79 @@ def simplex_keys(features:np.ndarray, # (N, d) float32 lattice positions
                 )->tuple: # keys (N, d+1, d) int32 of each point's simplex vertices, barycentric weights (N, d+1) float32
     "Steps 1-3 for every point: the keys of its enclosing simplex's vertices and its barycentric weights."
     N, d = _check_features(features).shape
-    rem, rank, bary = _embed(features, _scale_factors(d))
+    rem, rank, bary = _embed(features, _scale_factors(d), _c(d))
     keys = rem[:, None, :] + _canonical_simplex(d)[:, rank[:, :d]].transpose(1, 0, 2)
     return keys.astype(np.int32), bary
 
 # %% ../../nbs/02a_kernels.crf.ipynb #a094839e
 @njit(cache=True, nogil=True)
+def _key_range(rem, d):
+    "Lowest and highest vertex key coordinate (int64, per coordinate): `rem` -d..+d."
+    lo, hi = rem[0].astype(np.int64), rem[0].astype(np.int64)
+    for p in range(rem.shape[0]):
+        for i in range(rem.shape[1]): lo[i], hi[i] = min(lo[i], rem[p, i]), max(hi[i], rem[p, i])
+    return lo - d, hi + d
+
+def _packing(rem, d):
+    "(lo, hi, shift, bits) that pack every vertex key, and its lattice neighbours' keys, into one int64; None if they need more than 62 bits."
+    lo, hi = _key_range(rem, d)
+    widths = [int(w).bit_length() for w in hi - lo]
+    if sum(widths) > 62: return None
+    return lo, hi, np.cumsum([0] + widths[:-1]).astype(np.int64), sum(widths)
+
+@njit(cache=True, inline='always')
+def _slot(pk, bits): return np.int64((np.uint64(pk) * _HASH_MULT) >> np.uint64(64 - bits))
+
+@njit(cache=True, nogil=True)
+def _insert_packed(rem, rank, lo, shift, dt):
+    "Insert every simplex vertex in point order, keys packed: each (point, corner)'s vertex, each vertex's key, and the runs (start point, vertex, corner)."
+    N, d = rem.shape[0], len(dt)
+    bits = 10
+    table = np.full(1 << bits, -1, np.int32) # vertex ids; a vertex's packed key is vpk[vertex]
+    vpk, offsets, vkeys = np.empty(N * (d + 1), np.int64), np.empty(N * (d + 1), np.int32), np.empty((N * (d + 1), d), np.int32)
+    starts, rv, rc, R = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), 0
+    prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
+    ones = np.int64(0)
+    for i in range(d): ones += np.int64(1) << shift[i]
+    V = 0
+    for p in range(N):
+        pk = np.int64(0) # the remainder-0 vertex's key, packed
+        for i in range(d): pk += np.int64(rem[p, i] - lo[i]) << shift[i]
+        for i in range(d): # corner r's key is corner r-1's plus (1, ..., 1) minus d+1 at the coordinate of rank d+1-r
+            if rank[p, i] > 0: step[d + 1 - rank[p, i]] = -(np.int64(d + 1) << shift[i])
+        if rank[p, d] > 0: step[d + 1 - rank[p, d]] = 0 # (the last coordinate is not in the key)
+        for r in range(d + 1):
+            if r > 0: pk += ones + step[r]
+            e = p * (d + 1) + r
+            if pk == prevk[r]: # the previous point's vertex at this corner: the run goes on
+                offsets[e] = prevo[r]
+                continue
+            if 2 * V >= table.size: # grow and re-insert
+                bits += 1
+                table = np.full(1 << bits, -1, np.int32)
+                for u in range(V):
+                    s = _slot(vpk[u], bits)
+                    while table[s] >= 0: s = (s + 1) & (table.size - 1)
+                    table[s] = u
+            s, mask = _slot(pk, bits), table.size - 1
+            while True:
+                u = table[s]
+                if u < 0: # a new vertex
+                    table[s], vpk[V], u = V, pk, V
+                    for i in range(d): vkeys[V, i] = rem[p, i] + r - (d + 1) * np.int32(rank[p, i] > d - r)
+                    V += 1
+                    break
+                if vpk[u] == pk: break
+                s = (s + 1) & mask
+            offsets[e] = prevo[r] = u
+            prevk[r] = pk
+            starts[R], rv[R], rc[R] = p, u, r
+            R += 1
+    return offsets, vkeys[:V].copy(), starts[:R].copy(), rv[:R].copy(), rc[:R].copy()
+
+@njit(cache=True, nogil=True)
 def _insert(rem, rank, canonical, bits):
-    "Insert every simplex vertex in point order; the vertex of each (point, corner) and each vertex's key."
+    "The general path: insert every simplex vertex in point order, keys as d int32; the vertex of each (point, corner) and each vertex's key."
     N, d = rem.shape
     table = np.full(1 << bits, -1, np.int32)
     vkeys, vhash, offsets = np.empty((N * (d + 1), d), np.int32), np.empty(N * (d + 1), np.uint64), np.empty(N * (d + 1), np.int32)
@@ -173,68 +242,165 @@ def _insert(rem, rank, canonical, bits):
             offsets[p * (d + 1) + r] = table[s]
     return table, bits, offsets, vkeys[:V].copy()
 
+@njit(cache=True, nogil=True)
+def _runs(offsets):
+    "Runs of consecutive points that share their vertex at a corner (start point, vertex, corner), in point order."
+    Np, dp1 = offsets.shape
+    starts, rv, rc, R = np.empty(Np * dp1, np.int32), np.empty(Np * dp1, np.int32), np.empty(Np * dp1, np.int32), 0
+    for p in range(Np):
+        for r in range(dp1):
+            v = offsets[p, r]
+            if p == 0 or offsets[p - 1, r] != v:
+                starts[R], rv[R], rc[R] = p, v, r
+                R += 1
+    return starts[:R].copy(), rv[:R].copy(), rc[:R].copy()
+
+# %% ../../nbs/02a_kernels.crf.ipynb #855e70b9
+@njit(cache=True, nogil=True)
+def _radix_argsort(keys, nbits):
+    "Stable order of non-negative int64 `keys` below 2**nbits (least-significant-digit radix sort, a byte a pass), and the sorted keys."
+    n = keys.size
+    order, tmp, k, ktmp = np.arange(n).astype(np.int32), np.empty(n, np.int32), keys.copy(), np.empty(n, np.int64)
+    for sh in range(0, nbits, 8):
+        count = np.zeros(257, np.int64)
+        for i in range(n): count[((k[i] >> sh) & 255) + 1] += 1
+        for b in range(256): count[b + 1] += count[b]
+        for i in range(n):
+            b = (k[i] >> sh) & 255
+            ktmp[count[b]], tmp[count[b]] = k[i], order[i]
+            count[b] += 1
+        k, ktmp, order, tmp = ktmp, k, tmp, order
+    return order, k
+
+@njit(parallel=True, cache=True, nogil=True)
+def _neighbours_packed(vkeys, lo, hi, shift, nbits, dt):
+    "Previous and next vertex along each direction (d+1, V, 2), V where none: sorted packed keys merged with themselves shifted by the direction."
+    V, d = vkeys.shape[0], len(dt)
+    pk = np.zeros(V, np.int64)
+    for v in range(V):
+        for i in range(d): pk[v] += np.int64(vkeys[v, i] - lo[i]) << shift[i]
+    order, spk = _radix_argsort(pk, nbits)
+    nb, span, ones = np.full((d + 1, V, 2), V, np.int32), hi - lo, np.int64(0)
+    for i in range(d): ones += np.int64(1) << shift[i]
+    for j in prange(d + 1): # previous neighbour: v - (1, .., 1, -d, 1, .., 1), -d at position j
+        delta = -ones + ((np.int64(d + 1) << shift[j]) if j < d else 0)
+        xs, ys = np.empty(V, np.int32), np.empty(V, np.int32)
+        x = y = n = 0
+        while x < V and y < V: # branch-free merge: matches spk[x] + delta == spk[y]
+            a, b = spk[x] + delta, spk[y]
+            xs[n], ys[n] = x, y
+            n += np.int64(a == b)
+            x += np.int64(a <= b)
+            y += np.int64(b <= a)
+        for m in range(n):
+            key, inside = spk[xs[m]], True
+            for i in range(d): # the neighbour's coordinate i within the key range (else the match is a carry)
+                width = (shift[i + 1] if i + 1 < d else nbits) - shift[i]
+                f = ((key >> shift[i]) & ((np.int64(1) << width) - 1)) - 1 + (d + 1) * np.int64(i == j)
+                inside &= (f >= 0) & (f <= span[i])
+            if inside:
+                v, u = order[xs[m]], order[ys[m]]
+                nb[j, v, 0], nb[j, u, 1] = u, v
+    return nb
+
 @njit(parallel=True, cache=True, nogil=True)
 def _neighbours(table, bits, vkeys):
+    "The general path: the same `(d+1, V, 2)` neighbours, each previous one looked up in the hash table."
     V, d = vkeys.shape
-    nb = np.full((V, d + 1, 2), V, np.int32)
-    for c in prange((V + _CHUNK - 1) // _CHUNK): # previous neighbour: v - (1,..,1,-d,1,..,1)
+    nb = np.full((d + 1, V, 2), V, np.int32)
+    for c in prange((V + _CHUNK - 1) // _CHUNK):
         n = np.empty(d, np.int32)
         for v in range(c * _CHUNK, min(V, (c + 1) * _CHUNK)):
             for j in range(d + 1):
                 for i in range(d): n[i] = vkeys[v, i] - 1
                 if j < d: n[j] = vkeys[v, j] + d
                 u = table[_probe(table, vkeys, n, _hash(n), bits)]
-                if u >= 0: nb[v, j, 0] = u
+                if u >= 0: nb[j, v, 0] = u
     for j in prange(d + 1): # next neighbour: u follows v exactly when v precedes u
         for v in range(V):
-            if nb[v, j, 0] < V: nb[nb[v, j, 0], j, 1] = v
+            if nb[j, v, 0] < V: nb[j, nb[j, v, 0], 1] = v
     return nb
 
+# %% ../../nbs/02a_kernels.crf.ipynb #791981b9
 @njit(cache=True, nogil=True)
-def _csr(offsets, bary, V):
-    E, dp1 = offsets.size, bary.shape[1]
+def _csr(starts, rv, rc, N, V, dp1):
+    "Each vertex's points in point order (CSR: indptr (V+1), points) and its corner, from the runs; points from N on (padding) are left out."
+    R = starts.size
+    corner, ends, last = np.zeros(V, np.int32), np.empty(R, np.int32), np.full(dp1, -1, np.int64)
+    for q in range(R): # a run ends where the next run on its corner starts
+        if last[rc[q]] >= 0: ends[last[rc[q]]] = starts[q]
+        last[rc[q]] = q
+    for r in range(dp1):
+        if last[r] >= 0: ends[last[r]] = N
     indptr = np.zeros(V + 1, np.int64)
-    for e in range(E): indptr[offsets[e] + 1] += 1
+    for q in range(R):
+        corner[rv[q]] = rc[q]
+        if starts[q] < N: indptr[rv[q] + 1] += min(ends[q], N) - starts[q]
     for v in range(V): indptr[v + 1] += indptr[v]
-    pos = indptr[:-1].copy()
-    points, weights = np.empty(E, np.int32), np.empty(E, np.float32)
-    for e in range(E): # stable: each vertex's points stay in point order
-        v, q = offsets[e], pos[offsets[e]]
-        points[q], weights[q] = e // dp1, bary[e // dp1, e % dp1]
-        pos[v] = q + 1
-    return indptr, points, weights
+    pos, points = indptr[:-1].copy(), np.empty(indptr[V], np.int32)
+    for q in range(R):
+        x = pos[rv[q]]
+        for p in range(starts[q], min(ends[q], N)):
+            points[x] = p
+            x += 1
+        pos[rv[q]] = x
+    return indptr, points, corner
+
+@njit(parallel=True, cache=True, nogil=True)
+def _csr_weights(indptr, points, corner, weights):
+    "The splat weight of each CSR entry, `weights[point, corner of the vertex]`, so the splat reads them in order."
+    cw = np.empty(indptr[-1], np.float32)
+    for v in prange(corner.size):
+        for x in range(indptr[v], indptr[v + 1]): cw[x] = weights[points[x], corner[v]]
+    return cw
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
-@njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _splat(indptr, points, weights, values, out):
-    "Rows 0..V-1 of `out` (V+1, C): each vertex's weighted sum of its points' first C values."
-    C = out.shape[1]
-    for v in prange(out.shape[0] - 1):
+@njit(cache=True, nogil=True, fastmath=True)
+def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
+    C = len(ct)
+    for v in range(v0, v1):
         for k in range(C): out[v, k] = 0
-        for q in range(indptr[v], indptr[v + 1]):
-            p, w = points[q], weights[q]
+        for x in range(indptr[v], indptr[v + 1]):
+            p, w = points[x], cw[x]
             for k in range(C): out[v, k] += w * values[p, k]
+
+@njit(parallel=True, cache=True, nogil=True)
+def _splat(indptr, points, cw, values, out, ct):
+    "Rows 0..V-1 of `out` (V+1, C): each vertex's weighted sum of its points' first C values."
+    V = out.shape[0] - 1
+    for c in prange((V + _CHUNK - 1) // _CHUNK): _splat_range(indptr, points, cw, values, out, c * _CHUNK, min(V, (c + 1) * _CHUNK), ct)
     return out
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _blur(values, tmp, nb):
+@njit(cache=True, nogil=True, fastmath=True)
+def _blur_range(values, tmp, nbj, v0, v1, ct):
+    C, half = len(ct), np.float32(0.5)
+    for v in range(v0, v1):
+        a, b = nbj[v, 0], nbj[v, 1]
+        for k in range(C): tmp[v, k] = values[v, k] + half * (values[a, k] + values[b, k])
+
+@njit(parallel=True, cache=True, nogil=True)
+def _blur(values, tmp, nb, ct):
     "Blur along each lattice direction in turn, ping-ponging between `values` and `tmp`; returns the one holding the result. Row V of both is zero: the missing neighbour."
-    C, half = values.shape[1], np.float32(0.5)
-    for j in range(nb.shape[1]):
-        for v in prange(nb.shape[0]):
-            a, b = nb[v, j, 0], nb[v, j, 1]
-            for k in range(C): tmp[v, k] = values[v, k] + half * (values[a, k] + values[b, k])
+    V = nb.shape[1]
+    for j in range(nb.shape[0]):
+        for c in prange((V + _CHUNK - 1) // _CHUNK): _blur_range(values, tmp, nb[j], c * _CHUNK, min(V, (c + 1) * _CHUNK), ct)
         values, tmp = tmp, values
     return values
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _slice(offsets, weights, values, out):
-    N, C = out.shape
-    for i in prange(N):
-        for k in range(C):
-            acc = np.float32(0)
-            for j in range(offsets.shape[1]): acc += weights[i, j] * values[offsets[i, j], k]
-            out[i, k] = acc
+@njit(cache=True, nogil=True, fastmath=True)
+def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
+    C, dp1 = len(ct), len(dt)
+    for i in range(lo, hi):
+        for k in range(C): out[i, k] = 0
+        for j in range(dp1):
+            o, w = offsets[i, j], weights[i, j]
+            for k in range(C): out[i, k] += w * values[o, k]
+
+@njit(parallel=True, cache=True, nogil=True)
+def _slice(offsets, weights, values, out, ct, dt):
+    "Each point's weighted sum of its vertices' values."
+    N = out.shape[0]
+    for c in prange((N + _CHUNK - 1) // _CHUNK): _slice_range(offsets, weights, values, out, c * _CHUNK, min(N, (c + 1) * _CHUNK), ct, dt)
     return out
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d81e3879
@@ -252,30 +418,51 @@ class PermutohedralLattice:
     "The permutohedral lattice of N points in d dimensions: built once, then `filter` any (N, M) values."
     def __init__(self, features:np.ndarray, # (N, d) float32 positions, each axis divided by its standard deviation
                  pad_to:int=4, # add phantom points at the origin up to a multiple of this, as pydensecrf does (1: none)
+                 packed:bool|None=None, # keys packed into an int64 (None: where they fit; False: the general path)
                 ):
         N, d = _check_features(features).shape
         padded = features if N % pad_to == 0 else np.concatenate([features, np.zeros((-N % pad_to, d), np.float32)])
-        rem, rank, bary = _embed(padded, _scale_factors(d))
-        table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
-        offsets, self.barycentric = offsets[:N * (d + 1)], bary[:N] # phantom points leave only their vertices behind
-        self.n_points, self.d, self.n_vertices = N, d, len(vkeys)
-        self.offsets = offsets.reshape(N, d + 1) # (N, d+1) vertex of each simplex corner of each point
-        self.neighbours = _neighbours(table, bits, vkeys) # (V, d+1, 2) previous and next vertex along each direction; V if none
-        self.indptr, self.points, self.point_weights = _csr(offsets, self.barycentric, self.n_vertices) # CSR: points of each vertex
+        rem, rank, bary = _embed(padded, _scale_factors(d), _c(d))
+        packing = _packing(rem, d) if packed is not False else None
+        if packed and packing is None: raise ValueError("the lattice keys need more than 62 bits: use packed=None or False")
+        if packing is not None:
+            lo, hi, shift, nbits = packing
+            offsets, vkeys, *runs = _insert_packed(rem, rank, lo, shift, _c(d))
+            self.neighbours = _neighbours_packed(vkeys, lo, hi, shift, nbits, _c(d))
+        else:
+            table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
+            runs = _runs(offsets.reshape(-1, d + 1))
+            self.neighbours = _neighbours(table, bits, vkeys)
+        self.n_points, self.d, self.n_vertices, self.packed = N, d, len(vkeys), packing is not None
+        self.offsets = offsets[:N * (d + 1)].reshape(N, d + 1) # (N, d+1) vertex of each simplex corner of each point (phantom points leave only their vertices)
+        self.barycentric = bary[:N] # (N, d+1) weights of the corners
+        self.indptr, self.points, self.corner = _csr(*runs, N, self.n_vertices, d + 1) # CSR: each vertex's points; its corner
         self.alpha = np.float32(1) / (np.float32(1) + np.float32(2.0 ** -d))
-        self.slice_weights = self.barycentric * self.alpha # (N, d+1)
 
     def buffer(self, C:int)->np.ndarray: # (V+1, C) float32 zeros: values on the vertices, and a zero row for missing neighbours
         return np.zeros((self.n_vertices + 1, C), np.float32)
+
+    def csr_weights(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
+                   )->np.ndarray: # the same weights in the CSR order of `splat`
+        return _csr_weights(self.indptr, self.points, self.corner, np.ascontiguousarray(weights, np.float32))
+
+    def splat(self, cw, values, out): # `csr_weights`, (N, >=C) float32, (V+1, C) buffer; the first C values of each point onto the vertices
+        return _splat(self.indptr, self.points, cw, values, out, _c(out.shape[1]))
+
+    def blur(self, values, tmp): # two (V+1, C) buffers; returns the one holding the result
+        return _blur(values, tmp, self.neighbours, _c(values.shape[1]))
+
+    def slice(self, weights, values, out): # (N, d+1) weights, (V+1, C) vertex values, (N, C) output
+        return _slice(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
 
     def filter(self, values:np.ndarray, # (N, M) float32 values, one row per point
               )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
         "Splat, blur and slice: approximately `sum_j exp(-|f_i - f_j|^2 / 2) values[j]`."
         values = np.ascontiguousarray(values, np.float32)
         if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
-        A = _splat(self.indptr, self.points, self.point_weights, values, self.buffer(values.shape[1]))
-        A = _blur(A, self.buffer(values.shape[1]), self.neighbours)
-        return _slice(self.offsets, self.slice_weights, A, np.empty(values.shape, np.float32))
+        C = values.shape[1]
+        A = self.blur(self.splat(self.csr_weights(self.barycentric), values, self.buffer(C)), self.buffer(C))
+        return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2db9ee7f
 def _check_features(features):
@@ -319,76 +506,71 @@ def _exp_neg_array(x):
     return out
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c57454ce
-@njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _softmax(energy, Q):
-    "Q[i] = softmax(energy[i]) with the row maximum subtracted first; `Q` may be `energy`."
-    N, M = energy.shape
-    for i in prange(N):
-        m = energy[i, 0]
-        for k in range(1, M): m = max(m, energy[i, k])
-        t = np.float32(0)
-        for k in range(M):
-            Q[i, k] = _exp_neg(energy[i, k] - m)
-            t += Q[i, k]
-        for k in range(M): Q[i, k] /= t
-    return Q
+_B = 64 # pixels whose softmax is taken together (vectorised across pixels)
+_PIXEL_CHUNK = 1024 # pixels per parallel task of the mean-field pass
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _mean_field_update(neg_unary, off1, w1, val1, off2, w2, val2, full, Q):
-    """Q = softmax(-U + slice of kernel 1 + slice of kernel 2), slice weights carrying n, alpha and the Potts weight.
-    With C = M-1 filtered labels, the last label's message is `full` (the messages of Q = 1) minus the others'."""
-    N, M = Q.shape
-    C = val1.shape[1]
-    for c in prange((N + _CHUNK - 1) // _CHUNK):
-        e = np.empty(M, np.float32)
-        for i in range(c * _CHUNK, min(N, (c + 1) * _CHUNK)):
-            if C < 4: # few labels: each label's sum in a register
+@njit(cache=True, nogil=True, fastmath=True)
+def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2):
+    "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
+    M = neg_unary.shape[1]
+    C, d1, d2 = len(ct), len(dt1), len(dt2)
+    E, T = np.empty((_B, C), np.float32), np.empty((M, _B), np.float32) # messages (pixel-major), energies (label-major)
+    mx, s = np.empty(_B, np.float32), np.empty(_B, np.float32)
+    for i0 in range(lo, hi, _B):
+        n = min(hi, i0 + _B) - i0
+        if gather:
+            for q in range(n): # slice both kernels
+                i = i0 + q
+                for k in range(C): E[q, k] = 0
+                for j in range(d1):
+                    o, w = off1[i, j], w1[i, j] * c1
+                    for k in range(C): E[q, k] += w * val1[o, k]
+                for j in range(d2):
+                    o, w = off2[i, j], w2[i, j] * c2
+                    for k in range(C): E[q, k] += w * val2[o, k]
+            for q in range(n):
+                i, rest = i0 + q, full[i0 + q]
                 for k in range(C):
-                    acc = np.float32(0)
-                    for j in range(off1.shape[1]): acc += w1[i, j] * val1[off1[i, j], k]
-                    for j in range(off2.shape[1]): acc += w2[i, j] * val2[off2[i, j], k]
-                    e[k] = acc
-            else: # many: each corner's row of labels at once (vectorised)
-                for k in range(C): e[k] = 0
-                for j in range(off1.shape[1]):
-                    o, w = off1[i, j], w1[i, j]
-                    for k in range(C): e[k] += w * val1[o, k]
-                for j in range(off2.shape[1]):
-                    o, w = off2[i, j], w2[i, j]
-                    for k in range(C): e[k] += w * val2[o, k]
-            if C < M:
-                rest = full[i]
-                for k in range(C): rest -= e[k]
-                e[M - 1] = neg_unary[i, M - 1] + rest
-            for k in range(C): e[k] += neg_unary[i, k]
-            m = e[0]
-            for k in range(1, M): m = max(m, e[k])
-            t = np.float32(0)
-            for k in range(M):
-                e[k] = _exp_neg(e[k] - m)
-                t += e[k]
-            for k in range(M): Q[i, k] = e[k] / t
+                    T[k, q] = neg_unary[i, k] + E[q, k]
+                    rest -= E[q, k]
+                if C < M: T[M - 1, q] = neg_unary[i, M - 1] + rest # the last label's message: Q sums to 1
+        else:
+            for q in range(n):
+                for k in range(M): T[k, q] = neg_unary[i0 + q, k]
+        for q in range(n): mx[q], s[q] = T[0, q], 0
+        for k in range(1, M):
+            for q in range(n): mx[q] = max(mx[q], T[k, q])
+        for k in range(M):
+            for q in range(n):
+                T[k, q] = _exp_neg(T[k, q] - mx[q])
+                s[q] += T[k, q]
+        for q in range(n): s[q] = np.float32(1) / s[q]
+        for q in range(n):
+            for k in range(M): Q[i0 + q, k] = T[k, q] * s[q]
+
+@njit(parallel=True, cache=True, nogil=True)
+def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, gather, ct, dt1, dt2):
+    "The mean-field update of every pixel (parallel over chunks of pixels); with C = M-1 filtered labels, the last label's messages come from `full`."
+    N = neg_unary.shape[0]
+    for c in prange((N + _PIXEL_CHUNK - 1) // _PIXEL_CHUNK):
+        _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, c * _PIXEL_CHUNK, min(N, (c + 1) * _PIXEL_CHUNK), gather, ct, dt1, dt2)
     return Q
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
 class _Kernel:
-    "One normalised Gaussian kernel: its lattice, splat weights (times n) and slice weights (times alpha and n)."
+    "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (also in CSR order, for the splat), and n K n 1."
     def __init__(self, features):
         self.lattice = lat = PermutohedralLattice(features)
         n = kernel_norm(lat)
-        self.splat_weights = lat.point_weights * n[lat.points]
-        self.slice_weights = lat.slice_weights * n[:, None]
-        for a in (self.splat_weights, self.slice_weights): a.flags.writeable = False
-
-    @functools.cached_property
-    def ones_messages(self)->np.ndarray: # (N,) float32: alpha n K n, the message of Q = 1 before the Potts weight
-        lat, ones = self.lattice, np.ones((self.lattice.n_points, 1), np.float32)
-        return _slice(lat.offsets, self.slice_weights, self.messages(ones, lat.buffer(1), lat.buffer(1)), ones.copy())[:, 0]
+        self.weights = lat.barycentric * n[:, None]
+        self.splat_weights = lat.csr_weights(self.weights)
+        ones = np.ones((lat.n_points, 1), np.float32)
+        self.ones_messages = lat.slice(self.weights, self.messages(ones, lat.buffer(1), lat.buffer(1)), ones.copy())[:, 0] # (N,) n K n 1
+        for a in (self.weights, self.splat_weights, self.ones_messages): a.flags.writeable = False
 
     def messages(self, Q, A, B):
-        "Splat and blur the first `A.shape[1]` labels of `n * Q` on the lattice (buffers `A`, `B`); the slice comes in the fused update."
-        lat = self.lattice
-        return _blur(_splat(lat.indptr, lat.points, self.splat_weights, Q, A), B, lat.neighbours)
+        "Splat and blur the first `A.shape[1]` labels of `n * Q` on the lattice (buffers `A`, `B`); the slice comes in the mean-field pass."
+        return self.lattice.blur(self.lattice.splat(self.splat_weights, Q, A), B)
 
 @functools.lru_cache(maxsize=4)
 def _gaussian_kernel(height, width, sxy):
@@ -402,37 +584,38 @@ class NumbaCRF:
         H, W = image.shape[:2]
         self.kernels = [_gaussian_kernel(H, W, float(params['gauss_sxy'])),
                         _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']))]
-        self.compat = [np.float32(params[w]) for w in ('gauss_compat', 'bilateral_compat')]
-        self.slice_weights = [k.slice_weights * w for k, w in zip(self.kernels, self.compat)]
+        self.coef = [k.lattice.alpha * np.float32(params[w]) for k, w in zip(self.kernels, ('gauss_compat', 'bilateral_compat'))] # alpha w
+        self.full_messages = self.coef[0] * self.kernels[0].ones_messages + self.coef[1] * self.kernels[1].ones_messages # (N,) the messages of Q = 1
 
-    @functools.cached_property
-    def full_messages(self)->np.ndarray: # (N,) float32
-        "The messages of Q = 1 (every label everywhere): sum over kernels of w alpha n K n. Once per image (the Gaussian kernel's once per size)."
-        g, b = (w * k.ones_messages for k, w in zip(self.kernels, self.compat))
-        return g + b
+    def _pass(self, neg_unary, Q, messages, C):
+        "Q = softmax(-U + the messages of C labels): `messages` the two kernels' blurred vertex values, or None for Q0."
+        (g, b), (cg, cb) = self.kernels, self.coef
+        vg, vb = messages or (g.lattice.buffer(C), b.lattice.buffer(C))
+        return _mean_field_pass(neg_unary, g.lattice.offsets, g.weights, cg, vg, b.lattice.offsets, b.weights, cb, vb, self.full_messages, Q,
+                                messages is not None, _c(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1))
+
+    def _messages(self, Q, buffers):
+        return [k.messages(Q, *bf) for k, bf in zip(self.kernels, buffers)]
+
+    def _buffers(self, C):
+        return [(k.lattice.buffer(C), k.lattice.buffer(C)) for k in self.kernels]
 
     def step(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
-             Q:np.ndarray, # (N, M) float32 current marginals; overwritten by the next ones
-             buffers=None, # per-kernel pairs of (V+1, C) float32 scratch arrays, reused across iterations
-            )->np.ndarray:
-        "One mean-field update, in place. With buffers of C = M-1 labels, `Q` must sum to 1 per pixel (the last label's messages are implied)."
-        buffers = buffers or [(k.lattice.buffer(Q.shape[1]), k.lattice.buffer(Q.shape[1])) for k in self.kernels]
-        (g, b), (wg, wb) = self.kernels, self.slice_weights
-        vg, vb = g.messages(Q, *buffers[0]), b.messages(Q, *buffers[1])
-        full = self.full_messages if vg.shape[1] < Q.shape[1] else np.empty(0, np.float32)
-        return _mean_field_update(neg_unary, g.lattice.offsets, wg, vg, b.lattice.offsets, wb, vb, full, Q)
+             Q:np.ndarray, # (N, M) float32 current marginals (need not sum to 1)
+            )->np.ndarray: # (N, M) float32 next marginals
+        "One mean-field update, filtering all M labels."
+        M = Q.shape[1]
+        return self._pass(neg_unary, np.empty_like(Q), self._messages(np.ascontiguousarray(Q), self._buffers(M)), M)
 
     def inference(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
                   iterations:int, # mean-field updates after Q0 = softmax(-U)
                  )->np.ndarray: # (N, M) float32 marginals
         "Q0 = softmax(-U), then `iterations` updates, filtering M-1 labels (Q sums to 1, so the last one's messages follow)."
-        Q = _softmax(neg_unary, np.empty_like(neg_unary))
-        buffers = self._buffers(max(1, Q.shape[1] - 1))
-        for _ in range(iterations): self.step(neg_unary, Q, buffers)
+        C = max(1, neg_unary.shape[1] - 1)
+        Q, buffers = np.empty_like(neg_unary), self._buffers(C)
+        self._pass(neg_unary, Q, None, C)
+        for _ in range(iterations): self._pass(neg_unary, Q, self._messages(Q, buffers), C)
         return Q
-
-    def _buffers(self, C):
-        return [(k.lattice.buffer(C), k.lattice.buffer(C)) for k in self.kernels]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #72c9a3f6
 BACKENDS = {'numba': NumbaCRF} # name -> backend class; the CuPy backend adds 'cupy'
