@@ -171,18 +171,16 @@ def _packing(rem, d):
 def _slot(pk, bits): return np.int64((np.uint64(pk) * _HASH_MULT) >> np.uint64(64 - bits))
 
 @njit(cache=True, nogil=True)
-def _insert_packed(rem, rank, lo, shift, dt):
-    "Insert every simplex vertex in point order, keys packed: each (point, corner)'s vertex, each vertex's key, and the runs (start point, vertex, corner)."
-    N, d = rem.shape[0], len(dt)
-    bits = 10
-    table = np.full(1 << bits, -1, np.int32) # vertex ids; a vertex's packed key is vpk[vertex]
-    vpk, offsets, vkeys = np.empty(N * (d + 1), np.int64), np.empty(N * (d + 1), np.int32), np.empty((N * (d + 1), d), np.int32)
-    starts, rv, rc, R = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), 0
+def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt):
+    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. Returns the numbers of vertices and runs."
+    d = len(dt)
+    base, bits = p0 * (d + 1), 10
+    table = np.full(1 << bits, -1, np.int32) # local vertex ids; vertex u's packed key is vpk[base + u]
     prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
     ones = np.int64(0)
     for i in range(d): ones += np.int64(1) << shift[i]
-    V = 0
-    for p in range(N):
+    V = R = 0
+    for p in range(p0, p1):
         pk = np.int64(0) # the remainder-0 vertex's key, packed
         for i in range(d): pk += np.int64(rem[p, i] - lo[i]) << shift[i]
         for i in range(d): # corner r's key is corner r-1's plus (1, ..., 1) minus d+1 at the coordinate of rank d+1-r
@@ -198,24 +196,87 @@ def _insert_packed(rem, rank, lo, shift, dt):
                 bits += 1
                 table = np.full(1 << bits, -1, np.int32)
                 for u in range(V):
-                    s = _slot(vpk[u], bits)
+                    s = _slot(vpk[base + u], bits)
                     while table[s] >= 0: s = (s + 1) & (table.size - 1)
                     table[s] = u
             s, mask = _slot(pk, bits), table.size - 1
             while True:
                 u = table[s]
                 if u < 0: # a new vertex
-                    table[s], vpk[V], u = V, pk, V
-                    for i in range(d): vkeys[V, i] = rem[p, i] + r - (d + 1) * np.int32(rank[p, i] > d - r)
+                    table[s], vpk[base + V], u = V, pk, V
                     V += 1
                     break
-                if vpk[u] == pk: break
+                if vpk[base + u] == pk: break
                 s = (s + 1) & mask
             offsets[e] = prevo[r] = u
             prevk[r] = pk
-            starts[R], rv[R], rc[R] = p, u, r
+            starts[base + R], rv[base + R], rc[base + R] = p, u, r
             R += 1
-    return offsets, vkeys[:V].copy(), starts[:R].copy(), rv[:R].copy(), rc[:R].copy()
+    return V, R
+
+@njit(parallel=True, cache=True, nogil=True)
+def _insert_chunks(rem, rank, lo, shift, bounds, dt):
+    "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and (vertices, runs) per chunk."
+    N, d, K = rem.shape[0], len(dt), bounds.size - 1
+    offsets, vpk = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int64)
+    starts, rv, rc = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32)
+    counts = np.empty((K, 2), np.int64)
+    for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, starts, rv, rc, dt)
+    return offsets, vpk, starts, rv, rc, counts
+
+@njit(cache=True, nogil=True)
+def _merge_chunks(vpk, bounds, counts, dp1):
+    "Global vertex ids: the chunks' vertices in chunk order, each looked up in (or added to) one table, which gives the ids one sequential pass would. The global id of each local vertex (laid out as `vpk`) and each vertex's packed key."
+    gmap, gpk = np.empty(vpk.size, np.int32), np.empty(counts[:, 0].sum(), np.int64)
+    bits = 10
+    table = np.full(1 << bits, -1, np.int32)
+    V = 0
+    for c in range(bounds.size - 1):
+        base = bounds[c] * dp1
+        for u in range(counts[c, 0]):
+            pk = vpk[base + u]
+            if 2 * V >= table.size: # grow and re-insert
+                bits += 1
+                table = np.full(1 << bits, -1, np.int32)
+                for g in range(V):
+                    s = _slot(gpk[g], bits)
+                    while table[s] >= 0: s = (s + 1) & (table.size - 1)
+                    table[s] = g
+            s, mask = _slot(pk, bits), table.size - 1
+            while True:
+                g = table[s]
+                if g < 0:
+                    table[s], gpk[V], g = V, pk, V
+                    V += 1
+                    break
+                if gpk[g] == pk: break
+                s = (s + 1) & mask
+            gmap[base + u] = g
+    return gmap, gpk[:V].copy()
+
+@njit(parallel=True, cache=True, nogil=True)
+def _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, dp1):
+    "Local vertex ids to global ones, in place, and the chunks' runs one after another."
+    K = bounds.size - 1
+    first = np.zeros(K + 1, np.int64)
+    for c in range(K): first[c + 1] = first[c] + counts[c, 1]
+    rs, rvg, rcg = np.empty(first[K], np.int32), np.empty(first[K], np.int32), np.empty(first[K], np.int32)
+    for c in prange(K):
+        base = bounds[c] * dp1
+        for e in range(base, bounds[c + 1] * dp1): offsets[e] = gmap[base + offsets[e]]
+        for q in range(counts[c, 1]):
+            rs[first[c] + q], rvg[first[c] + q], rcg[first[c] + q] = starts[base + q], gmap[base + rv[base + q]], rc[base + q]
+    return rs, rvg, rcg
+
+def _insert_packed(rem, rank, lo, shift, d, chunks=None):
+    "Every simplex vertex inserted, keys packed, in parallel over chunks of points (default: one per thread) merged in order: the vertex of each (point, corner), each vertex's packed key, and the runs."
+    N = rem.shape[0]
+    chunks = chunks or min(numba.get_num_threads(), max(1, N // 4096))
+    bounds = np.linspace(0, N, chunks + 1).astype(np.int64)
+    offsets, vpk, starts, rv, rc, counts = _insert_chunks(rem, rank, lo, shift, bounds, _c(d))
+    if len(bounds) == 2: return offsets, vpk[:counts[0, 0]].copy(), (starts[:counts[0, 1]], rv[:counts[0, 1]], rc[:counts[0, 1]])
+    gmap, gpk = _merge_chunks(vpk, bounds, counts, d + 1)
+    return offsets, gpk, _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, d + 1)
 
 @njit(cache=True, nogil=True)
 def _insert(rem, rank, canonical, bits):
@@ -273,12 +334,9 @@ def _radix_argsort(keys, nbits):
     return order, k
 
 @njit(parallel=True, cache=True, nogil=True)
-def _neighbours_packed(vkeys, lo, hi, shift, nbits, dt):
-    "Previous and next vertex along each direction (d+1, V, 2), V where none: sorted packed keys merged with themselves shifted by the direction."
-    V, d = vkeys.shape[0], len(dt)
-    pk = np.zeros(V, np.int64)
-    for v in range(V):
-        for i in range(d): pk[v] += np.int64(vkeys[v, i] - lo[i]) << shift[i]
+def _neighbours_packed(pk, lo, hi, shift, nbits, dt):
+    "Previous and next vertex along each direction (d+1, V, 2), V where none: the sorted packed keys `pk` merged with themselves shifted by the direction."
+    V, d = pk.size, len(dt)
     order, spk = _radix_argsort(pk, nbits)
     nb, span, ones = np.full((d + 1, V, 2), V, np.int32), hi - lo, np.int64(0)
     for i in range(d): ones += np.int64(1) << shift[i]
@@ -322,7 +380,7 @@ def _neighbours(table, bits, vkeys):
     return nb
 
 # %% ../../nbs/02a_kernels.crf.ipynb #791981b9
-@njit(cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _csr(starts, rv, rc, N, V, dp1):
     "Each vertex's points in point order (CSR: indptr (V+1), points) and its corner, from the runs; points from N on (padding) are left out."
     R = starts.size
@@ -332,18 +390,20 @@ def _csr(starts, rv, rc, N, V, dp1):
         last[rc[q]] = q
     for r in range(dp1):
         if last[r] >= 0: ends[last[r]] = N
-    indptr = np.zeros(V + 1, np.int64)
+    indptr, first = np.zeros(V + 1, np.int64), np.empty(R, np.int64)
     for q in range(R):
         corner[rv[q]] = rc[q]
-        if starts[q] < N: indptr[rv[q] + 1] += min(ends[q], N) - starts[q]
+        ends[q] = max(starts[q], min(ends[q], N))
+        indptr[rv[q] + 1] += ends[q] - starts[q]
     for v in range(V): indptr[v + 1] += indptr[v]
-    pos, points = indptr[:-1].copy(), np.empty(indptr[V], np.int32)
-    for q in range(R):
-        x = pos[rv[q]]
-        for p in range(starts[q], min(ends[q], N)):
-            points[x] = p
-            x += 1
-        pos[rv[q]] = x
+    pos = indptr[:-1].copy()
+    for q in range(R): # where each run's points go: after the earlier runs of its vertex
+        first[q] = pos[rv[q]]
+        pos[rv[q]] += ends[q] - starts[q]
+    points = np.empty(indptr[V], np.int32)
+    for c in prange((R + _CHUNK - 1) // _CHUNK):
+        for q in range(c * _CHUNK, min(R, (c + 1) * _CHUNK)):
+            for x in range(ends[q] - starts[q]): points[first[q] + x] = starts[q] + x
     return indptr, points, corner
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -427,13 +487,13 @@ class PermutohedralLattice:
         if packed and packing is None: raise ValueError("the lattice keys need more than 62 bits: use packed=None or False")
         if packing is not None:
             lo, hi, shift, nbits = packing
-            offsets, vkeys, *runs = _insert_packed(rem, rank, lo, shift, _c(d))
-            self.neighbours = _neighbours_packed(vkeys, lo, hi, shift, nbits, _c(d))
+            offsets, pk, runs = _insert_packed(rem, rank, lo, shift, d)
+            self.neighbours, V = _neighbours_packed(pk, lo, hi, shift, nbits, _c(d)), len(pk)
         else:
             table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
             runs = _runs(offsets.reshape(-1, d + 1))
-            self.neighbours = _neighbours(table, bits, vkeys)
-        self.n_points, self.d, self.n_vertices, self.packed = N, d, len(vkeys), packing is not None
+            self.neighbours, V = _neighbours(table, bits, vkeys), len(vkeys)
+        self.n_points, self.d, self.n_vertices, self.packed = N, d, V, packing is not None
         self.offsets = offsets[:N * (d + 1)].reshape(N, d + 1) # (N, d+1) vertex of each simplex corner of each point (phantom points leave only their vertices)
         self.barycentric = bary[:N] # (N, d+1) weights of the corners
         self.indptr, self.points, self.corner = _csr(*runs, N, self.n_vertices, d + 1) # CSR: each vertex's points; its corner
@@ -509,6 +569,15 @@ def _exp_neg_array(x):
 _B = 64 # pixels whose softmax is taken together (vectorised across pixels)
 _PIXEL_CHUNK = 1024 # pixels per parallel task of the mean-field pass
 
+@njit(cache=True, inline='always', fastmath=True)
+def _logistic_pair(x, Q, i0, n):
+    "Q[i0+q] = softmax of two energies whose difference (first minus second) is x[q]: exp(-|x|) only, so it never overflows."
+    for q in range(n):
+        t = _exp_neg(-abs(x[q]))
+        big = np.float32(1) / (np.float32(1) + t)
+        small = t * big
+        Q[i0 + q, 0], Q[i0 + q, 1] = (big, small) if x[q] >= 0 else (small, big)
+
 @njit(cache=True, nogil=True, fastmath=True)
 def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2):
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
@@ -528,12 +597,20 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q
                 for j in range(d2):
                     o, w = off2[i, j], w2[i, j] * c2
                     for k in range(C): E[q, k] += w * val2[o, k]
+            if C == 1 and M == 2: # two labels: the softmax is a logistic of the energy difference
+                for q in range(n): mx[q] = (neg_unary[i0 + q, 0] + E[q, 0]) - (neg_unary[i0 + q, 1] + full[i0 + q] - E[q, 0])
+                _logistic_pair(mx, Q, i0, n)
+                continue
             for q in range(n):
                 i, rest = i0 + q, full[i0 + q]
                 for k in range(C):
                     T[k, q] = neg_unary[i, k] + E[q, k]
                     rest -= E[q, k]
                 if C < M: T[M - 1, q] = neg_unary[i, M - 1] + rest # the last label's message: Q sums to 1
+        elif M == 2:
+            for q in range(n): mx[q] = neg_unary[i0 + q, 0] - neg_unary[i0 + q, 1]
+            _logistic_pair(mx, Q, i0, n)
+            continue
         else:
             for q in range(n):
                 for k in range(M): T[k, q] = neg_unary[i0 + q, k]
