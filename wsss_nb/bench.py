@@ -10,9 +10,9 @@ import numpy as np
 from .core import load_json
 
 # %% auto #0
-__all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'LIKELIHOOD_BASES', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf',
-           'summarise_crf', 'format_crf', 'bench_conta', 'format_conta', 'bench_likelihood', 'format_likelihood',
-           'main']
+__all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'LIKELIHOOD_BASES', 'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline',
+           'format_pipeline', 'bench_crf', 'summarise_crf', 'format_crf', 'bench_conta', 'format_conta',
+           'bench_likelihood', 'format_likelihood', 'bench_amn', 'format_amn', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -228,9 +228,50 @@ def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
         lines.append(f"{b:8}  {cols[0]:>14} {cols[1]:>13} {cols[2]:>13}  {cols[3]:>13} {cols[4]:>13} {cols[5]:>13}")
     return '\n'.join(lines)
 
+# %% ../nbs/08_bench.ipynb #22e8eb7c
+AMN_VARIANTS = {'amn': {}, 'amn_ref': dict(fg_threshold=0.45, bg_threshold=0.15), # name: `AMNConfig` fields changed
+                'no_conditioning': dict(fg_threshold=0.45, bg_threshold=0.15, conditioning=False),
+                'eps0': dict(fg_threshold=0.45, bg_threshold=0.15, eps=0.0),
+                'unbalanced': dict(fg_threshold=0.45, bg_threshold=0.15, balanced=False)}
+AMN_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold_spread', 'oracle_pseudo_mask_miou', 'boundary_f', 'context_leakage')
+
+def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.json
+              seeds:tuple=(0, 1, 2), # seeds (of the data, the initialisation and the data order)
+              variants:dict=None, # name -> AMNConfig fields; default `AMN_VARIANTS`
+              base=None, # a `RunConfig` to start from (default: the CPU defaults)
+              progress:bool=False) -> dict:
+    "Run (or resume) `--method amn` for each variant and seed; the `cam` and `amn` sections' figures, keyed by run name."
+    import dataclasses
+    from wsss_nb.pipeline import Run, RunConfig
+    out, base, res = Path(out), base or RunConfig(), {}
+    for s in seeds:
+        for name, fields in (variants or AMN_VARIANTS).items():
+            c = dataclasses.replace(base, method=('amn',), seed=s, scene=dataclasses.replace(base.scene, seed=s), amn=dataclasses.replace(base.amn, **fields))
+            if not (out/f's{s}_{name}'/'results.json').exists(): Run(c, out/f's{s}_{name}', 'auto', progress).run()
+            r = load_json(out/f's{s}_{name}'/'results.json')
+            res[f's{s}_{name}'] = {sec: {k: r[sec].get(k) for k in AMN_FIGURES} for sec in ('cam', 'amn')} | dict(total_seconds=r['total_seconds'])
+    return res
+
+def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
+    "A table of `bench_amn`'s figures: the CAM's and each variant's (mean ± std over seeds, %; leakage x)."
+    names = [v for v in (variants or AMN_VARIANTS) if all(f's{s}_{v}' in res for s in seeds)]
+    if not names: return 'no finished runs'
+    g = lambda v, sec, k: [res[f's{s}_{v}'][sec][k] for s in seeds]
+    lines = [f"AMN against the CAM, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %; spread over thresholds 0.10..0.70)",
+             f"{'maps':17} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>8} {'time':>6}"]
+    row = lambda label, vals, gain, secs: lines.append(f"{label:17} {_ms(vals['pseudo_mask_miou']):>11} {gain:>11} {_ms(vals['threshold_spread']):>11} {_ms(vals['oracle_pseudo_mask_miou']):>11} "
+                                                       f"{_ms(vals['boundary_f']):>11} {np.mean(vals['context_leakage']):7.2f}x {secs:>6}")
+    cam = {k: g(names[0], 'cam', k) for k in AMN_FIGURES}
+    row('CAM', cam, '', '')
+    for v in names:
+        vals = {k: g(v, 'amn', k) for k in AMN_FIGURES}
+        gain = np.array(vals['pseudo_mask_miou']) - np.array(g(v, 'cam', 'pseudo_mask_miou'))
+        row(v, vals, ('+' if gain.mean() >= 0 else '') + _ms(gain), f"{np.mean([res[f's{s}_{v}']['total_seconds'] for s in seeds]):.0f}s")
+    return '\n'.join(lines)
+
 # %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]` or `... likelihood [--quick] [--seeds 0,1,2] [--out DIR]`"
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--out DIR]`"
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
     s = sub.add_parser('pipeline', help='time `wsss_nb run --quick` and `wsss_nb demo` in fresh processes')
@@ -252,6 +293,11 @@ def main(argv=None):
     l.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     l.add_argument('--sigma', type=float, default=None, help='the feature-similarity sigma in map pixels (default: LikelihoodConfig.sigma)')
     l.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/likelihood.json)')
+    m = sub.add_parser('amn', help="AMN against the CAM over seeds: the issue's and the reference code's seed thresholds, the ablations")
+    m.add_argument('--out', default='runs/bench/amn', help='folder of the runs (an interrupted benchmark resumes)')
+    m.add_argument('--seeds', default='0,1,2')
+    m.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
+    m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     a = p.parse_args(argv)
     if a.what == 'conta':
         seeds = tuple(int(x) for x in a.seeds.split(','))
@@ -265,6 +311,11 @@ def main(argv=None):
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
         rows = bench_likelihood(a.out, seeds, base, a.rounds)
         print(format_likelihood(rows, seeds)); a.json = a.json or str(Path(a.out)/'likelihood.json')
+    elif a.what == 'amn':
+        from wsss_nb.pipeline import RunConfig, quick_config
+        seeds = tuple(int(x) for x in a.seeds.split(','))
+        rows = bench_amn(a.out, seeds, base=quick_config(RunConfig()) if a.quick else None)
+        print(format_amn(rows, seeds)); a.json = a.json or str(Path(a.out)/'amn.json')
     elif a.what == 'pipeline':
         rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS)
         print(format_pipeline(rows))
