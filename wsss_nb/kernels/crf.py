@@ -86,51 +86,63 @@ def _probe(table, vkeys, key, h, bits):
         s = (s + 1) & mask
 
 # %% ../../nbs/02a_kernels.crf.ipynb #e39051a6
+_EMBED_BLOCK = 64 # points embedded together, coordinate by coordinate (vectorised across points)
+
 @njit(cache=True, nogil=True)
 def _embed_range(features, scale, rem, rank, bary, lo, hi, dt):
-    "Steps 1-3 for points lo..hi-1 (sequential: `_embed` runs ranges in parallel)."
-    d = len(dt)
+    "Steps 1-3 for points lo..hi-1, a block of points at a time, each step a loop over the block (sequential: `_embed` runs ranges in parallel)."
+    d, B = len(dt), _EMBED_BLOCK
     inv, dp1 = np.float32(1) / np.float32(d + 1), np.float32(d + 1)
-    elevated, rem0 = np.empty(d + 1, np.float32), np.empty(d + 1, np.float32)
-    rk, b = np.empty(d + 1, np.int32), np.empty(d + 2, np.float32)
-    for p in range(lo, hi):
-        sm = np.float32(0) # elevate
-        for j in range(d, 0, -1):
-            cf = features[p, j - 1] * scale[j - 1]
-            elevated[j] = sm - np.float32(j) * cf
-            sm += cf
-        elevated[0] = sm
-        s = 0 # closest remainder-0 point
+    el, r0, res = np.empty((d + 1, B), np.float32), np.empty((d + 1, B), np.float32), np.empty((d + 1, B), np.float32)
+    rk, s, sm, by = np.empty((d + 1, B), np.int32), np.empty(B, np.int32), np.empty(B, np.float32), np.empty((d + 2, B), np.float32)
+    for q0 in range(lo, hi, B):
+        n = min(hi, q0 + B) - q0
+        for q in range(n): sm[q], s[q] = 0, 0
+        for j in range(d, 0, -1): # elevate
+            sc, fj = scale[j - 1], np.float32(j)
+            for q in range(n):
+                cf = features[q0 + q, j - 1] * sc
+                el[j, q] = sm[q] - fj * cf
+                sm[q] += cf
+        for q in range(n): el[0, q] = sm[q]
+        for i in range(d + 1): # closest remainder-0 point
+            for q in range(n):
+                v = np.rint(inv * el[i, q])
+                r0[i, q] = v * dp1
+                s[q] += np.int32(v)
         for i in range(d + 1):
-            v = np.rint(inv * elevated[i])
-            rem0[i] = v * dp1
-            s += np.int32(v)
-            rk[i] = 0
-        for i in range(d): # rank the differences (without branches: they would be mispredicted)
-            di = elevated[i] - rem0[i]
+            for q in range(n): res[i, q], rk[i, q] = el[i, q] - r0[i, q], s[q]
+        for i in range(d): # rank the differences (comparisons, no branches)
             for j in range(i + 1, d + 1):
-                lt = np.int32(di < elevated[j] - rem0[j])
-                rk[i] += lt
-                rk[j] += 1 - lt
-        for i in range(d + 2): b[i] = 0
-        for i in range(d + 1): # back onto the plane, barycentric weights
-            r = rk[i] + s
-            wrap = np.int32(r < 0) - np.int32(r > d)
-            r += (d + 1) * wrap
-            rem0[i] += dp1 * np.float32(wrap)
-            v = (elevated[i] - rem0[i]) * inv
-            b[d - r] += v
-            b[d - r + 1] -= v
-            rank[p, i] = r
-            if i < d: rem[p, i] = np.int32(rem0[i])
-        b[0] += np.float32(1) + b[d + 1]
-        for r in range(d + 1): bary[p, r] = b[r]
+                for q in range(n):
+                    lt = np.int32(res[i, q] < res[j, q])
+                    rk[i, q] += lt
+                    rk[j, q] += 1 - lt
+        for i in range(d + 1): # back onto the plane
+            for q in range(n):
+                wrap = np.int32(rk[i, q] < 0) - np.int32(rk[i, q] > d)
+                rk[i, q] += (d + 1) * wrap
+                r0[i, q] += dp1 * np.float32(wrap)
+                res[i, q] = (el[i, q] - r0[i, q]) * inv
+        for r in range(d + 1): # the residual of the coordinate of each rank (one coordinate per rank)
+            for q in range(n): by[r, q] = 0
+        for i in range(d + 1):
+            for r in range(d + 1):
+                for q in range(n): by[r, q] += res[i, q] * np.float32(rk[i, q] == r)
+        for q in range(n): by[d + 1, q] = by[d, q] + (np.float32(1) - by[0, q]) # barycentric weights: differences of those
+        for q in range(n):
+            bary[q0 + q, 0] = by[d + 1, q]
+            for r in range(1, d + 1): bary[q0 + q, r] = by[d - r, q] - by[d - r + 1, q]
+        for i in range(d + 1):
+            for q in range(n):
+                rank[i, q0 + q] = rk[i, q]
+                if i < d: rem[i, q0 + q] = np.int32(r0[i, q])
 
 @njit(parallel=True, cache=True, nogil=True)
 def _embed(features, scale, dt):
-    "Each point's closest remainder-0 point `rem` (its first d coordinates), the rank of each coordinate, and its barycentric weights."
+    "Each point's closest remainder-0 point `rem` (d, N) (its first d coordinates), the rank of each coordinate (d+1, N), and its barycentric weights (N, d+1)."
     N, d = features.shape[0], len(dt)
-    rem, rank, bary = np.empty((N, d), np.int32), np.empty((N, d + 1), np.int32), np.empty((N, d + 1), np.float32)
+    rem, rank, bary = np.empty((d, N), np.int32), np.empty((d + 1, N), np.int32), np.empty((N, d + 1), np.float32)
     for c in prange((N + _CHUNK - 1) // _CHUNK): _embed_range(features, scale, rem, rank, bary, c * _CHUNK, min(N, (c + 1) * _CHUNK), dt)
     return rem, rank, bary
 
@@ -139,7 +151,7 @@ def _vertex_key(rem, rank, canonical, p, r, key):
     "Write the key of point `p`'s remainder-`r` vertex into `key`; return its hash (as `_hash`)."
     h = np.uint64(0)
     for i in range(key.size):
-        key[i] = k = rem[p, i] + canonical[r, rank[p, i]]
+        key[i] = k = rem[i, p] + canonical[r, rank[i, p]]
         h = (h ^ np.uint64(k & 0xFFFFFFFF)) * _HASH_MULT
     return h
 
@@ -148,17 +160,19 @@ def simplex_keys(features:np.ndarray, # (N, d) float32 lattice positions
     "Steps 1-3 for every point: the keys of its enclosing simplex's vertices and its barycentric weights."
     N, d = _check_features(features).shape
     rem, rank, bary = _embed(features, _scale_factors(d), _c(d))
-    keys = rem[:, None, :] + _canonical_simplex(d)[:, rank[:, :d]].transpose(1, 0, 2)
+    keys = rem.T[:, None, :] + _canonical_simplex(d)[:, rank[:d].T].transpose(1, 0, 2)
     return keys.astype(np.int32), bary
 
 # %% ../../nbs/02a_kernels.crf.ipynb #a094839e
 @njit(cache=True, nogil=True)
 def _key_range(rem, d):
     "Lowest and highest vertex key coordinate (int64, per coordinate): `rem` -d..+d."
-    lo, hi = rem[0].astype(np.int64), rem[0].astype(np.int64)
-    for p in range(rem.shape[0]):
-        for i in range(rem.shape[1]): lo[i], hi[i] = min(lo[i], rem[p, i]), max(hi[i], rem[p, i])
-    return lo - d, hi + d
+    lo, hi = np.empty(rem.shape[0], np.int64), np.empty(rem.shape[0], np.int64)
+    for i in range(rem.shape[0]):
+        a = b = rem[i, 0]
+        for p in range(rem.shape[1]): a, b = min(a, rem[i, p]), max(b, rem[i, p])
+        lo[i], hi[i] = a - d, b + d
+    return lo, hi
 
 def _packing(rem, d):
     "(lo, hi, shift, bits) that pack every vertex key, and its lattice neighbours' keys, into one int64; None if they need more than 62 bits."
@@ -171,26 +185,37 @@ def _packing(rem, d):
 def _slot(pk, bits): return np.int64((np.uint64(pk) * _HASH_MULT) >> np.uint64(64 - bits))
 
 @njit(cache=True, nogil=True)
-def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt):
-    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. Returns the numbers of vertices and runs."
+def _insert_range(rem, rank, lo, shift, p0, p1, row, offsets, vpk, starts, rv, rc, dt):
+    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. `row` > 0: points come in rows of that length (pixels), and a point first tries the vertices of the point above. Returns the numbers of vertices and runs."
     d = len(dt)
     base, bits = p0 * (d + 1), 10
     table = np.full(1 << bits, -1, np.int32) # local vertex ids; vertex u's packed key is vpk[base + u]
     prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
+    W = max(row, 1)
+    abovek, aboveo = np.full((W, d + 1), -1, np.int64), np.zeros((W, d + 1), np.int32) # the keys and vertices of the previous row's points
     ones = np.int64(0)
     for i in range(d): ones += np.int64(1) << shift[i]
     V = R = 0
     for p in range(p0, p1):
+        x = p % W
         pk = np.int64(0) # the remainder-0 vertex's key, packed
-        for i in range(d): pk += np.int64(rem[p, i] - lo[i]) << shift[i]
+        for i in range(d): pk += np.int64(rem[i, p] - lo[i]) << shift[i]
         for i in range(d): # corner r's key is corner r-1's plus (1, ..., 1) minus d+1 at the coordinate of rank d+1-r
-            if rank[p, i] > 0: step[d + 1 - rank[p, i]] = -(np.int64(d + 1) << shift[i])
-        if rank[p, d] > 0: step[d + 1 - rank[p, d]] = 0 # (the last coordinate is not in the key)
+            if rank[i, p] > 0: step[d + 1 - rank[i, p]] = -(np.int64(d + 1) << shift[i])
+        if rank[d, p] > 0: step[d + 1 - rank[d, p]] = 0 # (the last coordinate is not in the key)
         for r in range(d + 1):
             if r > 0: pk += ones + step[r]
             e = p * (d + 1) + r
             if pk == prevk[r]: # the previous point's vertex at this corner: the run goes on
-                offsets[e] = prevo[r]
+                offsets[e] = aboveo[x, r] = prevo[r]
+                abovek[x, r] = pk
+                continue
+            if row > 0 and pk == abovek[x, r]: # the vertex of the point above: a new run, no look-up
+                u = aboveo[x, r]
+                offsets[e] = prevo[r] = u
+                prevk[r] = pk
+                starts[base + R], rv[base + R], rc[base + R] = p, u, r
+                R += 1
                 continue
             if 2 * V >= table.size: # grow and re-insert
                 bits += 1
@@ -208,20 +233,20 @@ def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt
                     break
                 if vpk[base + u] == pk: break
                 s = (s + 1) & mask
-            offsets[e] = prevo[r] = u
-            prevk[r] = pk
+            offsets[e] = prevo[r] = aboveo[x, r] = u
+            prevk[r] = abovek[x, r] = pk
             starts[base + R], rv[base + R], rc[base + R] = p, u, r
             R += 1
     return V, R
 
 @njit(parallel=True, cache=True, nogil=True)
-def _insert_chunks(rem, rank, lo, shift, bounds, dt):
+def _insert_chunks(rem, rank, lo, shift, bounds, row, dt):
     "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and (vertices, runs) per chunk."
-    N, d, K = rem.shape[0], len(dt), bounds.size - 1
+    N, d, K = rem.shape[1], len(dt), bounds.size - 1
     offsets, vpk = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int64)
     starts, rv, rc = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32)
     counts = np.empty((K, 2), np.int64)
-    for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, starts, rv, rc, dt)
+    for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], row, offsets, vpk, starts, rv, rc, dt)
     return offsets, vpk, starts, rv, rc, counts
 
 @njit(cache=True, nogil=True)
@@ -268,12 +293,12 @@ def _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, dp1):
             rs[first[c] + q], rvg[first[c] + q], rcg[first[c] + q] = starts[base + q], gmap[base + rv[base + q]], rc[base + q]
     return rs, rvg, rcg
 
-def _insert_packed(rem, rank, lo, shift, d, chunks=None):
+def _insert_packed(rem, rank, lo, shift, d, chunks=None, row=0):
     "Every simplex vertex inserted, keys packed, in parallel over chunks of points (default: one per thread) merged in order: the vertex of each (point, corner), each vertex's packed key, and the runs."
-    N = rem.shape[0]
+    N = rem.shape[1]
     chunks = chunks or min(numba.get_num_threads(), max(1, N // 4096))
     bounds = np.linspace(0, N, chunks + 1).astype(np.int64)
-    offsets, vpk, starts, rv, rc, counts = _insert_chunks(rem, rank, lo, shift, bounds, _c(d))
+    offsets, vpk, starts, rv, rc, counts = _insert_chunks(rem, rank, lo, shift, bounds, row, _c(d))
     if len(bounds) == 2: return offsets, vpk[:counts[0, 0]].copy(), (starts[:counts[0, 1]], rv[:counts[0, 1]], rc[:counts[0, 1]])
     gmap, gpk = _merge_chunks(vpk, bounds, counts, d + 1)
     return offsets, gpk, _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, d + 1)
@@ -281,7 +306,7 @@ def _insert_packed(rem, rank, lo, shift, d, chunks=None):
 @njit(cache=True, nogil=True)
 def _insert(rem, rank, canonical, bits):
     "The general path: insert every simplex vertex in point order, keys as d int32; the vertex of each (point, corner) and each vertex's key."
-    N, d = rem.shape
+    d, N = rem.shape
     table = np.full(1 << bits, -1, np.int32)
     vkeys, vhash, offsets = np.empty((N * (d + 1), d), np.int32), np.empty(N * (d + 1), np.uint64), np.empty(N * (d + 1), np.int32)
     key, V = np.empty(d, np.int32), 0
@@ -479,6 +504,7 @@ class PermutohedralLattice:
     def __init__(self, features:np.ndarray, # (N, d) float32 positions, each axis divided by its standard deviation
                  pad_to:int=4, # add phantom points at the origin up to a multiple of this, as pydensecrf does (1: none)
                  packed:bool|None=None, # keys packed into an int64 (None: where they fit; False: the general path)
+                 row:int|None=None, # points per row, when they are pixels in raster order: the insertion tries the vertices of the pixel above first (speed only)
                 ):
         N, d = _check_features(features).shape
         padded = features if N % pad_to == 0 else np.concatenate([features, np.zeros((-N % pad_to, d), np.float32)])
@@ -487,7 +513,7 @@ class PermutohedralLattice:
         if packed and packing is None: raise ValueError("the lattice keys need more than 62 bits: use packed=None or False")
         if packing is not None:
             lo, hi, shift, nbits = packing
-            offsets, pk, runs = _insert_packed(rem, rank, lo, shift, d)
+            offsets, pk, runs = _insert_packed(rem, rank, lo, shift, d, row=row or 0)
             self.neighbours, V = _neighbours_packed(pk, lo, hi, shift, nbits, _c(d)), len(pk)
         else:
             table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
@@ -636,8 +662,8 @@ def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q,
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
 class _Kernel:
     "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (also in CSR order, for the splat), and n K n 1."
-    def __init__(self, features):
-        self.lattice = lat = PermutohedralLattice(features)
+    def __init__(self, features, row=None): # (N, d) features; `row`: pixels per image row
+        self.lattice = lat = PermutohedralLattice(features, row=row)
         n = kernel_norm(lat)
         self.weights = lat.barycentric * n[:, None]
         self.splat_weights = lat.csr_weights(self.weights)
@@ -651,7 +677,7 @@ class _Kernel:
 
 @functools.lru_cache(maxsize=4)
 def _gaussian_kernel(height, width, sxy):
-    return _Kernel(gaussian_features(height, width, sxy))
+    return _Kernel(gaussian_features(height, width, sxy), width)
 
 class NumbaCRF:
     "Numba backend: the Gaussian and bilateral kernels of one image, mean field on the CPU threads."
@@ -660,7 +686,7 @@ class NumbaCRF:
                 ):
         H, W = image.shape[:2]
         self.kernels = [_gaussian_kernel(H, W, float(params['gauss_sxy'])),
-                        _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']))]
+                        _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']), W)]
         self.coef = [k.lattice.alpha * np.float32(params[w]) for k, w in zip(self.kernels, ('gauss_compat', 'bilateral_compat'))] # alpha w
         self.full_messages = self.coef[0] * self.kernels[0].ones_messages + self.coef[1] * self.kernels[1].ones_messages # (N,) the messages of Q = 1
 
