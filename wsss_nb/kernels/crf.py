@@ -185,6 +185,28 @@ def _packing(rem, d):
 def _slot(pk, bits): return np.int64((np.uint64(pk) * _HASH_MULT) >> np.uint64(64 - bits))
 
 @njit(cache=True, nogil=True)
+def _rehash(keys, base, V, bits):
+    "A table of twice the size (2**bits slots) holding ids 0..V-1, whose keys are at `keys[base + id]`."
+    table = np.full(1 << bits, -1, np.int32)
+    for u in range(V):
+        s = _slot(keys[base + u], bits)
+        while table[s] >= 0: s = (s + 1) & (table.size - 1)
+        table[s] = u
+    return table
+
+@njit(cache=True, inline='always')
+def _find_or_add(table, bits, keys, base, V, pk):
+    "The id of packed key `pk` in the open-addressing `table` of ids 0..V-1 (their keys at `keys[base + id]`), added as id V if absent; and the new V. The caller keeps the table at most half full (`_rehash`)."
+    s, mask = _slot(pk, bits), table.size - 1
+    while True:
+        u = table[s]
+        if u < 0:
+            table[s], keys[base + V] = V, pk
+            return V, V + 1
+        if keys[base + u] == pk: return u, V
+        s = (s + 1) & mask
+
+@njit(cache=True, nogil=True)
 def _insert_range(rem, rank, lo, shift, p0, p1, row, offsets, vpk, starts, rv, rc, dt):
     "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. `row` > 0: points come in rows of that length (pixels), and a point first tries the vertices of the point above. Returns the numbers of vertices and runs."
     d = len(dt)
@@ -210,30 +232,11 @@ def _insert_range(rem, rank, lo, shift, p0, p1, row, offsets, vpk, starts, rv, r
                 offsets[e] = aboveo[x, r] = prevo[r]
                 abovek[x, r] = pk
                 continue
-            if row > 0 and pk == abovek[x, r]: # the vertex of the point above: a new run, no look-up
-                u = aboveo[x, r]
-                offsets[e] = prevo[r] = u
-                prevk[r] = pk
-                starts[base + R], rv[base + R], rc[base + R] = p, u, r
-                R += 1
-                continue
-            if 2 * V >= table.size: # grow and re-insert
-                bits += 1
-                table = np.full(1 << bits, -1, np.int32)
-                for u in range(V):
-                    s = _slot(vpk[base + u], bits)
-                    while table[s] >= 0: s = (s + 1) & (table.size - 1)
-                    table[s] = u
-            s, mask = _slot(pk, bits), table.size - 1
-            while True:
-                u = table[s]
-                if u < 0: # a new vertex
-                    table[s], vpk[base + V], u = V, pk, V
-                    V += 1
-                    break
-                if vpk[base + u] == pk: break
-                s = (s + 1) & mask
-            offsets[e] = prevo[r] = aboveo[x, r] = u
+            if row > 0 and pk == abovek[x, r]: u = aboveo[x, r] # the vertex of the point above: no look-up
+            else:
+                if 2 * V >= table.size: bits, table = bits + 1, _rehash(vpk, base, V, bits + 1)
+                u, V = _find_or_add(table, bits, vpk, base, V, pk)
+            offsets[e] = prevo[r] = aboveo[x, r] = u # a new run
             prevk[r] = abovek[x, r] = pk
             starts[base + R], rv[base + R], rc[base + R] = p, u, r
             R += 1
@@ -259,23 +262,8 @@ def _merge_chunks(vpk, bounds, counts, dp1):
     for c in range(bounds.size - 1):
         base = bounds[c] * dp1
         for u in range(counts[c, 0]):
-            pk = vpk[base + u]
-            if 2 * V >= table.size: # grow and re-insert
-                bits += 1
-                table = np.full(1 << bits, -1, np.int32)
-                for g in range(V):
-                    s = _slot(gpk[g], bits)
-                    while table[s] >= 0: s = (s + 1) & (table.size - 1)
-                    table[s] = g
-            s, mask = _slot(pk, bits), table.size - 1
-            while True:
-                g = table[s]
-                if g < 0:
-                    table[s], gpk[V], g = V, pk, V
-                    V += 1
-                    break
-                if gpk[g] == pk: break
-                s = (s + 1) & mask
+            if 2 * V >= table.size: bits, table = bits + 1, _rehash(gpk, 0, V, bits + 1)
+            g, V = _find_or_add(table, bits, gpk, 0, V, vpk[base + u])
             gmap[base + u] = g
     return gmap, gpk[:V].copy()
 
