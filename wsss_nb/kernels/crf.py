@@ -207,19 +207,16 @@ def _find_or_add(table, bits, keys, base, V, pk):
         s = (s + 1) & mask
 
 @njit(cache=True, nogil=True)
-def _insert_range(rem, rank, lo, shift, p0, p1, row, offsets, vpk, starts, rv, rc, dt):
-    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. `row` > 0: points come in rows of that length (pixels), and a point first tries the vertices of the point above. Returns the numbers of vertices and runs."
+def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt):
+    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. Returns the numbers of vertices and runs."
     d = len(dt)
     base, bits = p0 * (d + 1), 10
     table = np.full(1 << bits, -1, np.int32) # local vertex ids; vertex u's packed key is vpk[base + u]
     prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
-    W = max(row, 1)
-    abovek, aboveo = np.full((W, d + 1), -1, np.int64), np.zeros((W, d + 1), np.int32) # the keys and vertices of the previous row's points
     ones = np.int64(0)
     for i in range(d): ones += np.int64(1) << shift[i]
     V = R = 0
     for p in range(p0, p1):
-        x = p % W
         pk = np.int64(0) # the remainder-0 vertex's key, packed
         for i in range(d): pk += np.int64(rem[i, p] - lo[i]) << shift[i]
         for i in range(d): # corner r's key is corner r-1's plus (1, ..., 1) minus d+1 at the coordinate of rank d+1-r
@@ -229,27 +226,24 @@ def _insert_range(rem, rank, lo, shift, p0, p1, row, offsets, vpk, starts, rv, r
             if r > 0: pk += ones + step[r]
             e = p * (d + 1) + r
             if pk == prevk[r]: # the previous point's vertex at this corner: the run goes on
-                offsets[e] = aboveo[x, r] = prevo[r]
-                abovek[x, r] = pk
+                offsets[e] = prevo[r]
                 continue
-            if row > 0 and pk == abovek[x, r]: u = aboveo[x, r] # the vertex of the point above: no look-up
-            else:
-                if 2 * V >= table.size: bits, table = bits + 1, _rehash(vpk, base, V, bits + 1)
-                u, V = _find_or_add(table, bits, vpk, base, V, pk)
-            offsets[e] = prevo[r] = aboveo[x, r] = u # a new run
-            prevk[r] = abovek[x, r] = pk
+            if 2 * V >= table.size: bits, table = bits + 1, _rehash(vpk, base, V, bits + 1)
+            u, V = _find_or_add(table, bits, vpk, base, V, pk)
+            offsets[e] = prevo[r] = u # a new run
+            prevk[r] = pk
             starts[base + R], rv[base + R], rc[base + R] = p, u, r
             R += 1
     return V, R
 
 @njit(parallel=True, cache=True, nogil=True)
-def _insert_chunks(rem, rank, lo, shift, bounds, row, dt):
+def _insert_chunks(rem, rank, lo, shift, bounds, dt):
     "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and (vertices, runs) per chunk."
     N, d, K = rem.shape[1], len(dt), bounds.size - 1
     offsets, vpk = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int64)
     starts, rv, rc = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32)
     counts = np.empty((K, 2), np.int64)
-    for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], row, offsets, vpk, starts, rv, rc, dt)
+    for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, starts, rv, rc, dt)
     return offsets, vpk, starts, rv, rc, counts
 
 @njit(cache=True, nogil=True)
@@ -281,12 +275,12 @@ def _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, dp1):
             rs[first[c] + q], rvg[first[c] + q], rcg[first[c] + q] = starts[base + q], gmap[base + rv[base + q]], rc[base + q]
     return rs, rvg, rcg
 
-def _insert_packed(rem, rank, lo, shift, d, chunks=None, row=0):
+def _insert_packed(rem, rank, lo, shift, d, chunks=None):
     "Every simplex vertex inserted, keys packed, in parallel over chunks of points (default: one per thread) merged in order: the vertex of each (point, corner), each vertex's packed key, and the runs."
     N = rem.shape[1]
     chunks = chunks or min(numba.get_num_threads(), max(1, N // 4096))
     bounds = np.linspace(0, N, chunks + 1).astype(np.int64)
-    offsets, vpk, starts, rv, rc, counts = _insert_chunks(rem, rank, lo, shift, bounds, row, _c(d))
+    offsets, vpk, starts, rv, rc, counts = _insert_chunks(rem, rank, lo, shift, bounds, _c(d))
     if len(bounds) == 2: return offsets, vpk[:counts[0, 0]].copy(), (starts[:counts[0, 1]], rv[:counts[0, 1]], rc[:counts[0, 1]])
     gmap, gpk = _merge_chunks(vpk, bounds, counts, d + 1)
     return offsets, gpk, _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, d + 1)
@@ -492,7 +486,6 @@ class PermutohedralLattice:
     def __init__(self, features:np.ndarray, # (N, d) float32 positions, each axis divided by its standard deviation
                  pad_to:int=4, # add phantom points at the origin up to a multiple of this, as pydensecrf does (1: none)
                  packed:bool|None=None, # keys packed into an int64 (None: where they fit; False: the general path)
-                 row:int|None=None, # points per row, when they are pixels in raster order: the insertion tries the vertices of the pixel above first (speed only)
                 ):
         N, d = _check_features(features).shape
         padded = features if N % pad_to == 0 else np.concatenate([features, np.zeros((-N % pad_to, d), np.float32)])
@@ -501,7 +494,7 @@ class PermutohedralLattice:
         if packed and packing is None: raise ValueError("the lattice keys need more than 62 bits: use packed=None or False")
         if packing is not None:
             lo, hi, shift, nbits = packing
-            offsets, pk, runs = _insert_packed(rem, rank, lo, shift, d, row=row or 0)
+            offsets, pk, runs = _insert_packed(rem, rank, lo, shift, d)
             self.neighbours, V = _neighbours_packed(pk, lo, hi, shift, nbits, _c(d)), len(pk)
         else:
             table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
@@ -650,8 +643,8 @@ def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q,
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
 class _Kernel:
     "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (also in CSR order, for the splat), and n K n 1."
-    def __init__(self, features, row=None): # (N, d) features; `row`: pixels per image row
-        self.lattice = lat = PermutohedralLattice(features, row=row)
+    def __init__(self, features):
+        self.lattice = lat = PermutohedralLattice(features)
         n = kernel_norm(lat)
         self.weights = lat.barycentric * n[:, None]
         self.splat_weights = lat.csr_weights(self.weights)
@@ -665,7 +658,7 @@ class _Kernel:
 
 @functools.lru_cache(maxsize=4)
 def _gaussian_kernel(height, width, sxy):
-    return _Kernel(gaussian_features(height, width, sxy), width)
+    return _Kernel(gaussian_features(height, width, sxy))
 
 class NumbaCRF:
     "Numba backend: the Gaussian and bilateral kernels of one image, mean field on the CPU threads."
@@ -674,7 +667,7 @@ class NumbaCRF:
                 ):
         H, W = image.shape[:2]
         self.kernels = [_gaussian_kernel(H, W, float(params['gauss_sxy'])),
-                        _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']), W)]
+                        _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']))]
         self.coef = [k.lattice.alpha * np.float32(params[w]) for k, w in zip(self.kernels, ('gauss_compat', 'bilateral_compat'))] # alpha w
         self.full_messages = self.coef[0] * self.kernels[0].ones_messages + self.coef[1] * self.kernels[1].ones_messages # (N,) the messages of Q = 1
 
