@@ -11,7 +11,7 @@ from .core import load_json
 
 # %% auto #0
 __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'LIKELIHOOD_BASES', 'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline',
-           'format_pipeline', 'bench_crf', 'summarise_crf', 'format_crf', 'bench_conta', 'format_conta',
+           'format_pipeline', 'bench_crf', 'summarise_crf', 'format_crf', 'finished_run', 'bench_conta', 'format_conta',
            'bench_likelihood', 'format_likelihood', 'bench_amn', 'format_amn', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
@@ -132,6 +132,19 @@ def format_crf(rows:list) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #b81a3264
+def finished_run(cfg, # the run's `RunConfig`
+                 folder:Path, # its run folder
+                 progress:bool=False,
+                 src:Path|None=None # a run folder to take round 0 from (`Run.start_from`), for a new folder
+                ) -> dict:
+    "The results.json of the run in `folder`, running (or resuming) it first unless it is finished."
+    from wsss_nb.pipeline import Run
+    if not (folder/'results.json').exists():
+        run = Run(cfg, folder, 'auto', progress)
+        if src is not None and not folder.exists(): run.start_from(src)
+        run.run()
+    return load_json(folder/'results.json')
+
 def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
                 seeds:tuple=(0, 1, 2), # seeds of the main comparison
                 rounds:int=3, # rounds of the main comparison
@@ -141,18 +154,13 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
                 progress:bool=False) -> dict:
     "Run (or resume) every CONTA run of the benchmark; their `rounds` lists, keyed by run name."
     import dataclasses
-    from wsss_nb.pipeline import Run, RunConfig
+    from wsss_nb.pipeline import RunConfig
     from wsss_nb.conta import ContaConfig
     out, base = Path(out), base or RunConfig()
     def cfg(seed, conf=None, n_rounds=rounds, **kw):
         sc = dataclasses.replace(base.scene, seed=seed, confounding=base.scene.confounding if conf is None else conf)
         return dataclasses.replace(base, method=('conta',), seed=seed, scene=sc, conta=ContaConfig(rounds=n_rounds, **kw))
-    def go(name, c, src=None):
-        if not (out/name/'results.json').exists():
-            run = Run(c, out/name, 'auto', progress)
-            if src is not None and not (out/name).exists(): run.start_from(out/src)
-            run.run()
-        return load_json(out/name/'results.json')
+    def go(name, c, src=None): return finished_run(c, out/name, progress, src and out/src)
     res = {}
     for s in seeds:
         res[f's{s}_conta'] = go(f's{s}_conta', cfg(s))
@@ -202,7 +210,7 @@ def bench_likelihood(out:str|Path='runs/bench/likelihood', # folder of the runs 
                      progress:bool=False) -> dict:
     "Run (or resume) each base method with and without the likelihood losses, per seed; each run's pseudo-mask mIoU, boundary F and time, keyed by run name."
     import dataclasses
-    from wsss_nb.pipeline import Run, RunConfig
+    from wsss_nb.pipeline import RunConfig
     out, base = Path(out), base or RunConfig()
     res = {}
     for s in seeds:
@@ -211,8 +219,7 @@ def bench_likelihood(out:str|Path='runs/bench/likelihood', # folder of the runs 
                 name = f's{s}_{b}' + ('_lik' if lik else '')
                 c = dataclasses.replace(base, method=(*methods, 'likelihood') if lik else methods or ('baseline',), seed=s,
                                         scene=dataclasses.replace(base.scene, seed=s), conta=dataclasses.replace(base.conta, rounds=rounds))
-                if not (out/name/'results.json').exists(): Run(c, out/name, 'auto', progress).run()
-                r = load_json(out/name/'results.json')
+                r = finished_run(c, out/name, progress)
                 fig = r['amn'] if b == 'amn' else r  # (a CONTA run's top-level figures are its last round's)
                 res[name] = dict(pseudo_mask_miou=fig['pseudo_mask_miou'], boundary_f=fig['boundary_f'], total_seconds=r['total_seconds'])
     return res
@@ -242,13 +249,12 @@ def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.jso
               progress:bool=False) -> dict:
     "Run (or resume) `--method amn` for each variant and seed; the `cam` and `amn` sections' figures, keyed by run name."
     import dataclasses
-    from wsss_nb.pipeline import Run, RunConfig
+    from wsss_nb.pipeline import RunConfig
     out, base, res = Path(out), base or RunConfig(), {}
     for s in seeds:
         for name, fields in (variants or AMN_VARIANTS).items():
             c = dataclasses.replace(base, method=('amn',), seed=s, scene=dataclasses.replace(base.scene, seed=s), amn=dataclasses.replace(base.amn, **fields))
-            if not (out/f's{s}_{name}'/'results.json').exists(): Run(c, out/f's{s}_{name}', 'auto', progress).run()
-            r = load_json(out/f's{s}_{name}'/'results.json')
+            r = finished_run(c, out/f's{s}_{name}', progress)
             res[f's{s}_{name}'] = {sec: {k: r[sec].get(k) for k in AMN_FIGURES} for sec in ('cam', 'amn')} | dict(total_seconds=r['total_seconds'])
     return res
 
