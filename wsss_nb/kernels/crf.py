@@ -62,6 +62,12 @@ _CHUNK = 256 # points (or vertices) per parallel task: scratch arrays are alloca
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15) # odd 64-bit multiplier of the key hash
 
 def _c(n:int)->tuple: return (0,) * n # a tuple of length n: the kernels take sizes (d+1 corners, C labels) as the length of such a tuple, a compile-time constant
+_UNROLL = 8 # label loops shorter than this run with a compile-time count, longer ones with a run-time count
+
+@njit(cache=True, inline='always')
+def _width(ct, a):
+    "The count of a loop over labels: `len(ct)`, a constant, for few labels (LLVM unrolls the loop and keeps the sums in registers); from `_UNROLL` labels on `a.shape[1]`, the same number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
+    return len(ct) if len(ct) < _UNROLL else a.shape[1]
 
 @njit(cache=True, inline='always')
 def _hash(key):
@@ -424,7 +430,7 @@ def _csr_weights(indptr, points, corner, weights):
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
 @njit(cache=True, nogil=True, fastmath=True)
 def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
-    C = len(ct)
+    C = _width(ct, out)
     for v in range(v0, v1):
         for k in range(C): out[v, k] = 0
         for x in range(indptr[v], indptr[v + 1]):
@@ -440,7 +446,7 @@ def _splat(indptr, points, cw, values, out, ct):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _blur_range(values, tmp, nbj, v0, v1, ct):
-    C, half = len(ct), np.float32(0.5)
+    C, half = _width(ct, values), np.float32(0.5)
     for v in range(v0, v1):
         a, b = nbj[v, 0], nbj[v, 1]
         for k in range(C): tmp[v, k] = values[v, k] + half * (values[a, k] + values[b, k])
@@ -456,7 +462,7 @@ def _blur(values, tmp, nb, ct):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
-    C, dp1 = len(ct), len(dt)
+    C, dp1 = _width(ct, out), len(dt)
     for i in range(lo, hi):
         for k in range(C): out[i, k] = 0
         for j in range(dp1):
@@ -589,7 +595,7 @@ def _logistic_pair(x, Q, i0, n):
 def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2):
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
     M = neg_unary.shape[1]
-    C, d1, d2 = len(ct), len(dt1), len(dt2)
+    C, d1, d2 = _width(ct, val1), len(dt1), len(dt2)
     E, T = np.empty((_B, C), np.float32), np.empty((M, _B), np.float32) # messages (pixel-major), energies (label-major)
     mx, s = np.empty(_B, np.float32), np.empty(_B, np.float32)
     for i0 in range(lo, hi, _B):
