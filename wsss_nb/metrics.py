@@ -84,6 +84,18 @@ def miou(gts, # ground-truth label maps
     return cm.miou
 
 # %% ../nbs/02_metrics.ipynb #a7c94d57
+def _thresholded(cams, keys, gts, thresholds):
+    "The thresholds (default 0.05, 0.10, ..., 0.95) and, per image, its ground truth with its `cam_to_label` pseudo-mask at each threshold (the argmax over classes taken once)."
+    if not len(cams) == len(keys) == len(gts): raise ValueError(f"got {len(cams)} cams, {len(keys)} keys, {len(gts)} gts")
+    thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
+    def masks():
+        for cam, key, gt in zip(cams, keys, gts):
+            cam, key = _check_cam(cam, key)
+            if len(key) == 0: top, fg = np.full(cam.shape[1:], -np.inf, cam.dtype), np.zeros(cam.shape[1:], np.uint8)
+            else: top, fg = cam.max(0), key.astype(np.uint8)[cam.argmax(0)]
+            yield gt, [np.where(top > cam.dtype.type(t), fg, np.uint8(0)) for t in thresholds]
+    return thresholds, masks()
+
 def threshold_curve(cams, # per image: (k,H,W) normalised CAMs
                     keys, # per image: (k,) class ids of those CAMs
                     gts, # per image: (H,W) ground-truth label map
@@ -92,14 +104,10 @@ def threshold_curve(cams, # per image: (k,H,W) normalised CAMs
                     ignore:int=255, # ground-truth label that is not scored
                    )->dict: # {threshold: mIoU of the `cam_to_label` pseudo-masks}
     "mIoU of `cam_to_label` pseudo-masks as a function of the background threshold."
-    if not len(cams) == len(keys) == len(gts): raise ValueError(f"got {len(cams)} cams, {len(keys)} keys, {len(gts)} gts")
-    thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
+    thresholds, per_image = _thresholded(cams, keys, gts, thresholds)
     cms = [ConfusionMatrix(n_classes, ignore) for _ in thresholds]
-    for cam, key, gt in zip(cams, keys, gts):
-        cam, key = _check_cam(cam, key)
-        if len(key) == 0: top, fg = np.full(cam.shape[1:], -np.inf, cam.dtype), np.zeros(cam.shape[1:], np.uint8)
-        else: top, fg = cam.max(0), key.astype(np.uint8)[cam.argmax(0)]
-        for t, cm in zip(thresholds, cms): cm.update(gt, np.where(top > cam.dtype.type(t), fg, np.uint8(0)))
+    for gt, pms in per_image:
+        for cm, pm in zip(cms, pms): cm.update(gt, pm)
     return {round(float(t), 2): cm.miou for t, cm in zip(thresholds, cms)}
 
 # %% ../nbs/02_metrics.ipynb #d87fdaba
@@ -127,14 +135,10 @@ def oracle_threshold(cams, # per image: (k,H,W) normalised CAMs
                      ignore:int=255, # ground-truth label that is not scored
                     )->tuple: # (dataset mIoU, per-image thresholds)
     "What one global threshold costs: each image thresholded where its own mIoU is highest (lowest threshold on ties), then the dataset mIoU."
-    if not len(cams) == len(keys) == len(gts): raise ValueError(f"got {len(cams)} cams, {len(keys)} keys, {len(gts)} gts")
-    thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
+    thresholds, per_image = _thresholded(cams, keys, gts, thresholds)
     total, chosen = ConfusionMatrix(n_classes, ignore), []
-    for cam, key, gt in zip(cams, keys, gts):
-        cam, key = _check_cam(cam, key)
-        if len(key) == 0: top, fg = np.full(cam.shape[1:], -np.inf, cam.dtype), np.zeros(cam.shape[1:], np.uint8)
-        else: top, fg = cam.max(0), key.astype(np.uint8)[cam.argmax(0)]
-        cms = [ConfusionMatrix(n_classes, ignore).update(gt, np.where(top > cam.dtype.type(t), fg, np.uint8(0))) for t in thresholds]
+    for gt, pms in per_image:
+        cms = [ConfusionMatrix(n_classes, ignore).update(gt, pm) for pm in pms]
         i = max(range(len(cms)), key=lambda i: (np.nan_to_num(cms[i].miou, nan=-1.0), -i))  # (an image of only ignore pixels: the lowest)
         total.matrix += cms[i].matrix; chosen.append(round(float(thresholds[i]), 2))
     return total.miou, chosen
