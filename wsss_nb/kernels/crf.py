@@ -188,7 +188,17 @@ def _packing(rem, d):
     return lo, hi, np.cumsum([0] + widths[:-1]).astype(np.int64), sum(widths)
 
 @njit(cache=True, inline='always')
-def _slot(pk, bits): return np.int64((np.uint64(pk) * _HASH_MULT) >> np.uint64(64 - bits))
+def _slot(pk, bits):
+    "Slot of packed key `pk` in a table of 2**bits: multiply, fold the high bits down, keep the low ones."
+    h = np.uint64(pk) * _HASH_MULT
+    return np.int64((h ^ (h >> np.uint64(29))) & np.uint64((1 << bits) - 1))
+
+@njit(cache=True, inline='always')
+def _table_bits(n):
+    "Bits of a table that holds n keys at most half full (at least 2**10 slots)."
+    bits = 10
+    while (1 << bits) < 2 * n: bits += 1
+    return bits
 
 @njit(cache=True, nogil=True)
 def _rehash(keys, base, V, bits):
@@ -216,7 +226,7 @@ def _find_or_add(table, bits, keys, base, V, pk):
 def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt):
     "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. Returns the numbers of vertices and runs."
     d = len(dt)
-    base, bits = p0 * (d + 1), 10
+    base, bits = p0 * (d + 1), _table_bits((p1 - p0) * (d + 1) // 8) # sized for a vertex per 8 entries (photos: 1 per 11-120), so it rarely grows
     table = np.full(1 << bits, -1, np.int32) # local vertex ids; vertex u's packed key is vpk[base + u]
     prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
     ones = np.int64(0)
@@ -256,7 +266,7 @@ def _insert_chunks(rem, rank, lo, shift, bounds, dt):
 def _merge_chunks(vpk, bounds, counts, dp1):
     "Global vertex ids: the chunks' vertices in chunk order, each looked up in (or added to) one table, which gives the ids one sequential pass would. The global id of each local vertex (laid out as `vpk`) and each vertex's packed key."
     gmap, gpk = np.empty(vpk.size, np.int32), np.empty(counts[:, 0].sum(), np.int64)
-    bits = 10
+    bits = _table_bits(gpk.size)
     table = np.full(1 << bits, -1, np.int32)
     V = 0
     for c in range(bounds.size - 1):
@@ -420,12 +430,17 @@ def _csr(starts, rv, rc, N, V, dp1):
     return indptr, points, corner
 
 @njit(parallel=True, cache=True, nogil=True)
-def _csr_weights(indptr, points, corner, weights):
-    "The splat weight of each CSR entry, `weights[point, corner of the vertex]`, so the splat reads them in order."
-    cw = np.empty(indptr[-1], np.float32)
+def _csr_weights(indptr, points, corner, weights, keep):
+    "The splat weight of each CSR entry, `weights[point, corner of the vertex]`, so the splat reads them in order (only if `keep`); and each vertex's sum of them, the splat of ones, as a (V+1, 1) buffer."
+    cw, ones = np.empty(indptr[-1] if keep else 0, np.float32), np.zeros((corner.size + 1, 1), np.float32)
     for v in prange(corner.size):
-        for x in range(indptr[v], indptr[v + 1]): cw[x] = weights[points[x], corner[v]]
-    return cw
+        s = np.float32(0)
+        for x in range(indptr[v], indptr[v + 1]):
+            w = weights[points[x], corner[v]]
+            if keep: cw[x] = w
+            s += w
+        ones[v, 0] = s
+    return cw, ones
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
 @njit(cache=True, nogil=True, fastmath=True)
@@ -516,8 +531,8 @@ class PermutohedralLattice:
         return np.zeros((self.n_vertices + 1, C), np.float32)
 
     def csr_weights(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
-                   )->np.ndarray: # the same weights in the CSR order of `splat`
-        return _csr_weights(self.indptr, self.points, self.corner, np.ascontiguousarray(weights, np.float32))
+                   )->tuple: # the same weights in the CSR order of `splat`, and the splat of ones with them ((V+1, 1) buffer)
+        return _csr_weights(self.indptr, self.points, self.corner, np.ascontiguousarray(weights, np.float32), True)
 
     def splat(self, cw, values, out): # `csr_weights`, (N, >=C) float32, (V+1, C) buffer; the first C values of each point onto the vertices
         return _splat(self.indptr, self.points, cw, values, out, _c(out.shape[1]))
@@ -534,7 +549,7 @@ class PermutohedralLattice:
         values = np.ascontiguousarray(values, np.float32)
         if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
         C = values.shape[1]
-        A = self.blur(self.splat(self.csr_weights(self.barycentric), values, self.buffer(C)), self.buffer(C))
+        A = self.blur(self.splat(self.csr_weights(self.barycentric)[0], values, self.buffer(C)), self.buffer(C))
         return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2db9ee7f
@@ -545,14 +560,16 @@ def _check_features(features):
     N, d = features.shape
     if N < 1 or d < 1: raise ValueError(f"features must have at least one point and one dimension, got {features.shape}")
     if N * (d + 1) >= 2**31: raise ValueError(f"too many points for int32 lattice indices: {N}")
-    if not np.isfinite(features).all(): raise ValueError("features must be finite")
-    if np.abs(features).max() * (d + 1) ** 2 >= 2**23: raise ValueError("features too large for exact float32 lattice coordinates (is a standard deviation tiny?)")
+    m = np.abs(features).max() # NaN or Inf if any feature is
+    if not np.isfinite(m): raise ValueError("features must be finite")
+    if m * (d + 1) ** 2 >= 2**23: raise ValueError("features too large for exact float32 lattice coordinates (is a standard deviation tiny?)")
     return features
 
 # %% ../../nbs/02a_kernels.crf.ipynb #6262d823
 def kernel_norm(lattice:PermutohedralLattice)->np.ndarray: # (N,) float32
     "Symmetric normalisation `n = 1/sqrt(K 1 + 1e-20)`, applied before and after filtering."
-    k1 = lattice.filter(np.ones((lattice.n_points, 1), np.float32))[:, 0]
+    ones = _csr_weights(lattice.indptr, lattice.points, lattice.corner, lattice.barycentric, False)[1] # the splat of ones (its weights not kept)
+    k1 = lattice.slice(lattice.barycentric * lattice.alpha, lattice.blur(ones, lattice.buffer(1)), np.empty((lattice.n_points, 1), np.float32))[:, 0] # K 1
     return (1.0 / np.sqrt(k1.astype(np.float64) + 1e-20)).astype(np.float32)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c487e3aa
@@ -653,9 +670,8 @@ class _Kernel:
         self.lattice = lat = PermutohedralLattice(features)
         n = kernel_norm(lat)
         self.weights = lat.barycentric * n[:, None]
-        self.splat_weights = lat.csr_weights(self.weights)
-        ones = np.ones((lat.n_points, 1), np.float32)
-        self.ones_messages = lat.slice(self.weights, self.messages(ones, lat.buffer(1), lat.buffer(1)), ones.copy())[:, 0] # (N,) n K n 1
+        self.splat_weights, ones = lat.csr_weights(self.weights)
+        self.ones_messages = lat.slice(self.weights, lat.blur(ones, lat.buffer(1)), np.empty((lat.n_points, 1), np.float32))[:, 0] # (N,) n K n 1
         for a in (self.weights, self.splat_weights, self.ones_messages): a.flags.writeable = False
 
     def messages(self, Q, A, B):
