@@ -589,12 +589,6 @@ def _exp_neg(x):
     y = y * x + np.float32(5.0000001201e-1)
     return (y * x * x + x + np.float32(1)) * _POW2[np.int64(n) + 127]
 
-@njit(cache=True, nogil=True)
-def _exp_neg_array(x):
-    out = np.empty_like(x)
-    for i in range(x.size): out[i] = _exp_neg(x[i])
-    return out
-
 # %% ../../nbs/02a_kernels.crf.ipynb #c57454ce
 _B = 64 # pixels whose softmax is taken together (vectorised across pixels)
 _PIXEL_CHUNK = 1024 # pixels per parallel task of the mean-field pass
