@@ -305,23 +305,21 @@ def main(argv=None):
     m.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     a = p.parse_args(argv)
-    if a.what == 'conta':
-        seeds = tuple(int(x) for x in a.seeds.split(','))
-        from wsss_nb.pipeline import RunConfig, quick_config
-        rows = bench_conta(a.out, seeds, a.rounds, base=quick_config(RunConfig()) if a.quick else None)
-        print(format_conta(rows, seeds)); a.json = a.json or str(Path(a.out)/'conta.json')
-    elif a.what == 'likelihood':
-        import dataclasses
+    if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
         from wsss_nb.pipeline import RunConfig, quick_config
         seeds, base = tuple(int(x) for x in a.seeds.split(',')), quick_config(RunConfig()) if a.quick else RunConfig()
+        a.json = a.json or str(Path(a.out)/f'{a.what}.json')
+    if a.what == 'conta':
+        rows = bench_conta(a.out, seeds, a.rounds, base=base)
+        print(format_conta(rows, seeds))
+    elif a.what == 'likelihood':
+        import dataclasses
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
         rows = bench_likelihood(a.out, seeds, base, a.rounds)
-        print(format_likelihood(rows, seeds)); a.json = a.json or str(Path(a.out)/'likelihood.json')
+        print(format_likelihood(rows, seeds))
     elif a.what == 'amn':
-        from wsss_nb.pipeline import RunConfig, quick_config
-        seeds = tuple(int(x) for x in a.seeds.split(','))
-        rows = bench_amn(a.out, seeds, base=quick_config(RunConfig()) if a.quick else None)
-        print(format_amn(rows, seeds)); a.json = a.json or str(Path(a.out)/'amn.json')
+        rows = bench_amn(a.out, seeds, base=base)
+        print(format_amn(rows, seeds))
     elif a.what == 'pipeline':
         rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS)
         print(format_pipeline(rows))
