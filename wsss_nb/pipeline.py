@@ -196,7 +196,7 @@ def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
     gts = [ds.mask(i) for i in range(len(ds))]
     cs = list(self.cams(which))
     maps, keys = [c for _, c, _ in cs], [k for _, _, k in cs]
-    curve = threshold_curve(maps, keys, gts, ds.n_classes, self.cfg.thresholds)
+    curve, oracle_miou, _ = threshold_analysis(maps, keys, gts, ds.n_classes, self.cfg.thresholds)
     best_t, best = best_threshold(curve)
     thr = self.cfg.threshold if self.cfg.threshold is not None else best_t
     cm, bf, diag = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
@@ -205,7 +205,7 @@ def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
         if diag: diag.update(i, c, k, pm)
     res = dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
                threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f,
-               oracle_pseudo_mask_miou=oracle_threshold(maps, keys, gts, ds.n_classes, self.cfg.thresholds)[0])
+               oracle_pseudo_mask_miou=oracle_miou)
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
 
