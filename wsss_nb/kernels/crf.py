@@ -12,9 +12,9 @@ from numba import njit, prange
 
 # %% auto #0
 __all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'simplex_keys', 'PermutohedralLattice',
-           'kernel_norm', 'NumbaCRF', 'cuda_usable', 'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax',
-           'unary_from_labels', 'dense_crf', 'crf_inference_label', 'map_images', 'dense_crf_batch', 'pydensecrf_model',
-           'pydensecrf_marginals']
+           'kernel_norm', 'clear_shared_kernels', 'NumbaCRF', 'cuda_usable', 'resolve_backend', 'crf_params',
+           'DenseCRF', 'unary_from_softmax', 'unary_from_labels', 'dense_crf', 'crf_inference_label', 'map_images',
+           'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
 @njit(parallel=True, cache=True, nogil=True)
@@ -148,7 +148,7 @@ def _embed_range(features, scale, rem, rank, bary, lo, hi, dt):
 def _embed(features, scale, dt):
     "Each point's closest remainder-0 point `rem` (d, N) (its first d coordinates), the rank of each coordinate (d+1, N), and its barycentric weights (N, d+1)."
     N, d = features.shape[0], len(dt)
-    rem, rank, bary = np.empty((d, N), np.int32), np.empty((d + 1, N), np.int32), np.empty((N, d + 1), np.float32)
+    rem, rank, bary = np.empty((d, N), np.int32), np.empty((d + 1, N), np.int8), np.empty((N, d + 1), np.float32)
     for c in prange((N + _CHUNK - 1) // _CHUNK): _embed_range(features, scale, rem, rank, bary, c * _CHUNK, min(N, (c + 1) * _CHUNK), dt)
     return rem, rank, bary
 
@@ -257,7 +257,7 @@ def _insert_chunks(rem, rank, lo, shift, bounds, dt):
     "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and (vertices, runs) per chunk."
     N, d, K = rem.shape[1], len(dt), bounds.size - 1
     offsets, vpk = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int64)
-    starts, rv, rc = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32)
+    starts, rv, rc = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int8)
     counts = np.empty((K, 2), np.int64)
     for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, starts, rv, rc, dt)
     return offsets, vpk, starts, rv, rc, counts
@@ -283,7 +283,7 @@ def _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, dp1):
     K = bounds.size - 1
     first = np.zeros(K + 1, np.int64)
     for c in range(K): first[c + 1] = first[c] + counts[c, 1]
-    rs, rvg, rcg = np.empty(first[K], np.int32), np.empty(first[K], np.int32), np.empty(first[K], np.int32)
+    rs, rvg, rcg = np.empty(first[K], np.int32), np.empty(first[K], np.int32), np.empty(first[K], np.int8)
     for c in prange(K):
         base = bounds[c] * dp1
         for e in range(base, bounds[c + 1] * dp1): offsets[e] = gmap[base + offsets[e]]
@@ -330,7 +330,7 @@ def _insert(rem, rank, canonical, bits):
 def _runs(offsets):
     "Runs of consecutive points that share their vertex at a corner (start point, vertex, corner), in point order."
     Np, dp1 = offsets.shape
-    starts, rv, rc, R = np.empty(Np * dp1, np.int32), np.empty(Np * dp1, np.int32), np.empty(Np * dp1, np.int32), 0
+    starts, rv, rc, R = np.empty(Np * dp1, np.int32), np.empty(Np * dp1, np.int32), np.empty(Np * dp1, np.int8), 0
     for p in range(Np):
         for r in range(dp1):
             v = offsets[p, r]
@@ -413,7 +413,7 @@ def _csr(starts, rv, rc, N, V, dp1):
         last[rc[q]] = q
     for r in range(dp1):
         if last[r] >= 0: ends[last[r]] = N
-    indptr, first = np.zeros(V + 1, np.int64), np.empty(R, np.int64)
+    indptr, first = np.zeros(V + 1, np.int64), np.empty(R, np.int32)
     for q in range(R):
         corner[rv[q]] = rc[q]
         ends[q] = max(starts[q], min(ends[q], N))
@@ -558,19 +558,34 @@ def _check_features(features):
     if not isinstance(features, np.ndarray) or features.dtype != np.float32 or features.ndim != 2 or not features.flags.c_contiguous:
         raise ValueError("features must be a C-contiguous (N, d) float32 array")
     N, d = features.shape
-    if N < 1 or d < 1: raise ValueError(f"features must have at least one point and one dimension, got {features.shape}")
+    if N < 1 or not 1 <= d <= 126: raise ValueError(f"features must have at least one point and 1 to 126 dimensions (ranks are int8), got {features.shape}")
     if N * (d + 1) >= 2**31: raise ValueError(f"too many points for int32 lattice indices: {N}")
-    m = np.abs(features).max() # NaN or Inf if any feature is
+    m = np.maximum(features.max(), -features.min()) # the largest |feature| (no temporary array); NaN or Inf if any feature is
     if not np.isfinite(m): raise ValueError("features must be finite")
     if m * (d + 1) ** 2 >= 2**23: raise ValueError("features too large for exact float32 lattice coordinates (is a standard deviation tiny?)")
     return features
 
 # %% ../../nbs/02a_kernels.crf.ipynb #6262d823
+@njit(parallel=True, cache=True, nogil=True)
+def _normalised_weights(offsets, bary, alpha, ones, dt):
+    "From `ones`, the splat of ones blurred ((V+1, 1)), in one pass over the points: the slice K 1, `n = 1/sqrt(K 1 + 1e-20)` (N,) and the weights n_i b_ij (N, d+1)."
+    N, dp1 = offsets.shape[0], len(dt)
+    n, w = np.empty(N, np.float32), np.empty((N, dp1), np.float32)
+    for c in prange((N + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(N, (c + 1) * _CHUNK)):
+            k1 = np.float32(0)
+            for j in range(dp1): k1 += (bary[i, j] * alpha) * ones[offsets[i, j], 0]
+            n[i] = 1.0 / np.sqrt(np.float64(k1) + 1e-20)
+            for j in range(dp1): w[i, j] = bary[i, j] * n[i]
+    return n, w
+
+def _normalisation(lattice:PermutohedralLattice)->tuple: # n (N,) and the weights n_i b_ij (N, d+1), float32
+    ones = _csr_weights(lattice.indptr, lattice.points, lattice.corner, lattice.barycentric, False)[1] # the splat of ones (its weights not kept)
+    return _normalised_weights(lattice.offsets, lattice.barycentric, lattice.alpha, lattice.blur(ones, lattice.buffer(1)), _c(lattice.d + 1))
+
 def kernel_norm(lattice:PermutohedralLattice)->np.ndarray: # (N,) float32
     "Symmetric normalisation `n = 1/sqrt(K 1 + 1e-20)`, applied before and after filtering."
-    ones = _csr_weights(lattice.indptr, lattice.points, lattice.corner, lattice.barycentric, False)[1] # the splat of ones (its weights not kept)
-    k1 = lattice.slice(lattice.barycentric * lattice.alpha, lattice.blur(ones, lattice.buffer(1)), np.empty((lattice.n_points, 1), np.float32))[:, 0] # K 1
-    return (1.0 / np.sqrt(k1.astype(np.float64) + 1e-20)).astype(np.float32)
+    return _normalisation(lattice)[0]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c487e3aa
 _POW2 = (2.0 ** np.arange(-127, 1)).astype(np.float32) # 2^n for n = -127..0
@@ -662,8 +677,7 @@ class _Kernel:
     "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (also in CSR order, for the splat), and n K n 1."
     def __init__(self, features):
         self.lattice = lat = PermutohedralLattice(features)
-        n = kernel_norm(lat)
-        self.weights = lat.barycentric * n[:, None]
+        self.weights = _normalisation(lat)[1]
         self.splat_weights, ones = lat.csr_weights(self.weights)
         self.ones_messages = lat.slice(self.weights, lat.blur(ones, lat.buffer(1)), np.empty((lat.n_points, 1), np.float32))[:, 0] # (N,) n K n 1
         for a in (self.weights, self.splat_weights, self.ones_messages): a.flags.writeable = False
@@ -675,6 +689,10 @@ class _Kernel:
 @functools.lru_cache(maxsize=4)
 def _gaussian_kernel(height, width, sxy):
     return _Kernel(gaussian_features(height, width, sxy))
+
+def clear_shared_kernels():
+    "Forget the Gaussian kernels shared by images of the same size: frees their memory, and the next `DenseCRF` builds both lattices, as for a single photo."
+    _gaussian_kernel.cache_clear()
 
 class NumbaCRF:
     "Numba backend: the Gaussian and bilateral kernels of one image, mean field on the CPU threads."
