@@ -342,15 +342,19 @@ def _runs(offsets):
 # %% ../../nbs/02a_kernels.crf.ipynb #855e70b9
 @njit(cache=True, nogil=True)
 def _radix_argsort(keys, nbits):
-    "Stable order of non-negative int64 `keys` below 2**nbits (least-significant-digit radix sort, a byte a pass), and the sorted keys."
-    n = keys.size
+    "Stable order of non-negative int64 `keys` below 2**nbits (least-significant-digit radix sort), and the sorted keys. Digits of equal width, 8 to 16 bits, wider for more keys (up to log2 of their number): few passes, and a count table no larger than the keys need."
+    n, most = keys.size, 8
+    while most < 16 and (1 << (most + 1)) <= n: most += 1
+    passes = max(1, (nbits + most - 1) // most)
+    width = (nbits + passes - 1) // passes
+    mask = (np.int64(1) << width) - 1
     order, tmp, k, ktmp = np.arange(n).astype(np.int32), np.empty(n, np.int32), keys.copy(), np.empty(n, np.int64)
-    for sh in range(0, nbits, 8):
-        count = np.zeros(257, np.int64)
-        for i in range(n): count[((k[i] >> sh) & 255) + 1] += 1
-        for b in range(256): count[b + 1] += count[b]
+    for sh in range(0, passes * width, width):
+        count = np.zeros((1 << width) + 1, np.int64)
+        for i in range(n): count[((k[i] >> sh) & mask) + 1] += 1
+        for b in range(1 << width): count[b + 1] += count[b]
         for i in range(n):
-            b = (k[i] >> sh) & 255
+            b = (k[i] >> sh) & mask
             ktmp[count[b]], tmp[count[b]] = k[i], order[i]
             count[b] += 1
         k, ktmp, order, tmp = ktmp, k, tmp, order
