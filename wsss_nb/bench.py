@@ -53,11 +53,16 @@ def format_pipeline(rows:list) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #14a10f5e
-def _median_time(f, repeats):
-    ts = []
+def _median_times(timed:list, # (name, Numba threads or None, function) triples
+                  repeats:int)->dict: # name: median seconds
+    "Time each function `repeats` times, all of them in turn in every repeat, so a slow spell of the machine hits ours and the reference alike."
+    import numba
+    ts = {name: [] for name, _, _ in timed}
     for _ in range(repeats):
-        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+        for name, threads, f in timed:
+            if threads: numba.set_num_threads(threads)
+            t0 = time.perf_counter(); f(); ts[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(v)) for name, v in ts.items()}
 
 def bench_crf(images:list, # (H, W, 3) uint8 photos
               masks:list, # their (H, W) label maps (folded onto M labels for the unary)
@@ -80,16 +85,18 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
                 for t in threads:
                     numba.set_num_threads(t)
                     DenseCRF(img, preset).inference(U, iterations)  # compile and warm up
-                    crf = DenseCRF(img, preset)
-                    row[f'ours_{t}t_setup'] = _median_time(lambda: (clear_shared_kernels(), DenseCRF(img, preset)), repeats) # both lattices built, as pydensecrf does
-                    row[f'ours_{t}t_setup_shared'] = _median_time(lambda: DenseCRF(img, preset), repeats) # the Gaussian one reused
-                    row[f'ours_{t}t_infer'] = _median_time(lambda: crf.inference(U, iterations), repeats)
-                    row[f'ours_{t}t'], row[f'ours_{t}t_shared'] = row[f'ours_{t}t_setup'] + row[f'ours_{t}t_infer'], row[f'ours_{t}t_setup_shared'] + row[f'ours_{t}t_infer']
-                numba.set_num_threads(all_threads)
+                crf, timed = DenseCRF(img, preset), []
+                for t in threads:
+                    timed += [(f'ours_{t}t_setup', t, lambda: (clear_shared_kernels(), DenseCRF(img, preset))), # both lattices built, as pydensecrf does
+                              (f'ours_{t}t_setup_shared', t, lambda: DenseCRF(img, preset)), # the Gaussian one reused
+                              (f'ours_{t}t_infer', t, lambda: crf.inference(U, iterations))]
                 if ref:
                     d = pydensecrf_model(img, U, preset)
-                    row['ref_setup'] = _median_time(lambda: pydensecrf_model(img, U, preset), repeats)
-                    row['ref_infer'] = _median_time(lambda: d.inference(iterations), repeats)
+                    timed += [('ref_setup', None, lambda: pydensecrf_model(img, U, preset)), ('ref_infer', None, lambda: d.inference(iterations))]
+                row.update(_median_times(timed, repeats))
+                numba.set_num_threads(all_threads)
+                for t in threads: row[f'ours_{t}t'], row[f'ours_{t}t_shared'] = row[f'ours_{t}t_setup'] + row[f'ours_{t}t_infer'], row[f'ours_{t}t_setup_shared'] + row[f'ours_{t}t_infer']
+                if ref:
                     row['ref'] = row['ref_setup'] + row['ref_infer']
                     q_ref = np.array(d.inference(iterations)).reshape(U.shape); q = crf.inference(U, iterations)
                     row['max_abs_diff'] = float(np.abs(q - q_ref).max()); row['argmax_agree'] = float((q.argmax(0) == q_ref.argmax(0)).mean())
