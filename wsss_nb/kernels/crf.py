@@ -223,15 +223,15 @@ def _find_or_add(table, bits, keys, base, V, pk):
         s = (s + 1) & mask
 
 @njit(cache=True, nogil=True)
-def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt):
-    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`; each new vertex's packed key and each run (start point, vertex, corner) from index p0*(d+1) on. Returns the numbers of vertices and runs."
+def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
+    "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`, each new vertex's packed key from index p0*(d+1) on. Returns the number of vertices."
     d = len(dt)
     base, bits = p0 * (d + 1), _table_bits((p1 - p0) * (d + 1) // 8) # sized for a vertex per 8 entries (photos: 1 per 11-120), so it rarely grows
     table = np.full(1 << bits, -1, np.int32) # local vertex ids; vertex u's packed key is vpk[base + u]
     prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
     ones = np.int64(0)
     for i in range(d): ones += np.int64(1) << shift[i]
-    V = R = 0
+    V = 0
     for p in range(p0, p1):
         pk = np.int64(0) # the remainder-0 vertex's key, packed
         for i in range(d): pk += np.int64(rem[i, p] - lo[i]) << shift[i]
@@ -248,58 +248,48 @@ def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, starts, rv, rc, dt
             u, V = _find_or_add(table, bits, vpk, base, V, pk)
             offsets[e] = prevo[r] = u # a new run
             prevk[r] = pk
-            starts[base + R], rv[base + R], rc[base + R] = p, u, r
-            R += 1
-    return V, R
+    return V
 
 @njit(parallel=True, cache=True, nogil=True)
 def _insert_chunks(rem, rank, lo, shift, bounds, dt):
-    "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and (vertices, runs) per chunk."
+    "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and the vertices per chunk."
     N, d, K = rem.shape[1], len(dt), bounds.size - 1
-    offsets, vpk = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int64)
-    starts, rv, rc = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int8)
-    counts = np.empty((K, 2), np.int64)
-    for c in prange(K): counts[c, 0], counts[c, 1] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, starts, rv, rc, dt)
-    return offsets, vpk, starts, rv, rc, counts
+    offsets, vpk, counts = np.empty(N * (d + 1), np.int32), np.empty(N * (d + 1), np.int64), np.empty(K, np.int64)
+    for c in prange(K): counts[c] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, dt)
+    return offsets, vpk, counts
 
 @njit(cache=True, nogil=True)
 def _merge_chunks(vpk, bounds, counts, dp1):
     "Global vertex ids: the chunks' vertices in chunk order, each looked up in (or added to) one table, which gives the ids one sequential pass would. The global id of each local vertex (laid out as `vpk`) and each vertex's packed key."
-    gmap, gpk = np.empty(vpk.size, np.int32), np.empty(counts[:, 0].sum(), np.int64)
+    gmap, gpk = np.empty(vpk.size, np.int32), np.empty(counts.sum(), np.int64)
     bits = _table_bits(gpk.size)
     table = np.full(1 << bits, -1, np.int32)
     V = 0
     for c in range(bounds.size - 1):
         base = bounds[c] * dp1
-        for u in range(counts[c, 0]):
+        for u in range(counts[c]):
             if 2 * V >= table.size: bits, table = bits + 1, _rehash(gpk, 0, V, bits + 1)
             g, V = _find_or_add(table, bits, gpk, 0, V, vpk[base + u])
             gmap[base + u] = g
     return gmap, gpk[:V].copy()
 
 @njit(parallel=True, cache=True, nogil=True)
-def _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, dp1):
-    "Local vertex ids to global ones, in place, and the chunks' runs one after another."
-    K = bounds.size - 1
-    first = np.zeros(K + 1, np.int64)
-    for c in range(K): first[c + 1] = first[c] + counts[c, 1]
-    rs, rvg, rcg = np.empty(first[K], np.int32), np.empty(first[K], np.int32), np.empty(first[K], np.int8)
-    for c in prange(K):
+def _remap_chunks(offsets, gmap, bounds, dp1):
+    "Local vertex ids to global ones, in place."
+    for c in prange(bounds.size - 1):
         base = bounds[c] * dp1
         for e in range(base, bounds[c + 1] * dp1): offsets[e] = gmap[base + offsets[e]]
-        for q in range(counts[c, 1]):
-            rs[first[c] + q], rvg[first[c] + q], rcg[first[c] + q] = starts[base + q], gmap[base + rv[base + q]], rc[base + q]
-    return rs, rvg, rcg
+    return offsets
 
 def _insert_packed(rem, rank, lo, shift, d, chunks=None):
-    "Every simplex vertex inserted, keys packed, in parallel over chunks of points (default: one per thread) merged in order: the vertex of each (point, corner), each vertex's packed key, and the runs."
+    "Every simplex vertex inserted, keys packed, in parallel over chunks of points (default: one per thread) merged in order: the vertex of each (point, corner) and each vertex's packed key."
     N = rem.shape[1]
     chunks = chunks or min(numba.get_num_threads(), max(1, N // 4096))
     bounds = np.linspace(0, N, chunks + 1).astype(np.int64)
-    offsets, vpk, starts, rv, rc, counts = _insert_chunks(rem, rank, lo, shift, bounds, _c(d))
-    if len(bounds) == 2: return offsets, vpk[:counts[0, 0]].copy(), (starts[:counts[0, 1]], rv[:counts[0, 1]], rc[:counts[0, 1]])
+    offsets, vpk, counts = _insert_chunks(rem, rank, lo, shift, bounds, _c(d))
+    if len(bounds) == 2: return offsets, vpk[:counts[0]].copy()
     gmap, gpk = _merge_chunks(vpk, bounds, counts, d + 1)
-    return offsets, gpk, _remap_chunks(offsets, starts, rv, rc, gmap, bounds, counts, d + 1)
+    return _remap_chunks(offsets, gmap, bounds, d + 1), gpk
 
 @njit(cache=True, nogil=True)
 def _insert(rem, rank, canonical, bits):
@@ -447,7 +437,7 @@ def _csr_weights(indptr, points, corner, weights, keep):
     return cw, ones
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath={'contract'}) # multiply-adds fused, sums in point order (as `_scatter_into`)
 def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
     C = _width(ct, out)
     for v in range(v0, v1):
@@ -462,6 +452,32 @@ def _splat(indptr, points, cw, values, out, ct):
     V = out.shape[0] - 1
     for c in prange((V + _CHUNK - 1) // _CHUNK): _splat_range(indptr, points, cw, values, out, c * _CHUNK, min(V, (c + 1) * _CHUNK), ct)
     return out
+
+_SCATTER_THREADS = 2 # up to this many Numba threads the splat is a scatter (one kernel per thread); beyond, the gather
+
+def _scattering()->bool: return numba.get_num_threads() <= _SCATTER_THREADS
+
+@njit(cache=True, nogil=True, fastmath={'contract'})
+def _scatter_into(offsets, weights, values, out, ct, dt):
+    C, dp1 = _width(ct, out), len(dt)
+    out[:] = 0
+    for i in range(offsets.shape[0]):
+        for j in range(dp1):
+            o, w = offsets[i, j], weights[i, j]
+            for k in range(C): out[o, k] += w * values[i, k]
+
+@njit(cache=True, nogil=True)
+def _scatter(offsets, weights, values, out, ct, dt):
+    "`_splat`'s rows as a scatter, on one thread: the points in order, each adding its weighted values into its d+1 vertices."
+    _scatter_into(offsets, weights, values, out, ct, dt)
+    return out
+
+@njit(parallel=True, cache=True, nogil=True)
+def _scatter_pair(off1, w1, out1, off2, w2, out2, values, ct, dt1, dt2):
+    "`_scatter` of the same values onto two lattices, one per thread."
+    for t in prange(2):
+        if t == 0: _scatter_into(off1, w1, values, out1, ct, dt1)
+        else: _scatter_into(off2, w2, values, out2, ct, dt2)
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _blur_range(values, tmp, nbj, v0, v1, ct):
@@ -519,27 +535,36 @@ class PermutohedralLattice:
         if packed and packing is None: raise ValueError("the lattice keys need more than 62 bits: use packed=None or False")
         if packing is not None:
             lo, hi, shift, nbits = packing
-            offsets, pk, runs = _insert_packed(rem, rank, lo, shift, d)
+            offsets, pk = _insert_packed(rem, rank, lo, shift, d)
             self.neighbours, V = _neighbours_packed(pk, lo, hi, shift, nbits, _c(d)), len(pk)
         else:
             table, bits, offsets, vkeys = _insert(rem, rank, _canonical_simplex(d), max(6, int(N).bit_length()))
-            runs = _runs(offsets.reshape(-1, d + 1))
             self.neighbours, V = _neighbours(table, bits, vkeys), len(vkeys)
         self.n_points, self.d, self.n_vertices, self.packed = N, d, V, packing is not None
         self.offsets = offsets[:N * (d + 1)].reshape(N, d + 1) # (N, d+1) vertex of each simplex corner of each point (phantom points leave only their vertices)
         self.barycentric = bary[:N] # (N, d+1) weights of the corners
-        self.indptr, self.points, self.corner = _csr(*runs, N, self.n_vertices, d + 1) # CSR: each vertex's points; its corner
         self.alpha = np.float32(1) / (np.float32(1) + np.float32(2.0 ** -d))
 
     def buffer(self, C:int)->np.ndarray: # (V+1, C) float32 zeros: values on the vertices, and a zero row for missing neighbours
         return np.zeros((self.n_vertices + 1, C), np.float32)
 
-    def csr_weights(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
-                   )->tuple: # the same weights in the CSR order of `splat`, and the splat of ones with them ((V+1, 1) buffer)
-        return _csr_weights(self.indptr, self.points, self.corner, np.ascontiguousarray(weights, np.float32), True)
+    @functools.cached_property
+    def csr(self)->tuple: # indptr (V+1,), points, corner (V,): each vertex's points in point order, and its corner (made when the gather first needs it)
+        return _csr(*_runs(self.offsets), self.n_points, self.n_vertices, self.d + 1)
 
-    def splat(self, cw, values, out): # `csr_weights`, (N, >=C) float32, (V+1, C) buffer; the first C values of each point onto the vertices
-        return _splat(self.indptr, self.points, cw, values, out, _c(out.shape[1]))
+    def csr_weights(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
+                   )->tuple: # the same weights in the CSR order of the gather, and the splat of ones with them ((V+1, 1) buffer)
+        return _csr_weights(*self.csr, np.ascontiguousarray(weights, np.float32), True)
+
+    def splat(self, weights, values, out, cw=None): # (N, d+1) float32 weights, (N, >=C) float32 values, (V+1, C) buffer; `cw`: the weights' `csr_weights`, if at hand
+        "The first C values of each point, times its weights, added into its vertices: a scatter on few threads, a gather on more (the same sums)."
+        if _scattering(): return _scatter(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
+        return _splat(*self.csr[:2], self.csr_weights(weights)[0] if cw is None else cw, values, out, _c(out.shape[1]))
+
+    def weight_sums(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
+                   )->np.ndarray: # (V+1, 1) buffer: each vertex's sum of its weights, the splat of ones
+        if _scattering(): return self.splat(weights, np.ones((self.n_points, 1), np.float32), self.buffer(1))
+        return _csr_weights(*self.csr, weights, False)[1]
 
     def blur(self, values, tmp): # two (V+1, C) buffers; returns the one holding the result
         return _blur(values, tmp, self.neighbours, _c(values.shape[1]))
@@ -553,7 +578,7 @@ class PermutohedralLattice:
         values = np.ascontiguousarray(values, np.float32)
         if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
         C = values.shape[1]
-        A = self.blur(self.splat(self.csr_weights(self.barycentric)[0], values, self.buffer(C)), self.buffer(C))
+        A = self.blur(self.splat(self.barycentric, values, self.buffer(C)), self.buffer(C))
         return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2db9ee7f
@@ -584,7 +609,7 @@ def _normalised_weights(offsets, bary, alpha, ones, dt):
     return n, w
 
 def _normalisation(lattice:PermutohedralLattice)->tuple: # n (N,) and the weights n_i b_ij (N, d+1), float32
-    ones = _csr_weights(lattice.indptr, lattice.points, lattice.corner, lattice.barycentric, False)[1] # the splat of ones (its weights not kept)
+    ones = lattice.weight_sums(lattice.barycentric) # the splat of ones
     return _normalised_weights(lattice.offsets, lattice.barycentric, lattice.alpha, lattice.blur(ones, lattice.buffer(1)), _c(lattice.d + 1))
 
 def kernel_norm(lattice:PermutohedralLattice)->np.ndarray: # (N,) float32
@@ -678,17 +703,18 @@ def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q,
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
 class _Kernel:
-    "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (also in CSR order, for the splat), and n K n 1."
+    "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (of the splat and the slice), and n K n 1."
     def __init__(self, features):
         self.lattice = lat = PermutohedralLattice(features)
         self.weights = _normalisation(lat)[1]
-        self.splat_weights, ones = lat.csr_weights(self.weights)
-        self.ones_messages = lat.slice(self.weights, lat.blur(ones, lat.buffer(1)), np.empty((lat.n_points, 1), np.float32))[:, 0] # (N,) n K n 1
-        for a in (self.weights, self.splat_weights, self.ones_messages): a.flags.writeable = False
+        self.ones_messages = lat.slice(self.weights, lat.blur(lat.weight_sums(self.weights), lat.buffer(1)), np.empty((lat.n_points, 1), np.float32))[:, 0] # (N,) n K n 1
+        for a in (self.weights, self.ones_messages): a.flags.writeable = False
 
-    def messages(self, Q, A, B):
-        "Splat and blur the first `A.shape[1]` labels of `n * Q` on the lattice (buffers `A`, `B`); the slice comes in the mean-field pass."
-        return self.lattice.blur(self.lattice.splat(self.splat_weights, Q, A), B)
+    @functools.cached_property
+    def splat_weights(self)->np.ndarray: # the weights in the CSR order of the gather (made on its first use)
+        cw = self.lattice.csr_weights(self.weights)[0]
+        cw.flags.writeable = False
+        return cw
 
 @functools.lru_cache(maxsize=4)
 def _gaussian_kernel(height, width, sxy):
@@ -717,7 +743,11 @@ class NumbaCRF:
                                 messages is not None, _c(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1))
 
     def _messages(self, Q, buffers):
-        return [k.messages(Q, *bf) for k, bf in zip(self.kernels, buffers)]
+        "Splat the first C labels of `n * Q` onto both lattices (C: the buffers' width) and blur them; the slice comes in the mean-field pass."
+        (g, b), ((A1, B1), (A2, B2)) = self.kernels, buffers
+        if _scattering(): _scatter_pair(g.lattice.offsets, g.weights, A1, b.lattice.offsets, b.weights, A2, Q, _c(A1.shape[1]), _c(g.lattice.d + 1), _c(b.lattice.d + 1))
+        else: g.lattice.splat(g.weights, Q, A1, g.splat_weights); b.lattice.splat(b.weights, Q, A2, b.splat_weights)
+        return [g.lattice.blur(A1, B1), b.lattice.blur(A2, B2)]
 
     def _buffers(self, C):
         return [(k.lattice.buffer(C), k.lattice.buffer(C)) for k in self.kernels]
