@@ -647,9 +647,9 @@ def _logistic_pair(x, Q, i0, n):
         Q[i0 + q, 0], Q[i0 + q, 1] = (big, small) if x[q] >= 0 else (small, big)
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2):
+def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2, mt):
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
-    M = neg_unary.shape[1]
+    M = _width(mt, neg_unary) # labels: a constant for few (as C), so the loops over them unroll
     C, d1, d2 = _width(ct, val1), len(dt1), len(dt2)
     E, T = np.empty((_B, C), np.float32), np.empty((M, _B), np.float32) # messages (pixel-major), energies (label-major)
     mx, s = np.empty(_B, np.float32), np.empty(_B, np.float32)
@@ -694,11 +694,11 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q
             for k in range(M): Q[i0 + q, k] = T[k, q] * s[q]
 
 @njit(parallel=True, cache=True, nogil=True)
-def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, gather, ct, dt1, dt2):
+def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, gather, ct, dt1, dt2, mt):
     "The mean-field update of every pixel (parallel over chunks of pixels); with C = M-1 filtered labels, the last label's messages come from `full`."
     N = neg_unary.shape[0]
     for c in prange((N + _PIXEL_CHUNK - 1) // _PIXEL_CHUNK):
-        _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, c * _PIXEL_CHUNK, min(N, (c + 1) * _PIXEL_CHUNK), gather, ct, dt1, dt2)
+        _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, c * _PIXEL_CHUNK, min(N, (c + 1) * _PIXEL_CHUNK), gather, ct, dt1, dt2, mt)
     return Q
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
@@ -740,7 +740,7 @@ class NumbaCRF:
         (g, b), (cg, cb) = self.kernels, self.coef
         vg, vb = messages or (g.lattice.buffer(C), b.lattice.buffer(C))
         return _mean_field_pass(neg_unary, g.lattice.offsets, g.weights, cg, vg, b.lattice.offsets, b.weights, cb, vb, self.full_messages, Q,
-                                messages is not None, _c(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1))
+                                messages is not None, _c(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1), _c(neg_unary.shape[1]))
 
     def _messages(self, Q, buffers):
         "Splat the first C labels of `n * Q` onto both lattices (C: the buffers' width) and blur them; the slice comes in the mean-field pass."
