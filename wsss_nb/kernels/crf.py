@@ -8,7 +8,10 @@ import math, functools
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numba
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 # %% auto #0
 __all__ = ['BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'simplex_keys', 'PermutohedralLattice',
@@ -66,8 +69,20 @@ _UNROLL = 12 # label loops shorter than this run with a compile-time count, long
 
 @njit(cache=True, inline='always')
 def _width(ct, a):
-    "The count of a loop over labels: `len(ct)`, a constant, for few labels (LLVM unrolls the loop and keeps the sums in registers); from `_UNROLL` labels on `a.shape[1]`, the same number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
+    "The count of a loop over labels: `len(ct)`, a constant, for few labels (LLVM unrolls the loop); from `_UNROLL` labels on `a.shape[1]`, the same number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
     return len(ct) if len(ct) < _UNROLL else a.shape[1]
+
+@intrinsic
+def _scratch(typingctx, ct):
+    "A 1-d float32 array of `len(ct)` elements on the stack of the calling kernel, uninitialised; it must not outlive the call. LLVM keeps it in registers, which it cannot do with a heap array: a store into that might change the arrays the loop reads."
+    arr = types.Array(types.float32, 1, 'C')
+    def codegen(context, builder, sig, args):
+        intp, n = context.get_value_type(types.intp), len(ct)
+        a = make_array(arr)(context, builder)
+        populate_array(a, data=cgutils.alloca_once(builder, context.get_value_type(types.float32), size=n),
+                       shape=[intp(n)], strides=[intp(4)], itemsize=intp(4), meminfo=None)
+        return a._getvalue()
+    return arr(ct), codegen
 
 @njit(cache=True, inline='always')
 def _hash(key):
@@ -228,7 +243,7 @@ def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
     d = len(dt)
     base, bits = p0 * (d + 1), _table_bits((p1 - p0) * (d + 1) // 8) # sized for a vertex per 8 entries (photos: 1 per 11-120), so it rarely grows
     table = np.full(1 << bits, -1, np.int32) # local vertex ids; vertex u's packed key is vpk[base + u]
-    prevk, prevo, step = np.full(d + 1, -1, np.int64), np.zeros(d + 1, np.int32), np.zeros(d + 1, np.int64)
+    step = np.zeros(d + 1, np.int64)
     ones = np.int64(0)
     for i in range(d): ones += np.int64(1) << shift[i]
     V = 0
@@ -240,14 +255,8 @@ def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
         if rank[d, p] > 0: step[d + 1 - rank[d, p]] = 0 # (the last coordinate is not in the key)
         for r in range(d + 1):
             if r > 0: pk += ones + step[r]
-            e = p * (d + 1) + r
-            if pk == prevk[r]: # the previous point's vertex at this corner: the run goes on
-                offsets[e] = prevo[r]
-                continue
             if 2 * V >= table.size: bits, table = bits + 1, _rehash(vpk, base, V, bits + 1)
-            u, V = _find_or_add(table, bits, vpk, base, V, pk)
-            offsets[e] = prevo[r] = u # a new run
-            prevk[r] = pk
+            offsets[p * (d + 1) + r], V = _find_or_add(table, bits, vpk, base, V, pk)
     return V
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -439,12 +448,13 @@ def _csr_weights(indptr, points, corner, weights, keep):
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
 @njit(cache=True, nogil=True, fastmath={'contract'}) # multiply-adds fused, sums in point order (as `_scatter_into`)
 def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
-    C = _width(ct, out)
+    C, s = _width(ct, out), _scratch(ct) # s: the vertex's sums
     for v in range(v0, v1):
-        for k in range(C): out[v, k] = 0
+        for k in range(C): s[k] = 0
         for x in range(indptr[v], indptr[v + 1]):
             p, w = points[x], cw[x]
-            for k in range(C): out[v, k] += w * values[p, k]
+            for k in range(C): s[k] += w * values[p, k]
+        for k in range(C): out[v, k] = s[k]
 
 @njit(parallel=True, cache=True, nogil=True)
 def _splat(indptr, points, cw, values, out, ct):
@@ -459,12 +469,13 @@ def _scattering()->bool: return numba.get_num_threads() <= _SCATTER_THREADS
 
 @njit(cache=True, nogil=True, fastmath={'contract'})
 def _scatter_into(offsets, weights, values, out, ct, dt):
-    C, dp1 = _width(ct, out), len(dt)
+    C, dp1, x = _width(ct, out), len(dt), _scratch(ct) # x: the point's values, read once
     out[:] = 0
     for i in range(offsets.shape[0]):
+        for k in range(C): x[k] = values[i, k]
         for j in range(dp1):
             o, w = offsets[i, j], weights[i, j]
-            for k in range(C): out[o, k] += w * values[i, k]
+            for k in range(C): out[o, k] += w * x[k]
 
 @njit(cache=True, nogil=True)
 def _scatter(offsets, weights, values, out, ct, dt):
@@ -497,12 +508,13 @@ def _blur(values, tmp, nb, ct):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
-    C, dp1 = _width(ct, out), len(dt)
+    C, dp1, s = _width(ct, out), len(dt), _scratch(ct) # s: the point's sums
     for i in range(lo, hi):
-        for k in range(C): out[i, k] = 0
+        for k in range(C): s[k] = 0
         for j in range(dp1):
             o, w = offsets[i, j], weights[i, j]
-            for k in range(C): out[i, k] += w * values[o, k]
+            for k in range(C): s[k] += w * values[o, k]
+        for k in range(C): out[i, k] = s[k]
 
 @njit(parallel=True, cache=True, nogil=True)
 def _slice(offsets, weights, values, out, ct, dt):
@@ -617,7 +629,11 @@ def kernel_norm(lattice:PermutohedralLattice)->np.ndarray: # (N,) float32
     return _normalisation(lattice)[0]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c487e3aa
-_POW2 = (2.0 ** np.arange(-127, 1)).astype(np.float32) # 2^n for n = -127..0
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    "The float32 whose IEEE 754 bits are the int32 `bits`."
+    def codegen(context, builder, sig, args): return builder.bitcast(args[0], context.get_value_type(types.float32))
+    return types.float32(types.int32), codegen
 
 @njit(cache=True, inline='always')
 def _exp_neg(x):
@@ -631,7 +647,7 @@ def _exp_neg(x):
     y = y * x + np.float32(4.1665795894e-2)
     y = y * x + np.float32(1.6666665459e-1)
     y = y * x + np.float32(5.0000001201e-1)
-    return (y * x * x + x + np.float32(1)) * _POW2[np.int64(n) + 127]
+    return (y * x * x + x + np.float32(1)) * _float32_from_bits(np.int32((np.int32(n) + 127) << 23)) # 2^n, n in -126..0: its biased exponent n + 127 in bits 23-30
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c57454ce
 _B = 64 # pixels whose softmax is taken together (vectorised across pixels)
@@ -651,30 +667,30 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
     M = _width(mt, neg_unary) # labels: a constant for few (as C), so the loops over them unroll
     C, d1, d2 = _width(ct, val1), len(dt1), len(dt2)
-    E, T = np.empty((_B, C), np.float32), np.empty((M, _B), np.float32) # messages (pixel-major), energies (label-major)
+    e, T = _scratch(ct), np.empty((M, _B), np.float32) # a pixel's messages, energies (label-major)
     mx, s = np.empty(_B, np.float32), np.empty(_B, np.float32)
     for i0 in range(lo, hi, _B):
         n = min(hi, i0 + _B) - i0
         if gather:
             for q in range(n): # slice both kernels
                 i = i0 + q
-                for k in range(C): E[q, k] = 0
+                for k in range(C): e[k] = 0
                 for j in range(d1):
                     o, w = off1[i, j], w1[i, j] * c1
-                    for k in range(C): E[q, k] += w * val1[o, k]
+                    for k in range(C): e[k] += w * val1[o, k]
                 for j in range(d2):
                     o, w = off2[i, j], w2[i, j] * c2
-                    for k in range(C): E[q, k] += w * val2[o, k]
+                    for k in range(C): e[k] += w * val2[o, k]
+                if C == 1 and M == 2: mx[q] = (neg_unary[i, 0] + e[0]) - (neg_unary[i, 1] + full[i] - e[0]) # two labels: the energy difference
+                else:
+                    rest = full[i]
+                    for k in range(C):
+                        T[k, q] = neg_unary[i, k] + e[k]
+                        rest -= e[k]
+                    if C < M: T[M - 1, q] = neg_unary[i, M - 1] + rest # the last label's message: Q sums to 1
             if C == 1 and M == 2: # two labels: the softmax is a logistic of the energy difference
-                for q in range(n): mx[q] = (neg_unary[i0 + q, 0] + E[q, 0]) - (neg_unary[i0 + q, 1] + full[i0 + q] - E[q, 0])
                 _logistic_pair(mx, s, Q, i0, n)
                 continue
-            for q in range(n):
-                i, rest = i0 + q, full[i0 + q]
-                for k in range(C):
-                    T[k, q] = neg_unary[i, k] + E[q, k]
-                    rest -= E[q, k]
-                if C < M: T[M - 1, q] = neg_unary[i, M - 1] + rest # the last label's message: Q sums to 1
         elif M == 2:
             for q in range(n): mx[q] = neg_unary[i0 + q, 0] - neg_unary[i0 + q, 1]
             _logistic_pair(mx, s, Q, i0, n)
