@@ -446,7 +446,7 @@ def _csr_weights(indptr, points, corner, weights, keep):
     return cw, ones
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
-@njit(cache=True, nogil=True, fastmath={'contract'}) # multiply-adds fused, sums in point order (as `_scatter_into`)
+@njit(cache=True, nogil=True, fastmath={'contract'}) # multiply-adds fused, sums in point order (as `_scatter`)
 def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
     C, s = _width(ct, out), _scratch(ct) # s: the vertex's sums
     for v in range(v0, v1):
@@ -468,7 +468,8 @@ _SCATTER_THREADS = 2 # up to this many Numba threads the splat is a scatter (one
 def _scattering()->bool: return numba.get_num_threads() <= _SCATTER_THREADS
 
 @njit(cache=True, nogil=True, fastmath={'contract'})
-def _scatter_into(offsets, weights, values, out, ct, dt):
+def _scatter(offsets, weights, values, out, ct, dt):
+    "`_splat`'s rows as a scatter, on one thread: the points in order, each adding its weighted values into its d+1 vertices."
     C, dp1, x = _width(ct, out), len(dt), _scratch(ct) # x: the point's values, read once
     out[:] = 0
     for i in range(offsets.shape[0]):
@@ -476,19 +477,14 @@ def _scatter_into(offsets, weights, values, out, ct, dt):
         for j in range(dp1):
             o, w = offsets[i, j], weights[i, j]
             for k in range(C): out[o, k] += w * x[k]
-
-@njit(cache=True, nogil=True)
-def _scatter(offsets, weights, values, out, ct, dt):
-    "`_splat`'s rows as a scatter, on one thread: the points in order, each adding its weighted values into its d+1 vertices."
-    _scatter_into(offsets, weights, values, out, ct, dt)
     return out
 
 @njit(parallel=True, cache=True, nogil=True)
 def _scatter_pair(off1, w1, out1, off2, w2, out2, values, ct, dt1, dt2):
     "`_scatter` of the same values onto two lattices, one per thread."
     for t in prange(2):
-        if t == 0: _scatter_into(off1, w1, values, out1, ct, dt1)
-        else: _scatter_into(off2, w2, values, out2, ct, dt2)
+        if t == 0: _scatter(off1, w1, values, out1, ct, dt1)
+        else: _scatter(off2, w2, values, out2, ct, dt2)
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _blur_range(values, tmp, nbj, v0, v1, ct):
