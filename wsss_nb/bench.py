@@ -187,14 +187,15 @@ def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(
 def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1,
                  default_confounding:float=0.8 # the scene's default strength, whose runs are seed 0's
                 ) -> str:
-    "Tables of `bench_conta`'s figures: rounds (mean ± std over seeds), the confounding sweep, the ablations."
+    "Tables of `bench_conta`'s figures: rounds (mean ± std over seeds; `M weight`: CONTA's `context_weight`), the confounding sweep, the ablations."
     seeds = [s for s in seeds if f's{s}_conta' in res]
     lines = [f"CONTA vs plain self-training rounds, {len(seeds)} seeds (mean ± std, %; leakage x)",
-             f"{'round':>5}  {'CONTA pseudo':>13} {'plain pseudo':>13}  {'CONTA seg':>13} {'plain seg':>13}  {'CONTA leak':>10} {'plain leak':>10}"]
+             f"{'round':>5}  {'CONTA pseudo':>13} {'plain pseudo':>13}  {'CONTA seg':>13} {'plain seg':>13}  {'CONTA leak':>10} {'plain leak':>10}  {'M weight':>8}"]
     for r in range(len(res[f's{seeds[0]}_conta']['rounds'])):
-        g = lambda v, k: [res[f's{s}_{v}']['rounds'][r][k] for s in seeds]
+        g = lambda v, k: [res[f's{s}_{v}']['rounds'][r].get(k) for s in seeds]
         lk = lambda v: f"{np.mean(g(v, 'context_leakage')):.2f}"
-        lines.append(f"{r:>5}  {_ms(g('conta', 'pseudo_mask_miou')):>13} {_ms(g('plain', 'pseudo_mask_miou')):>13}  {_ms(g('conta', 'seg_miou')):>13} {_ms(g('plain', 'seg_miou')):>13}  {lk('conta'):>10} {lk('plain'):>10}")
+        mw = [w for w in g('conta', 'context_weight') if w is not None]  # (none at round 0, nor in runs made before it was recorded)
+        lines.append(f"{r:>5}  {_ms(g('conta', 'pseudo_mask_miou')):>13} {_ms(g('plain', 'pseudo_mask_miou')):>13}  {_ms(g('conta', 'seg_miou')):>13} {_ms(g('plain', 'seg_miou')):>13}  {lk('conta'):>10} {lk('plain'):>10}  {f'{np.mean(mw):.4f}' if mw else '-':>8}")
     lines += ['', f"pseudo-mask mIoU gain at round {sweep_rounds} over round 0 vs confounding (seed 0, points)", f"{'confounding':>11}  {'CONTA':>6} {'plain':>6} {'CONTA-plain':>11}"]
     for c in confounding:
         key = lambda v: f'c{c}_{v}' if f'c{c}_{v}' in res or c != default_confounding else f's0_{v}'  # the default strength is seed 0's main runs

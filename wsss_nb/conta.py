@@ -14,7 +14,7 @@ from .cam import Plugin
 
 # %% auto #0
 __all__ = ['ContaConfig', 'check_conta', 'resize_area', 'confounder_set', 'mask_prior', 'ContextAttention', 'ContextBackbone',
-           'ContaPlugin', 'WithLabels']
+           'context_weight', 'ContaPlugin', 'WithLabels']
 
 # %% ../nbs/07a_conta.ipynb #2922d10d
 @dataclass
@@ -116,6 +116,7 @@ def _widened(m:nn.Module) -> nn.Module:
         with torch.no_grad():
             w.weight.zero_(); w.weight[:, :m.in_channels] = m.weight
             if m.bias is not None: w.bias.copy_(m.bias)
+        w.reads_context = True  # (found by `context_weight`)
         return w
     if isinstance(m, nn.Sequential): return nn.Sequential(_widened(m[0]), *m[1:])
     if hasattr(m, 'conv1') and hasattr(m, 'downsample'):  # a torchvision residual block
@@ -148,6 +149,12 @@ class ContextBackbone(nn.Module):
         f = self.pre(x)
         M = F.interpolate(self.context(prior)[0], f.shape[-2:], mode='bilinear', align_corners=False)
         return self.post(torch.cat([f, M], 1))
+
+# %% ../nbs/07a_conta.ipynb #e28d3187
+def context_weight(backbone:ContextBackbone) -> float:
+    "How much the layers after the cut weigh M: mean |weight| on M's input channel over mean |weight| on the feature channels, in the convolutions that read both."
+    ws = [m.weight.detach() for m in backbone.post.modules() if getattr(m, 'reads_context', False)]
+    return float(torch.cat([w[:, -1].abs().flatten() for w in ws]).mean() / torch.cat([w[:, :-1].abs().flatten() for w in ws]).mean())
 
 # %% ../nbs/07a_conta.ipynb #569825c4
 class ContaPlugin(Plugin):

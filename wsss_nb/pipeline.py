@@ -164,7 +164,7 @@ def _train_cam(self:Run):
                                    self.plugins('cam'), self.device, c.seed, self.progress)
     if is_main_process():
         with atomic_path(self.dir/'cam/classifier.pt') as tmp: torch.save(model.state_dict(), tmp)
-    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist])
+    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
@@ -344,7 +344,7 @@ Run._figures = _figures
 
 # %% ../nbs/06_pipeline.ipynb #d673b3e6
 ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
-                 'seg_miou', 'seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall')
+                 'seg_miou', 'seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall', 'context_weight')
 
 def round_results(self:Run) -> list:
     "The results of CONTA's rounds 1.. (each run or resumed first)."
