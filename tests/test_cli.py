@@ -111,6 +111,18 @@ def test_failure_in_a_late_stage_leaves_no_output(tmp_path, capsys, monkeypatch)
     assert code != 0 and 'on purpose' in err
     assert not (tmp_path/'run').exists()
 
+def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch):
+    "Ctrl-C in a late stage keeps the stages already finished; the same command then resumes from them."
+    from wsss_nb.pipeline import Run
+    train_seg = Run._train_seg
+    def interrupt(self): raise KeyboardInterrupt
+    monkeypatch.setattr(Run, '_train_seg', interrupt)
+    with pytest.raises(KeyboardInterrupt): main(['run', '--out', str(tmp_path/'run'), *TINY])
+    assert (tmp_path/'run/stages/train_cam.json').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
+    monkeypatch.setattr(Run, '_train_seg', train_seg)
+    main(['run', '--out', str(tmp_path/'run'), *TINY])
+    assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
+
 VOC = find_voc_sample()
 
 @pytest.mark.skipif(VOC is None, reason='../shared/data/voc2012-sample is absent')

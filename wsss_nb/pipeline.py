@@ -75,7 +75,9 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
-    if 'conta' in cfg.method: check_conta(cfg.conta)
+    if 'conta' in cfg.method:
+        check_conta(cfg.conta)  # and a --conta-block the backbone cannot take fails now, not after round 0 has trained:
+        if cfg.conta.context and cfg.conta.rounds: ContextBackbone(make_backbone(cfg.backbone), ContextAttention(torch.zeros(1, cfg.conta.size, cfg.conta.size)), cfg.conta.block)
     if 'likelihood' in cfg.method: check_likelihood(cfg.likelihood)
     if 'amn' in cfg.method: check_amn(cfg.amn)
     return cfg
@@ -331,14 +333,14 @@ def _figures(self:Run, n:int=8):
             axs[0, j].imshow(img); axs[0, j].set_title('\n'.join(ds.classes[x] for x in k), fontsize=6)
             axs[1, j].imshow(overlay(img, c.max(0) if len(c) else np.zeros(img.shape[:2])))
             axs[2, j].imshow(colorize(load_mask(self.dir/'pseudo_mask'/f'{ds.ids[i]}.png'))); axs[3, j].imshow(colorize(ds.mask(i)))
-        for ax, t in zip(axs[:, 0], ('image', 'CAM', 'pseudo-mask', 'ground truth')): ax.set_ylabel(t, fontsize=8)
+        for ax, t in zip(axs[:, 0], ('image', 'AMN' if 'amn' in self.cfg.method else 'CAM', 'pseudo-mask', 'ground truth')): ax.set_ylabel(t, fontsize=8)
         for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
         fig.tight_layout(); fig.savefig(tmp/'cams.png', dpi=100); plt.close(fig)
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         curve = lambda c: {float(t): v for t, v in c.items()}
         curves = {('AMN' if 'amn' in self.cfg.method else 'CAM') if not r else f'round {r}': curve(res['threshold_curve']) for r, res in enumerate([self.results] + self.rounds)}
         if 'amn' in self.cfg.method: curves = {'CAM': curve(self.results['cam']['threshold_curve']), **curves}
-        plot_threshold_curve(curves, ax=ax)
+        plot_threshold_curve(curves, ax=ax, spread_range=(0.10, 0.70) if 'amn' in self.cfg.method else (0.05, 0.70))  # the ranges of results.json's spreads
         fig.tight_layout(); fig.savefig(tmp/'threshold_curve.png', dpi=100); plt.close(fig)
 Run._figures = _figures
 
@@ -372,13 +374,14 @@ def run(self:Run) -> dict:
         self.rounds = rounds = self.round_results()
         self.stage('figures', self._figures)
         results = dict(method='+'.join(self.cfg.method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results)
-        if rounds:
-            results.update({k: v for k, v in rounds[-1].items() if k in ROUND_FIGURES})  # the method's output: the last round's
-            results['rounds'] = [dict(round=r, **{k: res.get(k) for k in ROUND_FIGURES}) for r, res in enumerate([self.results] + rounds)]
+        if 'conta' in self.cfg.method:
+            if rounds: results.update(rounds[-1])  # the method's output: every figure of the last round (AMN's `cam` and `amn` sections with them)
+            results['rounds'] = [dict(round=r, **{k: res.get(k) for k in ROUND_FIGURES}, **{k: res[k] for k in ('cam', 'amn') if k in res})
+                                 for r, res in enumerate([self.results] + rounds)]
         results.update(stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
         if is_main_process(): save_json(results, self.dir/'results.json')
         return results
-    except BaseException:
+    except Exception:  # a failed run leaves no partial folder; one interrupted by the user (Ctrl-C) keeps its finished stages, to resume
         if created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
 Run.round_results, Run.run = round_results, run
@@ -478,6 +481,8 @@ def _parser():
             g.add_argument('--amn-no-crf', action='store_true', help='seeds without the dense CRF')
             g.add_argument('--amn-keep-bg-seed-scores', action='store_true', help="the reference's quirk: raw softmax on background seed pixels")
             g.add_argument('--amn-epochs', type=int, default=None, help='AMN training epochs')
+            g.add_argument('--amn-lr', type=float, default=None, help="AMN's (Adam) learning rate of the new layers (default: 1e-3; 1e-4 on voc with --weights, the paper's)")
+            g.add_argument('--amn-backbone-lr-mult', type=float, default=None, help="its backbone's rate over that (default: 1; 0.05 on voc with --weights: the paper's 5e-6)")
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -500,7 +505,10 @@ def config_from_args(a) -> RunConfig:
                                                               sigma=a.likelihood_sigma, window=a.likelihood_window),
                                   amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
                                                           keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
-        if a.amn_epochs is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, epochs=a.amn_epochs)))
+        if voc: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, scales=cfg.cam_scales,  # the paper's rates on an ImageNet backbone, the classifier's schedule
+                                                                       train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if a.weights else 1e-3, backbone_lr_mult=0.05 if a.weights else 1.0)))
+        for opt, key in ((a.amn_epochs, 'epochs'), (a.amn_lr, 'lr'), (a.amn_backbone_lr_mult, 'backbone_lr_mult')):
+            if opt is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
                                                            seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
     return check_config(quick_config(cfg) if a.quick else cfg)
