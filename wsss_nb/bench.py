@@ -10,9 +10,10 @@ import numpy as np
 from .core import load_json
 
 # %% auto #0
-__all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'LIKELIHOOD_BASES', 'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline',
-           'format_pipeline', 'bench_crf', 'summarise_crf', 'format_crf', 'finished_run', 'bench_conta', 'format_conta',
-           'bench_likelihood', 'format_likelihood', 'bench_amn', 'format_amn', 'main']
+__all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES', 'AMN_VARIANTS', 'AMN_FIGURES',
+           'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'summarise_crf', 'format_crf', 'finished_run',
+           'bench_conta', 'format_conta', 'bench_likelihood', 'format_likelihood', 'cam_run',
+           'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn', 'format_amn', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -244,6 +245,53 @@ def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
         lines.append(f"{b:8}  {cols[0]:>14} {cols[1]:>13} {cols[2]:>13}  {cols[3]:>13} {cols[4]:>13} {cols[5]:>13}")
     return '\n'.join(lines)
 
+# %% ../nbs/08_bench.ipynb #5e1a0c02
+LIKELIHOOD_VARIANTS = ('baseline', 'likelihood', 'multinomial') # the classifier without the losses, with them, with the multinomial sampling (the ablation)
+CAM_STAGES = ('data', 'train_cam', 'make_cam', 'eval_cam') # a run's stages up to the figures of its CAMs
+
+def cam_run(cfg, # the run's `RunConfig`
+            folder:Path, # its run folder
+            progress:bool=False) -> dict:
+    "The results of the CAM stages (`CAM_STAGES`) of the run in `folder`, running or resuming them first; with their `stage_seconds`."
+    from dataclasses import asdict
+    from wsss_nb.core import save_json
+    from wsss_nb.pipeline import Run
+    run, new = Run(cfg, folder, 'auto', progress), json.loads(json.dumps(asdict(cfg)))
+    if (folder/'config.json').exists() and load_json(folder/'config.json') != new: raise ValueError(f"{folder} holds another configuration; use another --out")
+    save_json(new, folder/'config.json')
+    for n in CAM_STAGES: run.stage(n, getattr(run, f'_{n}'), every_process=n == 'train_cam')
+    return dict(run.results, stage_seconds=run.times)
+
+def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # folder of the runs and of likelihood.json
+                              seeds:tuple=(0, 1, 2), # seeds (of the data, the initialisation and the data order)
+                              base=None, # a `RunConfig` to start from (default: the CPU defaults)
+                              progress:bool=False) -> dict:
+    "Per seed, the classifier alone without the likelihood losses, with them and with their multinomial variant: pseudo-mask mIoU, boundary F and seconds per training epoch, keyed by run name."
+    import dataclasses
+    from wsss_nb.pipeline import RunConfig
+    out, base, res = Path(out), base or RunConfig(), {}
+    for s in seeds:
+        for v in LIKELIHOOD_VARIANTS:
+            c = dataclasses.replace(base, method=('baseline',) if v == 'baseline' else ('likelihood',), seed=s, scene=dataclasses.replace(base.scene, seed=s),
+                                    likelihood=base.likelihood if v == 'baseline' else dataclasses.replace(base.likelihood, variant=v))
+            r = cam_run(c, out/f's{s}_{v}', progress)
+            res[f's{s}_{v}'] = dict(pseudo_mask_miou=r['pseudo_mask_miou'], boundary_f=r['boundary_f'], epoch_seconds=r['stage_seconds']['train_cam'] / c.cam_train.epochs)
+    return res
+
+def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
+    "A table of `bench_likelihood_variants`'s figures: each variant's mIoU and boundary F, their gains over the baseline (mean ± std over seeds, %) and its time per epoch."
+    seeds = [s for s in seeds if all(f's{s}_{v}' in res for v in LIKELIHOOD_VARIANTS)]
+    g = lambda v, k: np.array([res[f's{s}_{v}'][k] for s in seeds])
+    lines = [f"the classifier alone, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %; gains over the baseline, per seed)",
+             f"{'classifier':12} {'pseudo-mask mIoU':>16} {'gain':>12} {'boundary F':>12} {'gain':>12} {'s/epoch':>8} {'slower':>7}"]
+    t0 = g('baseline', 'epoch_seconds').mean()
+    for v in LIKELIHOOD_VARIANTS:
+        gain = lambda k: '' if v == 'baseline' else ('+' if (g(v, k) - g('baseline', k)).mean() >= 0 else '') + _ms(g(v, k) - g('baseline', k))
+        t = g(v, 'epoch_seconds').mean()
+        lines.append(f"{v:12} {_ms(g(v, 'pseudo_mask_miou')):>16} {gain('pseudo_mask_miou'):>12} {_ms(g(v, 'boundary_f')):>12} {gain('boundary_f'):>12} {t:8.2f} {t / t0:6.2f}x")
+    return '\n'.join(lines)
+
+
 # %% ../nbs/08_bench.ipynb #22e8eb7c
 AMN_VARIANTS = {'amn': {}, 'amn_ref': dict(fg_threshold=0.45, bg_threshold=0.15), # name: `AMNConfig` fields changed
                 'no_conditioning': dict(fg_threshold=0.45, bg_threshold=0.15, conditioning=False),
@@ -286,7 +334,7 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
 
 # %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--out DIR]`"
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--out DIR]`"
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
     s = sub.add_parser('pipeline', help='time `wsss_nb run --quick` and `wsss_nb demo` in fresh processes')
@@ -303,7 +351,8 @@ def main(argv=None):
     k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
-    l.add_argument('--out', default='runs/bench/likelihood', help='folder of the runs (an interrupted benchmark resumes)')
+    l.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/likelihood or, with --variants, runs/bench/likelihood_variants)')
+    l.add_argument('--variants', action='store_true', help='the classifier alone: baseline, likelihood and multinomial variant, with the time per epoch')
     l.add_argument('--seeds', default='0,1,2'); l.add_argument('--rounds', type=int, default=1, help="CONTA's rounds")
     l.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     l.add_argument('--sigma', type=float, default=None, help='the feature-similarity sigma in map pixels (default: LikelihoodConfig.sigma)')
@@ -317,6 +366,7 @@ def main(argv=None):
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
         from wsss_nb.pipeline import RunConfig, quick_config
         seeds, base = tuple(int(x) for x in a.seeds.split(',')), quick_config(RunConfig()) if a.quick else RunConfig()
+        if a.what == 'likelihood': a.out = a.out or 'runs/bench/likelihood' + ('_variants' if a.variants else '')
         a.json = a.json or str(Path(a.out)/f'{a.what}.json')
     if a.what == 'conta':
         rows = bench_conta(a.out, seeds, a.rounds, base=base)
@@ -324,8 +374,8 @@ def main(argv=None):
     elif a.what == 'likelihood':
         import dataclasses
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
-        rows = bench_likelihood(a.out, seeds, base, a.rounds)
-        print(format_likelihood(rows, seeds))
+        rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
+        print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds))
     elif a.what == 'amn':
         rows = bench_amn(a.out, seeds, base=base)
         print(format_amn(rows, seeds))
