@@ -84,6 +84,7 @@ class AMN(nn.Module):
                ):
         labels = torch.as_tensor(labels, dtype=x.dtype, device=x.device)
         if labels.ndim not in (1, 2) or labels.shape[-1] != self.n_fg: raise ValueError(f"AMN: labels must be (N, {self.n_fg}) or ({self.n_fg},), got {tuple(labels.shape)}")
+        if labels.ndim == 2 and len(labels) not in (1, len(x)): raise ValueError(f"AMN: {len(labels)} label vectors for {len(x)} images")
         labels = labels.expand(len(x), self.n_fg)
         if not self.conditioning: labels = torch.ones_like(labels)
         f = self.backbone(x) * self.label_conditioning(labels)[:, :, None, None]
@@ -98,10 +99,11 @@ def amn_loss(out:dict, # the model's outputs: 'logits' (N, K+1, h, w)
              balanced:bool=True # 1/2 background mean + 1/2 foreground mean
             ) -> torch.Tensor:
     "Label-smoothed cross-entropy of the upsampled logits against the seeds, balanced between background and foreground."
-    seeds = batch['mask'].long()
-    logits = F.interpolate(out['logits'], seeds.shape[-2:], mode='bilinear', align_corners=False)
-    C = logits.shape[1]
+    seeds, C = batch['mask'].long(), out['logits'].shape[1]
+    if seeds.ndim != 3 or len(seeds) != len(out['logits']): raise ValueError(f"amn_loss: seeds must be (N, H, W) for {len(out['logits'])} images, got {tuple(seeds.shape)}")
     valid = seeds != IGNORE
+    if valid.any() and seeds[valid].max() >= C: raise ValueError(f"amn_loss: seed class {seeds[valid].max().item()} outside 0..{C - 1} (255 = ignored)")
+    logits = F.interpolate(out['logits'], seeds.shape[-2:], mode='bilinear', align_corners=False)
     target = torch.full_like(logits, eps / (C - 1)).scatter_(1, seeds.where(valid, 0)[:, None], 1 - eps)
     ce = -(target * logits.log_softmax(1)).sum(1)
     groups = [valid & (seeds == 0), valid & (seeds != 0)] if balanced else [valid]

@@ -10,10 +10,10 @@ import numpy as np
 from .core import load_json
 
 # %% auto #0
-__all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES', 'AMN_VARIANTS', 'AMN_FIGURES',
-           'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'summarise_crf', 'format_crf', 'finished_run',
-           'bench_conta', 'format_conta', 'bench_likelihood', 'format_likelihood', 'cam_run',
-           'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn', 'format_amn', 'main']
+__all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES',
+           'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'summarise_crf',
+           'format_crf', 'finished_run', 'bench_conta', 'format_conta', 'bench_likelihood', 'format_likelihood',
+           'cam_run', 'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn', 'format_amn', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -154,6 +154,8 @@ def finished_run(cfg, # the run's `RunConfig`
         run.run()
     return load_json(folder/'results.json')
 
+CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='gt'), 'm_random': dict(m_init='random')} # name: `ContaConfig` fields changed
+
 def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
                 seeds:tuple=(0, 1, 2), # seeds of the main comparison
                 rounds:int=3, # rounds of the main comparison
@@ -178,7 +180,7 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
         if c == base.scene.confounding and seeds and seeds[0] == 0: continue  # seed 0's runs are this strength
         res[f'c{c}_conta'] = go(f'c{c}_conta', cfg(0, c, sweep_rounds))
         res[f'c{c}_plain'] = go(f'c{c}_plain', cfg(0, c, sweep_rounds, context=False), f'c{c}_conta')
-    for name, kw in (('uniform', dict(attention='uniform')), ('oracle', dict(source='gt'))):
+    for name, kw in CONTA_ABLATIONS.items():
         res[f's0_{name}'] = go(f's0_{name}', cfg(0, n_rounds=sweep_rounds, **kw), 's0_conta')
     return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], confounding=v.get('confounding')) for k, v in res.items()}
 
@@ -203,11 +205,12 @@ def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0
         if key('conta') not in res or key('plain') not in res: continue
         gain = lambda v: 100 * (res[key(v)]['rounds'][sweep_rounds]['pseudo_mask_miou'] - res[key(v)]['rounds'][0]['pseudo_mask_miou'])
         lines.append(f"{c:>11}  {gain('conta'):>6.1f} {gain('plain'):>6.1f} {gain('conta') - gain('plain'):>11.1f}")
-    lines += ['', f"ablations (seed 0, round {sweep_rounds}): pseudo-mask mIoU %, leakage"]
-    for name in ('conta', 'plain', 'uniform', 'oracle'):
+    lines += ['', f"ablations (seed 0, round {sweep_rounds}): pseudo-mask mIoU %, leakage, M weight"]
+    for name in ('conta', 'plain', *CONTA_ABLATIONS):
         if f's0_{name}' in res:
             r = res[f's0_{name}']['rounds'][sweep_rounds]
-            lines.append(f"{name:>8}  {100 * r['pseudo_mask_miou']:5.1f}  {r['context_leakage']:.2f}x")
+            mw = '-' if r.get('context_weight') is None else f"{r['context_weight']:.4f}"
+            lines.append(f"{name:>8}  {100 * r['pseudo_mask_miou']:5.1f}  {r['context_leakage']:.2f}x  {mw}")
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #468121dd
@@ -348,6 +351,7 @@ def main(argv=None):
     k = sub.add_parser('conta', help="CONTA's rounds beside plain self-training, over seeds and confounding strengths, with ablations")
     k.add_argument('--out', default='runs/bench/conta', help='folder of the runs (an interrupted benchmark resumes)')
     k.add_argument('--seeds', default='0,1,2'); k.add_argument('--rounds', type=int, default=3)
+    k.add_argument('--confounding', default='0.0,0.5,0.8,0.95', help="strengths of the sweep (seed 0's runs are the scene's default, 0.8)")
     k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
@@ -369,8 +373,9 @@ def main(argv=None):
         if a.what == 'likelihood': a.out = a.out or 'runs/bench/likelihood' + ('_variants' if a.variants else '')
         a.json = a.json or str(Path(a.out)/f'{a.what}.json')
     if a.what == 'conta':
-        rows = bench_conta(a.out, seeds, a.rounds, base=base)
-        print(format_conta(rows, seeds))
+        conf = tuple(float(x) for x in a.confounding.split(',') if x)
+        rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
+        print(format_conta(rows, seeds, conf))
     elif a.what == 'likelihood':
         import dataclasses
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))

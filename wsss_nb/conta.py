@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_conta.ipynb #ac2ab93c
 from __future__ import annotations
-import math, copy
+import math, copy, warnings
 from dataclasses import dataclass
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -29,11 +29,12 @@ class ContaConfig:
     empty:str='include' # an image with no pixel of its labelled class: 'include' (zero mask) or 'skip'
     block:int=-1 # backbone block M is concatenated before (-1 the last, 0 the input)
     init:str='seg' # a round's classifier starts from the previous round's segmentation network ('seg') or from 'scratch'
+    m_init:str='zero' # the weights on M's new input channel start at 'zero' (the round starts where its classifier was) or 'random' (as a fresh convolution's)
 
 def check_conta(c:ContaConfig) -> ContaConfig:
     "Reject unknown option values, naming the option."
     for opt, v, ok in (('attention', c.attention, ('learned', 'uniform')), ('source', c.source, ('pred', 'gt')), ('x-m', c.x_m, ('union', 'largest')),
-                       ('empty', c.empty, ('include', 'skip')), ('init', c.init, ('seg', 'scratch'))):
+                       ('empty', c.empty, ('include', 'skip')), ('init', c.init, ('seg', 'scratch')), ('m-init', c.m_init, ('zero', 'random'))):
         if v not in ok: raise ValueError(f"--conta-{opt}: unknown value {v!r}; choose from {', '.join(ok)}")
     if c.rounds < 0: raise ValueError(f"--rounds: must be >= 0, got {c.rounds}")
     if c.size < 1: raise ValueError(f"--conta-size: must be >= 1, got {c.size}")
@@ -56,14 +57,22 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
                    empty:str='include' # an image whose mask lacks its labelled class: 'include' as zeros, or 'skip'
                   ) -> np.ndarray:
     "The class-average masks (n, size, size) float32: one per foreground class."
+    if empty not in ('include', 'skip'): raise ValueError(f"confounder set: unknown empty={empty!r}; choose 'include' or 'skip'")
+    if size < 1: raise ValueError(f"confounder set: size must be >= 1, got {size}")
+    labels, n = list(labels), 0
     acc, cnt = torch.zeros(n_fg, size, size), np.zeros(n_fg, np.int64)
-    for m, ids in zip(masks, labels):
-        for k in ids:
+    for n, m in enumerate(masks, 1):
+        m = np.asarray(m)
+        if n > len(labels): raise ValueError(f"confounder set: more masks than the {len(labels)} label lists")
+        if m.ndim != 2: raise ValueError(f"confounder set: masks must be (H, W) label maps, got shape {m.shape}")
+        for k in labels[n - 1]:
             if not 1 <= k <= n_fg: raise ValueError(f"class id {k} outside 1..{n_fg}")
-            b = np.asarray(m) == k
+            b = m == k
             if empty == 'skip' and not b.any(): continue
             acc[k - 1] += resize_area(b, size); cnt[k - 1] += 1
-    if (cnt == 0).any(): raise ValueError(f"confounder set: no training image for class(es) {(np.flatnonzero(cnt == 0) + 1).tolist()}; CONTA needs every class in the training split")
+    if n != len(labels): raise ValueError(f"confounder set: {n} masks for {len(labels)} label lists")
+    if (cnt == 0).any(): raise ValueError(f"confounder set: no training image {'with a pixel ' if empty == 'skip' else ''}for class(es) {(np.flatnonzero(cnt == 0) + 1).tolist()}; CONTA needs every class in the training split")
+    if (zero := [k + 1 for k in range(n_fg) if not acc[k].any()]): warnings.warn(f"confounder set: class(es) {zero} have no pixel in any of their images' masks; their class-average masks are all zero")
     return (acc / torch.from_numpy(cnt)[:, None, None].float()).numpy().astype(np.float32)
 
 # %% ../nbs/07a_conta.ipynb #0556f400
@@ -109,20 +118,21 @@ class ContextAttention(nn.Module):
         return M.view(-1, 1, self.size, self.size), alpha
 
 # %% ../nbs/07a_conta.ipynb #83912102
-def _widened(m:nn.Module) -> nn.Module:
-    "`m` with one more input channel (zero weights) on every convolution that reads its input."
+def _widened(m:nn.Module, zero:bool=True) -> nn.Module:
+    "`m` with one more input channel (zero weights, or a fresh convolution's random ones) on every convolution that reads its input."
     if isinstance(m, nn.Conv2d):
         w = nn.Conv2d(m.in_channels + 1, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups, m.bias is not None)
         with torch.no_grad():
-            w.weight.zero_(); w.weight[:, :m.in_channels] = m.weight
+            if zero: w.weight.zero_()
+            w.weight[:, :m.in_channels] = m.weight
             if m.bias is not None: w.bias.copy_(m.bias)
         w.reads_context = True  # (found by `context_weight`)
         return w
-    if isinstance(m, nn.Sequential): return nn.Sequential(_widened(m[0]), *m[1:])
+    if isinstance(m, nn.Sequential): return nn.Sequential(_widened(m[0], zero), *m[1:])
     if hasattr(m, 'conv1') and hasattr(m, 'downsample'):  # a torchvision residual block
         if m.downsample is None: raise ValueError("--conta-block: this residual block adds its input unchanged, so it cannot take one more channel; choose the first block of a stage")
         m = copy.copy(m); m._modules = dict(m._modules)  # a new block sharing the other layers; the original is left as it was
-        m.conv1, m.downsample = _widened(m.conv1), _widened(m.downsample)
+        m.conv1, m.downsample = _widened(m.conv1, zero), _widened(m.downsample, zero)
         return m
     raise ValueError(f"--conta-block: the block starts with {type(m).__name__}, not a convolution")
 
@@ -130,13 +140,14 @@ class ContextBackbone(nn.Module):
     "A backbone with CONTA's M concatenated as one more channel before block `block`."
     def __init__(self, backbone:nn.Module, # a backbone of `models` (possibly trained)
                  attention:ContextAttention, # maps x_m to M
-                 block:int=-1 # index into `backbone.features` (-1 the last, 0 the input)
+                 block:int=-1, # index into `backbone.features` (-1 the last, 0 the input)
+                 m_init:str='zero' # M's new weights: 'zero' or 'random'
                 ):
         super().__init__()
         feats = list(backbone.features)
         if not -len(feats) <= block < len(feats): raise ValueError(f"--conta-block: {block} outside -{len(feats)}..{len(feats) - 1} for this backbone")
         b = block % len(feats)
-        self.pre, self.post = nn.Sequential(*feats[:b]), nn.Sequential(_widened(feats[b]), *feats[b + 1:])
+        self.pre, self.post = nn.Sequential(*feats[:b]), nn.Sequential(_widened(feats[b], m_init == 'zero'), *feats[b + 1:])
         self.attention, self.block = attention, b
         self.out_channels, self.stride = backbone.out_channels, backbone.stride
 

@@ -89,7 +89,7 @@ def _check_image(image01, logits, fn):
     if image01.shape[0] != N: raise ValueError(f"{fn}: {image01.shape[0]} images for a batch of {N} class maps")
     if image01.shape[2] < h or image01.shape[3] < w: raise ValueError(f"{fn}: image {tuple(image01.shape[2:])} is smaller than the class map {(h, w)}")
     lo, hi = image01.min().item(), image01.max().item()
-    if lo < 0 or hi > 1: raise ValueError(f"{fn}: image01 must be in [0, 1] (un-normalised), got values in [{lo:.3g}, {hi:.3g}]")
+    if not (lo >= 0 and hi <= 1): raise ValueError(f"{fn}: image01 must be in [0, 1] (un-normalised), got values in [{lo:.3g}, {hi:.3g}]")
 
 def _prepare(logits, labels, image01, mu, sigma, window, fn):
     _check_maps(logits, labels, fn); _check_image(image01, logits, fn)
@@ -163,6 +163,7 @@ def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
     for opt, v in (('gap-weight', c.gap_weight), ('sampling-weight', c.sampling_weight), ('fs-weight', c.fs_weight)):
         if v < 0: raise ValueError(f"--likelihood-{opt}: must be >= 0, got {v}")
     if c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be >= 1, got {c.n_samples}")
+    if not abs(c.mu) <= 20: raise ValueError(f"--likelihood-mu: must be in [-20, 20] (tanh is saturated beyond), got {c.mu}")
     if c.sigma <= 0: raise ValueError(f"--likelihood-sigma: must be > 0, got {c.sigma}")
     if c.window is not None and c.window < 1: raise ValueError(f"--likelihood-window: must be >= 1, got {c.window}")
     return c
