@@ -256,12 +256,8 @@ def cam_run(cfg, # the run's `RunConfig`
             folder:Path, # its run folder
             progress:bool=False) -> dict:
     "The results of the CAM stages (`CAM_STAGES`) of the run in `folder`, running or resuming them first; with their `stage_seconds`."
-    from dataclasses import asdict
-    from wsss_nb.core import save_json
     from wsss_nb.pipeline import Run
-    run, new = Run(cfg, folder, 'auto', progress), json.loads(json.dumps(asdict(cfg)))
-    if (folder/'config.json').exists() and load_json(folder/'config.json') != new: raise ValueError(f"{folder} holds another configuration; use another --out")
-    save_json(new, folder/'config.json')
+    run = Run(cfg, folder, 'auto', progress); run.begin()
     for n in CAM_STAGES: run.stage(n, getattr(run, f'_{n}'), every_process=n == 'train_cam')
     return dict(run.results, stage_seconds=run.times)
 

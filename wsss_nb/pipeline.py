@@ -25,7 +25,8 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
            'plugins', 'classifier', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'amn_model', 'round_run', 'stages',
-           'round_results', 'run', 'start_from', 'results_table', 'config_from_args', 'init_distributed', 'main']
+           'round_results', 'begin', 'run', 'start_from', 'results_table', 'config_from_args', 'init_distributed',
+           'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -77,7 +78,9 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
     if 'conta' in cfg.method:
         check_conta(cfg.conta)  # and a --conta-block the backbone cannot take fails now, not after round 0 has trained:
-        if cfg.conta.context and cfg.conta.rounds: ContextBackbone(make_backbone(cfg.backbone), ContextAttention(torch.zeros(1, cfg.conta.size, cfg.conta.size)), cfg.conta.block)
+        if cfg.conta.context and cfg.conta.rounds:
+            att = ContextAttention(torch.zeros(1, cfg.conta.size, cfg.conta.size))
+            with torch.device('meta'): ContextBackbone(make_backbone(cfg.backbone), att, cfg.conta.block)  # (the layers' shapes only: no weights allocated)
     if 'likelihood' in cfg.method: check_likelihood(cfg.likelihood)
     if 'amn' in cfg.method: check_amn(cfg.amn)
     return cfg
@@ -357,19 +360,20 @@ def round_results(self:Run) -> list:
         self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
     return out
 
+def begin(self:Run):
+    "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
+    cfg_file, new = self.dir/'config.json', json.loads(json.dumps(asdict(self.cfg)))
+    if cfg_file.exists() and (old := load_json(cfg_file)) != new:
+        raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
+    if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
+        for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
+    if is_main_process(): save_json(new, cfg_file)
+
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json; returns the results."
-    cfg_file = self.dir/'config.json'
     created = not self.dir.exists()
     try:
-        if cfg_file.exists():
-            old = load_json(cfg_file)
-            if old != json.loads(json.dumps(asdict(self.cfg))):
-                diff = sorted(k for k in old if old[k] != json.loads(json.dumps(asdict(self.cfg))).get(k))
-                raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(diff)}); use another --out")
-        if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
-            for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
-        if is_main_process(): save_json(asdict(self.cfg), cfg_file)
+        self.begin()
         for name in self.stages(): self.stage(name, getattr(self, f'_{name}'), every_process=name.startswith('train_') and name != 'train_pred')
         self.rounds = rounds = self.round_results()
         self.stage('figures', self._figures)
@@ -384,7 +388,7 @@ def run(self:Run) -> dict:
     except Exception:  # a failed run leaves no partial folder; one interrupted by the user (Ctrl-C) keeps its finished stages, to resume
         if created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
-Run.round_results, Run.run = round_results, run
+Run.round_results, Run.begin, Run.run = round_results, begin, run
 
 # %% ../nbs/06_pipeline.ipynb #29fb2451
 ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
