@@ -159,8 +159,8 @@ CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='
 def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
                 seeds:tuple=(0, 1, 2), # seeds of the main comparison
                 rounds:int=3, # rounds of the main comparison
-                confounding:tuple=(0.0, 0.5, 0.8, 0.95), # strengths of the sweep (the default 0.8 reuses seed 0's runs)
-                sweep_rounds:int=1, # rounds of the sweep and the ablations
+                confounding:tuple=(0.0, 0.5, 0.8, 0.95), # strengths of the sweep (the scene's default, 0.8, reuses the main runs)
+                sweep_rounds:int=1, # rounds of the sweep and the ablations (on every seed)
                 base=None, # a `RunConfig` to start from (default: the CPU defaults)
                 progress:bool=False) -> dict:
     "Run (or resume) every CONTA run of the benchmark; their `rounds` lists, keyed by run name."
@@ -176,21 +176,22 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
     for s in seeds:
         res[f's{s}_conta'] = go(f's{s}_conta', cfg(s))
         res[f's{s}_plain'] = go(f's{s}_plain', cfg(s, context=False), f's{s}_conta')
-    for c in confounding:
-        if c == base.scene.confounding and seeds and seeds[0] == 0: continue  # seed 0's runs are this strength
-        res[f'c{c}_conta'] = go(f'c{c}_conta', cfg(0, c, sweep_rounds))
-        res[f'c{c}_plain'] = go(f'c{c}_plain', cfg(0, c, sweep_rounds, context=False), f'c{c}_conta')
-    for name, kw in CONTA_ABLATIONS.items():
-        res[f's0_{name}'] = go(f's0_{name}', cfg(0, n_rounds=sweep_rounds, **kw), 's0_conta')
+    for s in seeds:
+        for c in confounding:
+            if c == base.scene.confounding: continue  # the main runs are at this strength
+            res[f's{s}_c{c}_conta'] = go(f's{s}_c{c}_conta', cfg(s, c, sweep_rounds))
+            res[f's{s}_c{c}_plain'] = go(f's{s}_c{c}_plain', cfg(s, c, sweep_rounds, context=False), f's{s}_c{c}_conta')
+        for name, kw in CONTA_ABLATIONS.items():
+            res[f's{s}_{name}'] = go(f's{s}_{name}', cfg(s, n_rounds=sweep_rounds, **kw), f's{s}_conta')
     return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], confounding=v.get('confounding')) for k, v in res.items()}
 
 # %% ../nbs/08_bench.ipynb #b445b536
 def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(xs) > 1 else f"{100 * xs[0]:.1f}"
 
 def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1,
-                 default_confounding:float=0.8 # the scene's default strength, whose runs are seed 0's
+                 default_confounding:float=0.8 # the scene's default strength, whose runs are the main runs
                 ) -> str:
-    "Tables of `bench_conta`'s figures: rounds (mean ± std over seeds; `M weight`: CONTA's `context_weight`), the confounding sweep, the ablations."
+    "Tables of `bench_conta`'s figures, mean ± std over seeds: rounds (`M weight`: CONTA's `context_weight`), the confounding sweep, the ablations."
     seeds = [s for s in seeds if f's{s}_conta' in res]
     lines = [f"CONTA vs plain self-training rounds, {len(seeds)} seeds (mean ± std, %; leakage x)",
              f"{'round':>5}  {'CONTA pseudo':>13} {'plain pseudo':>13}  {'CONTA seg':>13} {'plain seg':>13}  {'CONTA leak':>10} {'plain leak':>10}  {'M weight':>8}"]
@@ -199,18 +200,19 @@ def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0
         lk = lambda v: f"{np.mean(g(v, 'context_leakage')):.2f}"
         mw = [w for w in g('conta', 'context_weight') if w is not None]  # (none at round 0, nor in runs made before it was recorded)
         lines.append(f"{r:>5}  {_ms(g('conta', 'pseudo_mask_miou')):>13} {_ms(g('plain', 'pseudo_mask_miou')):>13}  {_ms(g('conta', 'seg_miou')):>13} {_ms(g('plain', 'seg_miou')):>13}  {lk('conta'):>10} {lk('plain'):>10}  {f'{np.mean(mw):.4f}' if mw else '-':>8}")
-    lines += ['', f"pseudo-mask mIoU gain at round {sweep_rounds} over round 0 vs confounding (seed 0, points)", f"{'confounding':>11}  {'CONTA':>6} {'plain':>6} {'CONTA-plain':>11}"]
+    lines += ['', f"pseudo-mask mIoU gain at round {sweep_rounds} over round 0 vs confounding ({len(seeds)} seeds, mean ± std, points)",
+              f"{'confounding':>11}  {'CONTA':>11} {'plain':>11} {'CONTA-plain':>11}"]
     for c in confounding:
-        key = lambda v: f'c{c}_{v}' if f'c{c}_{v}' in res or c != default_confounding else f's0_{v}'  # the default strength is seed 0's main runs
-        if key('conta') not in res or key('plain') not in res: continue
-        gain = lambda v: 100 * (res[key(v)]['rounds'][sweep_rounds]['pseudo_mask_miou'] - res[key(v)]['rounds'][0]['pseudo_mask_miou'])
-        lines.append(f"{c:>11}  {gain('conta'):>6.1f} {gain('plain'):>6.1f} {gain('conta') - gain('plain'):>11.1f}")
-    lines += ['', f"ablations (seed 0, round {sweep_rounds}): pseudo-mask mIoU %, leakage, M weight"]
+        key = lambda s, v: f's{s}_{v}' if c == default_confounding else f's{s}_c{c}_{v}'  # the default strength is the main runs'
+        if not all(key(s, v) in res for s in seeds for v in ('conta', 'plain')): continue
+        gain = lambda v: np.array([res[key(s, v)]['rounds'][sweep_rounds]['pseudo_mask_miou'] - res[key(s, v)]['rounds'][0]['pseudo_mask_miou'] for s in seeds])
+        lines.append(f"{c:>11}  {_ms(gain('conta')):>11} {_ms(gain('plain')):>11} {_ms(gain('conta') - gain('plain')):>11}")
+    lines += ['', f"ablations at round {sweep_rounds} ({len(seeds)} seeds, mean ± std): pseudo-mask mIoU %, leakage, M weight"]
     for name in ('conta', 'plain', *CONTA_ABLATIONS):
-        if f's0_{name}' in res:
-            r = res[f's0_{name}']['rounds'][sweep_rounds]
-            mw = '-' if r.get('context_weight') is None else f"{r['context_weight']:.4f}"
-            lines.append(f"{name:>8}  {100 * r['pseudo_mask_miou']:5.1f}  {r['context_leakage']:.2f}x  {mw}")
+        if all(f's{s}_{name}' in res for s in seeds):
+            rs = [res[f's{s}_{name}']['rounds'][sweep_rounds] for s in seeds]
+            mw = [r['context_weight'] for r in rs if r.get('context_weight') is not None]
+            lines.append(f"{name:>8}  {_ms([r['pseudo_mask_miou'] for r in rs]):>11}  {np.mean([r['context_leakage'] for r in rs]):.2f}x  {f'{np.mean(mw):.4f}' if mw else '-'}")
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #468121dd
@@ -347,7 +349,7 @@ def main(argv=None):
     k = sub.add_parser('conta', help="CONTA's rounds beside plain self-training, over seeds and confounding strengths, with ablations")
     k.add_argument('--out', default='runs/bench/conta', help='folder of the runs (an interrupted benchmark resumes)')
     k.add_argument('--seeds', default='0,1,2'); k.add_argument('--rounds', type=int, default=3)
-    k.add_argument('--confounding', default='0.0,0.5,0.8,0.95', help="strengths of the sweep (seed 0's runs are the scene's default, 0.8)")
+    k.add_argument('--confounding', default='0.0,0.5,0.8,0.95', help="strengths of the sweep, on every seed (the scene's default, 0.8, is the main runs')")
     k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
