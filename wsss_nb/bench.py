@@ -183,7 +183,7 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
             res[f's{s}_c{c}_plain'] = go(f's{s}_c{c}_plain', cfg(s, c, sweep_rounds, context=False), f's{s}_c{c}_conta')
         for name, kw in CONTA_ABLATIONS.items():
             res[f's{s}_{name}'] = go(f's{s}_{name}', cfg(s, n_rounds=sweep_rounds, **kw), f's{s}_conta')
-    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], confounding=v.get('confounding')) for k, v in res.items()}
+    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds']) for k, v in res.items()}
 
 # %% ../nbs/08_bench.ipynb #b445b536
 def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(xs) > 1 else f"{100 * xs[0]:.1f}"
@@ -260,7 +260,7 @@ def cam_run(cfg, # the run's `RunConfig`
     "The results of the CAM stages (`CAM_STAGES`) of the run in `folder`, running or resuming them first; with their `stage_seconds`."
     from wsss_nb.pipeline import Run
     run = Run(cfg, folder, 'auto', progress); run.begin()
-    for n in CAM_STAGES: run.stage(n, getattr(run, f'_{n}'), every_process=n == 'train_cam')
+    for n in CAM_STAGES: run.stage(n)
     return dict(run.results, stage_seconds=run.times)
 
 def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # folder of the runs and of likelihood.json

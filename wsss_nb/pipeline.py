@@ -114,9 +114,12 @@ class Run:
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
     def _train_tf(self): return train_transform(self.cfg.crop)
 
-    def stage(self, name:str, fn, every_process:bool=False # training stages run in every DDP process, the others in rank 0 only
+    def stage(self, name:str, # the stage, done by method `_{name}`
+              every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages, `train_*` but `train_pred`)
              ):
         "Run stage `name` unless it is done; record its results and wall time."
+        fn = getattr(self, f'_{name}')
+        if every_process is None: every_process = name.startswith('train_') and name != 'train_pred'
         done = self.dir/'stages'/f'{name}.json'
         _barrier(); todo = not done.exists(); _barrier()
         if todo:
@@ -356,7 +359,7 @@ def round_results(self:Run) -> list:
     out = []
     for r in range(1, (self.cfg.conta.rounds if 'conta' in self.cfg.method else 0) + 1):
         sub = self.round_run(r)
-        for name in sub.stages(): sub.stage(name, getattr(sub, f'_{name}'), every_process=name.startswith('train_') and name != 'train_pred')
+        for name in sub.stages(): sub.stage(name)
         self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
     return out
 
@@ -374,9 +377,9 @@ def run(self:Run) -> dict:
     created = not self.dir.exists()
     try:
         self.begin()
-        for name in self.stages(): self.stage(name, getattr(self, f'_{name}'), every_process=name.startswith('train_') and name != 'train_pred')
+        for name in self.stages(): self.stage(name)
         self.rounds = rounds = self.round_results()
-        self.stage('figures', self._figures)
+        self.stage('figures')
         results = dict(method='+'.join(self.cfg.method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results)
         if 'conta' in self.cfg.method:
             if rounds: results.update(rounds[-1])  # the method's output: every figure of the last round (AMN's `cam` and `amn` sections with them)
