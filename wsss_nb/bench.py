@@ -154,7 +154,8 @@ def finished_run(cfg, # the run's `RunConfig`
         run.run()
     return load_json(folder/'results.json')
 
-CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='gt'), 'm_random': dict(m_init='random')} # name: `ContaConfig` fields changed
+CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='gt'), 'm_random': dict(m_init='random'), # name: `ContaConfig` fields changed
+                   'input': dict(block=0), 'scratch': dict(init='scratch')} # M as a 4th input channel; the classifier from scratch (M's effect alone: round 0 is the same run without M)
 
 def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
                 seeds:tuple=(0, 1, 2), # seeds of the main comparison
@@ -251,7 +252,8 @@ def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #5e1a0c02
-LIKELIHOOD_VARIANTS = ('baseline', 'likelihood', 'multinomial') # the classifier without the losses, with them, with the multinomial sampling (the ablation)
+LIKELIHOOD_VARIANTS = {'baseline': None, 'likelihood': {}, 'multinomial': dict(variant='multinomial'), # name: `LikelihoodConfig` fields changed (None: without the losses)
+                       'sampling_only': dict(fs_weight=0.0), 'similarity_only': dict(gap_weight=1.0, sampling_weight=0.0)} # the ablations: the multinomial sampling, each loss alone
 CAM_STAGES = ('data', 'train_cam', 'make_cam', 'eval_cam') # a run's stages up to the figures of its CAMs
 
 def cam_run(cfg, # the run's `RunConfig`
@@ -267,14 +269,14 @@ def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # f
                               seeds:tuple=(0, 1, 2), # seeds (of the data, the initialisation and the data order)
                               base=None, # a `RunConfig` to start from (default: the CPU defaults)
                               progress:bool=False) -> dict:
-    "Per seed, the classifier alone without the likelihood losses, with them and with their multinomial variant: pseudo-mask mIoU, boundary F and seconds per training epoch, keyed by run name."
+    "Per seed, the classifier alone in each of `LIKELIHOOD_VARIANTS`: pseudo-mask mIoU, boundary F and seconds per training epoch, keyed by run name."
     import dataclasses
     from wsss_nb.pipeline import RunConfig
     out, base, res = Path(out), base or RunConfig(), {}
     for s in seeds:
-        for v in LIKELIHOOD_VARIANTS:
-            c = dataclasses.replace(base, method=('baseline',) if v == 'baseline' else ('likelihood',), seed=s, scene=dataclasses.replace(base.scene, seed=s),
-                                    likelihood=base.likelihood if v == 'baseline' else dataclasses.replace(base.likelihood, variant=v))
+        for v, kw in LIKELIHOOD_VARIANTS.items():
+            c = dataclasses.replace(base, method=('baseline',) if kw is None else ('likelihood',), seed=s, scene=dataclasses.replace(base.scene, seed=s),
+                                    likelihood=dataclasses.replace(base.likelihood, **kw or {}))
             r = cam_run(c, out/f's{s}_{v}', progress)
             res[f's{s}_{v}'] = dict(pseudo_mask_miou=r['pseudo_mask_miou'], boundary_f=r['boundary_f'], epoch_seconds=r['stage_seconds']['train_cam'] / c.cam_train.epochs)
     return res
@@ -284,12 +286,12 @@ def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
     seeds = [s for s in seeds if all(f's{s}_{v}' in res for v in LIKELIHOOD_VARIANTS)]
     g = lambda v, k: np.array([res[f's{s}_{v}'][k] for s in seeds])
     lines = [f"the classifier alone, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %; gains over the baseline, per seed)",
-             f"{'classifier':12} {'pseudo-mask mIoU':>16} {'gain':>12} {'boundary F':>12} {'gain':>12} {'s/epoch':>8} {'slower':>7}"]
+             f"{'classifier':15} {'pseudo-mask mIoU':>16} {'gain':>12} {'boundary F':>12} {'gain':>12} {'s/epoch':>8} {'slower':>7}"]
     t0 = g('baseline', 'epoch_seconds').mean()
     for v in LIKELIHOOD_VARIANTS:
         gain = lambda k: '' if v == 'baseline' else ('+' if (g(v, k) - g('baseline', k)).mean() >= 0 else '') + _ms(g(v, k) - g('baseline', k))
         t = g(v, 'epoch_seconds').mean()
-        lines.append(f"{v:12} {_ms(g(v, 'pseudo_mask_miou')):>16} {gain('pseudo_mask_miou'):>12} {_ms(g(v, 'boundary_f')):>12} {gain('boundary_f'):>12} {t:8.2f} {t / t0:6.2f}x")
+        lines.append(f"{v:15} {_ms(g(v, 'pseudo_mask_miou')):>16} {gain('pseudo_mask_miou'):>12} {_ms(g(v, 'boundary_f')):>12} {gain('boundary_f'):>12} {t:8.2f} {t / t0:6.2f}x")
     return '\n'.join(lines)
 
 
@@ -354,7 +356,7 @@ def main(argv=None):
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
     l.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/likelihood or, with --variants, runs/bench/likelihood_variants)')
-    l.add_argument('--variants', action='store_true', help='the classifier alone: baseline, likelihood and multinomial variant, with the time per epoch')
+    l.add_argument('--variants', action='store_true', help='the classifier alone: baseline, likelihood, the multinomial variant and each loss alone, with the time per epoch')
     l.add_argument('--seeds', default='0,1,2'); l.add_argument('--rounds', type=int, default=1, help="CONTA's rounds")
     l.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     l.add_argument('--sigma', type=float, default=None, help='the feature-similarity sigma in map pixels (default: LikelihoodConfig.sigma)')

@@ -187,9 +187,9 @@ class LikelihoodPlugin(Plugin):
         c, out = self.cfg, learn.out
         if not isinstance(out, dict) or 'cam' not in out: raise ValueError("likelihood: the model must return its per-pixel class logits as 'cam' (a `Classifier`)")
         cam, labels = out['cam'], learn.batch['labels']
-        loss = c.sampling_weight * importance_sampling_loss(cam, labels, c.n_samples, c.variant)
-        if c.fs_weight: loss = loss + c.fs_weight * feature_similarity_loss(cam, labels, unnormalise(learn.batch['image']), c.mu, c.sigma, c.window)
-        return loss
+        terms = ([c.sampling_weight * importance_sampling_loss(cam, labels, c.n_samples, c.variant)] if c.sampling_weight else []) + \
+                ([c.fs_weight * feature_similarity_loss(cam, labels, unnormalise(learn.batch['image']), c.mu, c.sigma, c.window)] if c.fs_weight else [])
+        return sum(terms) if terms else None  # (a loss of weight 0 is not computed)
 
 # %% ../nbs/07b_likelihood.ipynb #0f510d40
 def plot_contours(images:list, # (H, W, 3) uint8 images
