@@ -57,6 +57,17 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
     assert metrics(res) == metrics(ref)
     assert res['stage_seconds']['train_cam'] == ref['stage_seconds']['train_cam']  # not re-run
 
+def test_folder_older_than_an_option_resumes(tiny_run, tmp_path):
+    "A run folder written before an option existed holds that option at its default: it is the same run."
+    out, _ = tiny_run
+    run = tmp_path/'run'; shutil.copytree(out, run)
+    cfg = load_json(run/'config.json'); del cfg['scene']['location_bias']; (run/'config.json').write_text(json.dumps(cfg))
+    p = wsss('run', '--out', str(run), '--seed', '1', '--crf', *TINY)
+    assert p.returncode == 0, p.stderr
+    assert load_json(run/'config.json')['scene']['location_bias'] == 0.0 and metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json'))
+    p = wsss('run', '--out', str(run), '--seed', '1', '--crf', '--location-bias', '0.5', *TINY)
+    assert p.returncode != 0 and 'scene' in p.stderr
+
 def test_different_options_same_folder_refused(tiny_run):
     out, _ = tiny_run
     p = wsss('run', '--out', str(out), '--seed', '2', '--crf', *TINY)
@@ -67,6 +78,7 @@ def test_different_options_same_folder_refused(tiny_run):
     (['--dataset', 'coco'], '--dataset'),
     (['--backbone', 'vgg'], '--backbone'),
     (['--threshold', '2'], '--threshold'),
+    (['--location-bias', '1.5'], '--location-bias'),
     (['--device', 'tpu'], '--device'),
     (['--dataset', 'voc'], '--root'),
 ])

@@ -353,6 +353,7 @@ def main(argv=None):
     k.add_argument('--seeds', default='0,1,2'); k.add_argument('--rounds', type=int, default=3)
     k.add_argument('--confounding', default='0.0,0.5,0.8,0.95', help="strengths of the sweep, on every seed (the scene's default, 0.8, is the main runs')")
     k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
+    k.add_argument('--location-bias', type=float, default=0.0, help="the scene's pull of each object towards its class's own spot (0, the default: anywhere)")
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
     l.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/likelihood or, with --variants, runs/bench/likelihood_variants)')
@@ -368,16 +369,16 @@ def main(argv=None):
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     a = p.parse_args(argv)
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
+        import dataclasses
         from wsss_nb.pipeline import RunConfig, quick_config
         seeds, base = tuple(int(x) for x in a.seeds.split(',')), quick_config(RunConfig()) if a.quick else RunConfig()
         if a.what == 'likelihood': a.out = a.out or 'runs/bench/likelihood' + ('_variants' if a.variants else '')
         a.json = a.json or str(Path(a.out)/f'{a.what}.json')
     if a.what == 'conta':
         conf = tuple(float(x) for x in a.confounding.split(',') if x)
-        rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
+        rows = bench_conta(a.out, seeds, a.rounds, conf, base=dataclasses.replace(base, scene=dataclasses.replace(base.scene, location_bias=a.location_bias)))
         print(format_conta(rows, seeds, conf))
     elif a.what == 'likelihood':
-        import dataclasses
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
         rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
         print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds))

@@ -31,6 +31,7 @@ class SceneConfig:
     body_radius:tuple=(9, 14) # range of the body's half-size in pixels (at size 64)
     part_radius:tuple=(2, 3) # range of the part's radius in pixels (at size 64)
     shared_bodies:bool=True # classes 2j, 2j+1 share a body: only the part tells them apart
+    location_bias:float=0.0 # pull of an object's centre towards its class's own spot (0: anywhere, so every class's average mask is alike; 1: at the spot)
     noise:float=0.05 # std of per-pixel Gaussian noise (in [0, 1] units)
     n_train:int=1000 # images in the `train` split
     n_val:int=300 # images in the held-out `val` split
@@ -108,6 +109,9 @@ def draw_scene(cfg:SceneConfig, # the SCM's knobs
         b = _body(k, cfg)
         ry, rx = rng.uniform(*cfg.body_radius, size=2) * scale
         cy, cx = rng.uniform(ry * 0.7, S - ry * 0.7), rng.uniform(rx * 0.7, S - rx * 0.7)
+        if cfg.location_bias:  # towards class k's spot: S/4 from the centre, at angle 2 pi k / K (no extra draw: the stream is that of bias 0)
+            spot, b_ = 2 * np.pi * k / K, cfg.location_bias
+            cy, cx = (1 - b_) * cy + b_ * S * (0.5 + 0.25 * np.sin(spot)), (1 - b_) * cx + b_ * S * (0.5 + 0.25 * np.cos(spot))
         body = _shape_mask(b % 3, cy, cx, ry, rx, yy, xx)
         stripes = 0.08 * np.sign(np.sin((yy if b % 2 else xx) * 1.2))
         col = _BODY_COLOURS[b % 3] * (1 - 0.25 * (b // 3)) + stripes[..., None]

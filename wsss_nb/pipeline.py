@@ -73,6 +73,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
+    if not 0 <= cfg.scene.location_bias <= 1: raise ValueError(f"--location-bias: must be in [0, 1], got {cfg.scene.location_bias}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
@@ -365,8 +366,9 @@ def round_results(self:Run) -> list:
 
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
-    cfg_file, new = self.dir/'config.json', json.loads(json.dumps(asdict(self.cfg)))
-    if cfg_file.exists() and (old := load_json(cfg_file)) != new:
+    as_json = lambda c: json.loads(json.dumps(asdict(c)))
+    cfg_file, new = self.dir/'config.json', as_json(self.cfg)
+    if cfg_file.exists() and (old := as_json(config_from_dict(RunConfig, load_json(cfg_file)))) != new:  # (an option newer than the folder counts at its default)
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
@@ -456,6 +458,7 @@ def _parser():
             s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF')
             s.add_argument('--crf-preset', default='irn', help="CRF parameters: 'irn' or 'psa'")
             s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
+            s.add_argument('--location-bias', type=float, default=None, help="scene: pull of each object towards its class's own spot (0: anywhere)")
             s.add_argument('--epochs', type=int, default=None, help='classifier epochs (segmentation: about half)')
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
             s.add_argument('--n-train', type=int, default=None, help='scene: training images')
@@ -504,7 +507,7 @@ def config_from_args(a) -> RunConfig:
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
         if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if a.weights else 1.0),
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if a.weights else 1.0))
-        for opt, key in ((a.confounding, 'confounding'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
+        for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
                                                           x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init),
