@@ -16,9 +16,10 @@ from .metrics import miou
 from .cam import Plugin
 
 # %% auto #0
-__all__ = ['VARIANTS', 'probs_to_logits', 'class_probabilities', 'sample_pixels', 'importance_sampling_loss', 'normalised_cam',
-           'edge_weight', 'gaussian', 'feature_similarity_loss', 'feature_similarity_loss_allpairs', 'LikelihoodConfig',
-           'check_likelihood', 'unnormalise', 'LikelihoodPlugin', 'plot_contours', 'likelihood_contours']
+__all__ = ['VARIANTS', 'probs_to_logits', 'class_probabilities', 'sample_pixels', 'importance_sampling_loss',
+           'sampling_share_on_object', 'normalised_cam', 'edge_weight', 'gaussian', 'feature_similarity_loss',
+           'feature_similarity_loss_allpairs', 'LikelihoodConfig', 'check_likelihood', 'unnormalise',
+           'LikelihoodPlugin', 'plot_contours', 'likelihood_contours']
 
 # %% ../nbs/07b_likelihood.ipynb #e68d760b
 VARIANTS = ('likelihood', 'multinomial')
@@ -63,6 +64,20 @@ def importance_sampling_loss(logits:torch.Tensor, # (N, K, h, w) per-pixel class
     idx = sample_pixels(p + 1e-5, n_samples, generator)
     samples = z.flatten(2).gather(2, idx)
     return F.binary_cross_entropy_with_logits(samples, labels[:, :, None].to(samples.dtype).expand_as(samples))
+
+# %% ../nbs/07b_likelihood.ipynb #b7a1c3d1
+def sampling_share_on_object(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits
+                             masks:torch.Tensor, # (N, H, W) ground-truth label maps (class ids, 255 ignored), H and W multiples of h and w
+                             labels:torch.Tensor, # (N, K) multi-hot image labels
+                             variant:str='likelihood' # the distribution the draws follow
+                            ) -> torch.Tensor:
+    "Per (image, present class), image-major: the share of its importance-sampling distribution on its own ground-truth pixels."
+    _check_maps(logits, labels, 'sampling_share_on_object')
+    if masks.ndim != 3 or len(masks) != len(logits): raise ValueError(f"sampling_share_on_object: masks must be (N, H, W) with N = {len(logits)}, got shape {tuple(masks.shape)}")
+    p = class_probabilities(logits, variant)[0].detach() + 1e-5
+    ids = torch.arange(1, logits.shape[1] + 1, device=masks.device)[None, :, None, None]
+    cover = F.adaptive_avg_pool2d((masks.long()[:, None] == ids).float(), logits.shape[-2:])  # the fraction of each map cell that is the class
+    return ((p * cover).flatten(2).sum(2) / p.flatten(2).sum(2))[labels > 0]
 
 # %% ../nbs/07b_likelihood.ipynb #a8792293
 def normalised_cam(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits
