@@ -122,7 +122,7 @@ def preferred_context(k:int, cfg:SceneConfig) -> int:
 
 # %% ../nbs/09_widgets.ipynb #771222cf
 class SceneExplorer(LiveFigure):
-    "Sliders for the scene SCM's confounding strength, objects per image and seed; a grid of scenes with masks and the co-occurrence matrix."
+    "Sliders for the scene SCM's confounding strength, location bias, objects per image and seed; a grid of scenes with masks and the co-occurrence matrix."
     css = 'wsss-scene-explorer'
     def __init__(self, cfg:SceneConfig=None, # the other knobs of the SCM
                  shown:int=8, # scenes drawn in the grid
@@ -130,6 +130,7 @@ class SceneExplorer(LiveFigure):
                 ):
         self.cfg, self.shown, self.counted, self._scenes = cfg or SceneConfig(), shown, counted, {}
         super().__init__(dict(confounding=slider('confounding', self.cfg.confounding, 0.0, 1.0, 0.05),
+                              location=slider('location bias', self.cfg.location_bias, 0.0, 1.0, 0.1),
                               objects=slider('objects per image (max)', self.cfg.max_objects, 1, 5, 1),
                               seed=slider('seed', self.cfg.seed, 0, 99, 1)), (12, 3.4))
         gs = self.fig.add_gridspec(1, 2, width_ratios=(3, 1), left=0.01, right=0.99, bottom=0.25, top=0.9, wspace=0.1)
@@ -146,11 +147,11 @@ class SceneExplorer(LiveFigure):
     def config(self) -> SceneConfig:
         "The scene configuration the sliders say."
         c = self.controls
-        return dataclasses.replace(self.cfg, confounding=round(c['confounding'].value, 2), max_objects=c['objects'].value, seed=c['seed'].value)
+        return dataclasses.replace(self.cfg, confounding=round(c['confounding'].value, 2), location_bias=round(c['location'].value, 2), max_objects=c['objects'].value, seed=c['seed'].value)
 
     def scenes(self) -> list:
         "The scenes of the current configuration (cached)."
-        cfg = self.config(); key = (cfg.confounding, cfg.max_objects, cfg.seed)
+        cfg = self.config(); key = (cfg.confounding, cfg.location_bias, cfg.max_objects, cfg.seed)
         if key not in self._scenes: self._scenes[key] = [draw_scene(cfg, i) for i in range(max(self.shown, self.counted))]
         return self._scenes[key]
 
