@@ -110,8 +110,8 @@ def draw_scene(cfg:SceneConfig, # the SCM's knobs
         ry, rx = rng.uniform(*cfg.body_radius, size=2) * scale
         cy, cx = rng.uniform(ry * 0.7, S - ry * 0.7), rng.uniform(rx * 0.7, S - rx * 0.7)
         if cfg.location_bias:  # towards class k's spot: S/4 from the centre, at angle 2 pi k / K (no extra draw: the stream is that of bias 0)
-            spot, b_ = 2 * np.pi * k / K, cfg.location_bias
-            cy, cx = (1 - b_) * cy + b_ * S * (0.5 + 0.25 * np.sin(spot)), (1 - b_) * cx + b_ * S * (0.5 + 0.25 * np.cos(spot))
+            spot, pull = 2 * np.pi * k / K, cfg.location_bias
+            cy, cx = (1 - pull) * cy + pull * S * (0.5 + 0.25 * np.sin(spot)), (1 - pull) * cx + pull * S * (0.5 + 0.25 * np.cos(spot))
         body = _shape_mask(b % 3, cy, cx, ry, rx, yy, xx)
         stripes = 0.08 * np.sign(np.sin((yy if b % 2 else xx) * 1.2))
         col = _BODY_COLOURS[b % 3] * (1 - 0.25 * (b // 3)) + stripes[..., None]
