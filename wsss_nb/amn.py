@@ -16,7 +16,8 @@ from .kernels.threshold import cam_to_label, seed_labels
 from .kernels.crf import DenseCRF, crf_inference_label
 
 # %% auto #0
-__all__ = ['AMNConfig', 'check_amn', 'amn_seeds', 'AMN', 'amn_loss', 'ImageLabels', 'AdamLearner', 'train_amn', 'compute_amn']
+__all__ = ['REGIONS', 'AMNConfig', 'check_amn', 'amn_seeds', 'AMN', 'amn_loss', 'ImageLabels', 'AdamLearner', 'train_amn',
+           'compute_amn', 'intermediate_by_region']
 
 # %% ../nbs/07c_amn.ipynb #c8e1a5b0
 @dataclass
@@ -167,3 +168,25 @@ def compute_amn(model:AMN, # a trained `AMN`
     if seeds is not None: maps = torch.where(torch.as_tensor(np.asarray(seeds) == 0, device=dev), p, maps)
     maps = maps.cpu().numpy().astype(np.float32)
     return (maps, np.concatenate([[0], keys])) if background else (maps[1:], keys)
+
+# %% ../nbs/07c_amn.ipynb #d4e5f6a1
+REGIONS = ('object interior', 'boundary band', 'context texture', 'plain background', 'other objects')
+
+def intermediate_by_region(maps:np.ndarray, # (k, H, W) normalised maps of an image's classes (CAM or AMN)
+                           keys:np.ndarray, # (k,) their class ids
+                           gt:np.ndarray, # (H, W) ground-truth label map
+                           context:np.ndarray, # (H, W) the scene's context map (texture id + 1, 0 plain, 255 object)
+                           band:int=2, # half-width in pixels of the band around each object's boundary
+                           lo:float=0.2, hi:float=0.8 # the value range a threshold can flip
+                          ) -> np.ndarray:
+    "(2, 5) counts over the image's class maps: pixels per region of `REGIONS`, and those of them with a value in [lo, hi]."
+    if maps.ndim != 3 or len(maps) != len(keys) or maps.shape[1:] != gt.shape or gt.shape != context.shape:
+        raise ValueError(f"intermediate_by_region: maps (k, H, W) with k keys and gt, context (H, W) expected, got {maps.shape}, {len(keys)} keys, {gt.shape}, {context.shape}")
+    grow = lambda b: F.max_pool2d(torch.from_numpy(b).float()[None, None], 2 * band + 1, 1, band)[0, 0].numpy() > 0
+    out = np.zeros((2, len(REGIONS)), np.int64)
+    for m, k in zip(maps, keys):
+        obj = gt == k; ring = grow(obj) & grow(~obj); rest = ~obj & ~ring
+        regions = (obj & ~ring, ring, rest & (context > 0) & (context < 255), rest & (gt == 0) & (context == 0), rest & (gt > 0) & (gt != 255))
+        mid = (m >= lo) & (m <= hi)
+        out += np.array([[r.sum() for r in regions], [(r & mid).sum() for r in regions]])
+    return out
