@@ -10,6 +10,7 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
 from .models import make_backbone
+from .metrics import dilate
 from .cam import Plugin, Learner, make_loader
 from .seg import ASPP
 from .kernels.threshold import cam_to_label, seed_labels
@@ -182,10 +183,9 @@ def intermediate_by_region(maps:np.ndarray, # (k, H, W) normalised maps of an im
     "(2, 5) counts over the image's class maps: pixels per region of `REGIONS`, and those of them with a value in [lo, hi]."
     if maps.ndim != 3 or len(maps) != len(keys) or maps.shape[1:] != gt.shape or gt.shape != context.shape:
         raise ValueError(f"intermediate_by_region: maps (k, H, W) with k keys and gt, context (H, W) expected, got {maps.shape}, {len(keys)} keys, {gt.shape}, {context.shape}")
-    grow = lambda b: F.max_pool2d(torch.from_numpy(b).float()[None, None], 2 * band + 1, 1, band)[0, 0].numpy() > 0
     out = np.zeros((2, len(REGIONS)), np.int64)
     for m, k in zip(maps, keys):
-        obj = gt == k; ring = grow(obj) & grow(~obj); rest = ~obj & ~ring
+        obj = gt == k; ring = dilate(obj, band) & dilate(~obj, band); rest = ~obj & ~ring  # the pixels within `band` of the other side
         regions = (obj & ~ring, ring, rest & (context > 0) & (context < 255), rest & (gt == 0) & (context == 0), rest & (gt > 0) & (gt != 255))
         mid = (m >= lo) & (m <= hi)
         out += np.array([[r.sum() for r in regions], [(r & mid).sum() for r in regions]])
