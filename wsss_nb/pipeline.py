@@ -25,8 +25,8 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
            'plugins', 'classifier', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'amn_model', 'round_run', 'stages',
-           'round_results', 'begin', 'run', 'start_from', 'results_table', 'config_from_args', 'init_distributed',
-           'main']
+           'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'results_table', 'config_from_args',
+           'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -364,11 +364,16 @@ def round_results(self:Run) -> list:
         self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
     return out
 
+def run_config_json(path=None, # a run folder's config.json, read with every option newer than it at its default
+                    cfg:RunConfig|None=None # or a configuration
+                   ) -> dict:
+    "A run's configuration as config.json holds it, for comparing two runs."
+    return json.loads(json.dumps(asdict(cfg if path is None else config_from_dict(RunConfig, load_json(path)))))
+
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
-    as_json = lambda c: json.loads(json.dumps(asdict(c)))
-    cfg_file, new = self.dir/'config.json', as_json(self.cfg)
-    if cfg_file.exists() and (old := as_json(config_from_dict(RunConfig, load_json(cfg_file)))) != new:  # (an option newer than the folder counts at its default)
+    cfg_file, new = self.dir/'config.json', run_config_json(cfg=self.cfg)
+    if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
@@ -401,7 +406,7 @@ ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their s
 def start_from(self:Run, src:str|Path # a run folder of the same configuration up to CONTA's options, its round 0 done
               ) -> Run:
     "Begin this (new) run with the round 0 of run `src`, copied."
-    src = Path(src); old, new = load_json(src/'config.json'), json.loads(json.dumps(asdict(self.cfg)))
+    src = Path(src); old, new = run_config_json(src/'config.json'), run_config_json(cfg=self.cfg)
     diff = sorted(k for k in new if k != 'conta' and old.get(k) != new[k])
     if diff: raise ValueError(f"{src} is another configuration (options differ: {', '.join(diff)}); only CONTA's options may differ")
     names = ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if 'train_pred' in self.stages() else [])
