@@ -30,11 +30,13 @@ class ContaConfig:
     block:int=-1 # backbone block M is concatenated before (-1 the last, 0 the input)
     init:str='seg' # a round's classifier starts from the previous round's segmentation network ('seg') or from 'scratch'
     m_init:str='zero' # the weights on M's new input channel start at 'zero' (the round starts where its classifier was) or 'random' (as a fresh convolution's)
+    att_init:str='default' # W1, W2 start as `nn.Linear`'s ('default') or as the confounders, one unit-norm c_i per row ('confounders': alpha follows x_m's overlap with each c_i)
 
 def check_conta(c:ContaConfig) -> ContaConfig:
     "Reject unknown option values, naming the option."
     for opt, v, ok in (('attention', c.attention, ('learned', 'uniform')), ('source', c.source, ('pred', 'gt')), ('x-m', c.x_m, ('union', 'largest')),
-                       ('empty', c.empty, ('include', 'skip')), ('init', c.init, ('seg', 'scratch')), ('m-init', c.m_init, ('zero', 'random'))):
+                       ('empty', c.empty, ('include', 'skip')), ('init', c.init, ('seg', 'scratch')), ('m-init', c.m_init, ('zero', 'random')),
+                       ('att-init', c.att_init, ('default', 'confounders'))):
         if v not in ok: raise ValueError(f"--conta-{opt}: unknown value {v!r}; choose from {', '.join(ok)}")
     if c.rounds < 0: raise ValueError(f"--rounds: must be >= 0, got {c.rounds}")
     if c.size < 1: raise ValueError(f"--conta-size: must be >= 1, got {c.size}")
@@ -94,18 +96,23 @@ def mask_prior(mask:torch.Tensor, # (N, H, W) label maps (255 = ignore, e.g. cro
 class ContextAttention(nn.Module):
     "M = sum_i alpha_i c_i P(c_i) with alpha = softmax((W1 x_m)^T (W2 c_i) / sqrt(n))."
     def __init__(self, confounders, # (n, h, w) class-average masks
-                 attention:str='learned' # 'learned' or 'uniform'
+                 attention:str='learned', # 'learned' or 'uniform'
+                 init:str='default' # learned W1, W2 start as `nn.Linear`'s, or as the 'confounders' (unit-norm rows)
                 ):
         super().__init__()
         c = torch.as_tensor(np.asarray(confounders) if not torch.is_tensor(confounders) else confounders).float()
         if c.ndim != 3 or c.shape[1] != c.shape[2] or not len(c): raise ValueError(f"confounder set must be (n, h, h), got {tuple(c.shape)}")
         if not torch.isfinite(c).all(): raise ValueError("confounder set holds NaN or Inf")
         if attention not in ('learned', 'uniform'): raise ValueError(f"--conta-attention: unknown value {attention!r}")
+        if init not in ('default', 'confounders'): raise ValueError(f"--conta-att-init: unknown value {init!r}")
         self.register_buffer('confounders', c)
         self.n, self.size, self.attention = len(c), c.shape[1], attention
         if attention == 'learned':
             hw = self.size ** 2
             self.w1, self.w2 = nn.Linear(hw, self.n, bias=False), nn.Linear(hw, self.n, bias=False)
+            if init == 'confounders':
+                rows = c.flatten(1) / c.flatten(1).norm(dim=1, keepdim=True).clamp(min=1e-12)  # (an all-zero class-average mask stays a zero row)
+                with torch.no_grad(): self.w1.weight.copy_(rows); self.w2.weight.copy_(rows)
 
     def forward(self, x_m:torch.Tensor # (N, h*w) flattened masks
                ) -> tuple:

@@ -156,7 +156,7 @@ def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (we
     bb = make_backbone(c.backbone, weights=c.weights if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
     if trained and self.round >= 1 and c.conta.init == 'seg':
         bb = load_checkpoint(DeepLab(make_backbone(c.backbone), n_cls), self.prev.dir/'seg/seg.pt').backbone
-    if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention), c.conta.block, c.conta.m_init)
+    if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention, c.conta.att_init), c.conta.block, c.conta.m_init)
     return bb
 
 def _cam_train_data(self:Run):
@@ -479,6 +479,7 @@ def _parser():
             g.add_argument('--conta-block', type=int, default=ContaConfig.block, help='backbone block M enters before (-1 the last, 0 the input)')
             g.add_argument('--conta-init', default=ContaConfig.init, help="a round's classifier starts from the previous 'seg' network or 'scratch'")
             g.add_argument('--conta-m-init', default=ContaConfig.m_init, help="the weights on M's new input channel start at 'zero' or 'random'")
+            g.add_argument('--conta-att-init', default=ContaConfig.att_init, help="the attention's W1, W2 start as nn.Linear's ('default') or as the 'confounders'")
             g = s.add_argument_group('likelihood CAMs (--method likelihood)')
             g.add_argument('--likelihood-variant', default=LikelihoodConfig.variant, help="'likelihood' (sigmoid per class) or 'multinomial' (softmax: the ablation)")
             g.add_argument('--likelihood-sampling-weight', type=float, default=LikelihoodConfig.sampling_weight, help='weight of the importance-sampling loss')
@@ -515,7 +516,8 @@ def config_from_args(a) -> RunConfig:
         for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
-                                                          x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init),
+                                                          x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init,
+                                                          att_init=a.conta_att_init),
                                   likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight, fs_weight=a.likelihood_fs_weight,
                                                               gap_weight=a.likelihood_gap_weight, n_samples=a.likelihood_samples, mu=a.likelihood_mu,
                                                               sigma=a.likelihood_sigma, window=a.likelihood_window),
