@@ -14,7 +14,7 @@ from .cam import Plugin
 
 # %% auto #0
 __all__ = ['ContaConfig', 'check_conta', 'resize_area', 'confounder_set', 'mask_prior', 'ContextAttention', 'ContextBackbone',
-           'context_weight', 'ContaPlugin', 'WithLabels']
+           'context_weight', 'attention_report', 'context_share', 'ContaPlugin', 'WithLabels']
 
 # %% ../nbs/07a_conta.ipynb #2922d10d
 @dataclass
@@ -173,6 +173,35 @@ def context_weight(backbone:ContextBackbone) -> float:
     "How much the layers after the cut weigh M: mean |weight| on M's input channel over mean |weight| on the feature channels, in the convolutions that read both."
     ws = [m.weight.detach() for m in backbone.post.modules() if getattr(m, 'reads_context', False)]
     return float(torch.cat([w[:, -1].abs().flatten() for w in ws]).mean() / torch.cat([w[:, :-1].abs().flatten() for w in ws]).mean())
+
+# %% ../nbs/07a_conta.ipynb #a77e0002
+@torch.no_grad()
+def attention_report(backbone:ContextBackbone, # a CONTA round's classifier backbone
+                     priors:torch.Tensor, # (N, 1, H, W) the images' x_m maps
+                     labels:torch.Tensor # (N, n) their multi-hot image labels
+                    ) -> dict:
+    "`max_alpha`: mean largest alpha; `own_alpha`: alpha on the image's classes over 1/n; `m_image_part`: share of M's variance that differs between images."
+    M, alpha = backbone.context(priors)
+    if labels.shape != alpha.shape: raise ValueError(f"attention_report: labels must be (N, n) = {tuple(alpha.shape)}, got {tuple(labels.shape)}")
+    lab = labels.double(); has = lab.sum(1) > 0
+    if not has.any(): raise ValueError("attention_report: no image has a label")
+    own = (alpha.double() * lab).sum(1)[has] / lab.sum(1)[has] * alpha.shape[1]
+    M = M.flatten(1).double(); total = ((M - M.mean()) ** 2).sum()
+    return dict(max_alpha=float(alpha.max(1).values.mean()), own_alpha=float(own.mean()),
+                m_image_part=float(((M - M.mean(0)) ** 2).sum() / total) if total > 0 else 0.0)
+
+# %% ../nbs/07a_conta.ipynb #a77e0007
+@torch.no_grad()
+def context_share(backbone:ContextBackbone, # a CONTA round's classifier backbone, in eval mode
+                  images:torch.Tensor, # (N, 3, H, W) normalised images
+                  priors:torch.Tensor # (N, 1, H, W) their x_m maps
+                 ) -> float:
+    "M's part in the output of the convolutions that read it: mean |W_M * M| over mean |W_f * features|."
+    f = backbone.pre(images)
+    M = F.interpolate(backbone.context(priors)[0], f.shape[-2:], mode='bilinear', align_corners=False)
+    convs = [m for m in backbone.post.modules() if getattr(m, 'reads_context', False)]
+    part = lambda x, w, c: F.conv2d(x, w, stride=c.stride, padding=c.padding, dilation=c.dilation).abs().mean()
+    return float(sum(part(M, c.weight[:, -1:], c) for c in convs) / sum(part(f, c.weight[:, :-1], c) for c in convs))
 
 # %% ../nbs/07a_conta.ipynb #569825c4
 class ContaPlugin(Plugin):
