@@ -12,8 +12,9 @@ from .core import load_json
 # %% auto #0
 __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES',
            'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'summarise_crf',
-           'format_crf', 'finished_run', 'bench_conta', 'format_conta', 'bench_likelihood', 'format_likelihood',
-           'cam_run', 'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn', 'format_amn', 'main']
+           'format_crf', 'finished_run', 'conta_attention', 'bench_conta', 'format_conta', 'bench_likelihood',
+           'format_likelihood', 'cam_run', 'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn',
+           'format_amn', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -155,7 +156,26 @@ def finished_run(cfg, # the run's `RunConfig`
     return load_json(folder/'results.json')
 
 CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='gt'), 'm_random': dict(m_init='random'), # name: `ContaConfig` fields changed
-                   'input': dict(block=0), 'scratch': dict(init='scratch')} # M as a 4th input channel; the classifier from scratch (M's effect alone: round 0 is the same run without M)
+                   'input': dict(block=0), 'scratch': dict(init='scratch'), # M as a 4th input channel; the classifier from scratch (M's effect alone: round 0 is the same run without M)
+                   'att_conf': dict(att_init='confounders'), 'att_conf_rand': dict(att_init='confounders', m_init='random')} # the attention started at the confounders (alpha follows x_m's overlap with each c_i); and M's weights random too
+
+def conta_attention(folder:Path, # a CONTA run folder whose rounds take M (same-size images, as the scene's)
+                    r:int=1, # the round
+                    n_share:int=200 # training images (the first) over which `context_share` is measured
+                   ) -> dict:
+    "`conta.attention_report` of round `r`'s classifier over the training images (x_m from round r-1's predictions), with `m_share`, `conta.context_share`."
+    import torch
+    from wsss_nb.pipeline import Run, RunConfig
+    from wsss_nb.core import config_from_dict, load_mask
+    from wsss_nb.cam import eval_transform
+    from wsss_nb.conta import attention_report, context_share, mask_prior
+    cfg = config_from_dict(RunConfig, load_json(Path(folder)/'config.json'))
+    run = Run(cfg, folder, 'cpu', False).round_run(r)
+    ds, bb = run.dataset(cfg.train_split, eval_transform()), run.classifier().backbone
+    labels = torch.stack([ds.labels(i) for i in range(len(ds))])
+    xm = torch.cat([mask_prior(torch.from_numpy(load_mask(run.prev.dir/'seg/train_pred'/f'{name}.png'))[None], labels[i:i + 1], cfg.conta.x_m) for i, name in enumerate(ds.ids)])
+    k = min(n_share, len(ds))
+    return dict(attention_report(bb, xm, labels), m_share=context_share(bb, torch.stack([ds[i]['image'] for i in range(k)]), xm[:k]))
 
 def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
                 seeds:tuple=(0, 1, 2), # seeds of the main comparison
@@ -164,7 +184,7 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
                 sweep_rounds:int=1, # rounds of the sweep and the ablations (on every seed)
                 base=None, # a `RunConfig` to start from (default: the CPU defaults)
                 progress:bool=False) -> dict:
-    "Run (or resume) every CONTA run of the benchmark; their `rounds` lists, keyed by run name."
+    "Run (or resume) every CONTA run of the benchmark; their `rounds` lists, keyed by run name, and the `attention` at round `sweep_rounds` of those whose classifier takes M."
     import dataclasses
     from wsss_nb.pipeline import RunConfig
     from wsss_nb.conta import ContaConfig
@@ -184,7 +204,8 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
             res[f's{s}_c{c}_plain'] = go(f's{s}_c{c}_plain', cfg(s, c, sweep_rounds, context=False), f's{s}_c{c}_conta')
         for name, kw in CONTA_ABLATIONS.items():
             res[f's{s}_{name}'] = go(f's{s}_{name}', cfg(s, n_rounds=sweep_rounds, **kw), f's{s}_conta')
-    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds']) for k, v in res.items()}
+    att = {f's{s}_{v}': conta_attention(out/f's{s}_{v}', sweep_rounds) for s in seeds for v in ('conta', *CONTA_ABLATIONS)}
+    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], **({'attention': att[k]} if k in att else {})) for k, v in res.items()}
 
 # %% ../nbs/08_bench.ipynb #b445b536
 def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(xs) > 1 else f"{100 * xs[0]:.1f}"
@@ -208,12 +229,16 @@ def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0
         if not all(key(s, v) in res for s in seeds for v in ('conta', 'plain')): continue
         gain = lambda v: np.array([res[key(s, v)]['rounds'][sweep_rounds]['pseudo_mask_miou'] - res[key(s, v)]['rounds'][0]['pseudo_mask_miou'] for s in seeds])
         lines.append(f"{c:>11}  {_ms(gain('conta')):>11} {_ms(gain('plain')):>11} {_ms(gain('conta') - gain('plain')):>11}")
-    lines += ['', f"ablations at round {sweep_rounds} ({len(seeds)} seeds, mean ± std): pseudo-mask mIoU %, leakage, M weight"]
+    lines += ['', f"ablations at round {sweep_rounds} ({len(seeds)} seeds, mean ± std): pseudo-mask mIoU %, leakage, M weight;",
+              "the attention (`attention_report`): largest alpha (uniform 1/n), alpha on the image's classes / uniform, share of M's variance between images;",
+              "M's part in the output of the convolution that reads it, over the features' (`context_share`)"]
     for name in ('conta', 'plain', *CONTA_ABLATIONS):
         if all(f's{s}_{name}' in res for s in seeds):
             rs = [res[f's{s}_{name}']['rounds'][sweep_rounds] for s in seeds]
             mw = [r['context_weight'] for r in rs if r.get('context_weight') is not None]
-            lines.append(f"{name:>8}  {_ms([r['pseudo_mask_miou'] for r in rs]):>11}  {np.mean([r['context_leakage'] for r in rs]):.2f}x  {f'{np.mean(mw):.4f}' if mw else '-'}")
+            at = [res[f's{s}_{name}'].get('attention') for s in seeds]
+            att = '  '.join(f"{np.mean([a[k] for a in at]):{d}}" for k, d in (('max_alpha', '.3f'), ('own_alpha', '.3f'), ('m_image_part', '.1e'), ('m_share', '.4f'))) if all(at) else '-'
+            lines.append(f"{name:>13}  {_ms([r['pseudo_mask_miou'] for r in rs]):>11}  {np.mean([r['context_leakage'] for r in rs]):.2f}x  {f'{np.mean(mw):.4f}' if mw else '-':>6}  {att}")
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #468121dd
