@@ -362,7 +362,7 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
 
 # %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--out DIR]`"
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--out DIR]`"
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
     s = sub.add_parser('pipeline', help='time `wsss_nb run --quick` and `wsss_nb demo` in fresh processes')
@@ -391,6 +391,8 @@ def main(argv=None):
     m.add_argument('--out', default='runs/bench/amn', help='folder of the runs (an interrupted benchmark resumes)')
     m.add_argument('--seeds', default='0,1,2')
     m.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
+    m.add_argument('--variants', default=','.join(AMN_VARIANTS), help='the variants to run, of AMN_VARIANTS')
+    m.add_argument('--confounding', type=float, default=None, help="the scene's confounding strength (default: the scene's, 0.8)")
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     a = p.parse_args(argv)
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
@@ -408,8 +410,12 @@ def main(argv=None):
         rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
         print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds))
     elif a.what == 'amn':
-        rows = bench_amn(a.out, seeds, base=base)
-        print(format_amn(rows, seeds))
+        unknown = set(a.variants.split(',')) - set(AMN_VARIANTS)
+        if unknown: p.error(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AMN_VARIANTS)}")
+        variants = {v: AMN_VARIANTS[v] for v in a.variants.split(',')}
+        if a.confounding is not None: base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, confounding=a.confounding))
+        rows = bench_amn(a.out, seeds, variants, base)
+        print(format_amn(rows, seeds, variants))
     elif a.what == 'pipeline':
         rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS)
         print(format_pipeline(rows))
