@@ -24,9 +24,9 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
-           'plugins', 'classifier', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'amn_model', 'round_run', 'stages',
-           'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'results_table', 'config_from_args',
-           'init_distributed', 'main']
+           'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'amn_model', 'round_run',
+           'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'results_table',
+           'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -180,15 +180,21 @@ def classifier(self:Run):
     m = Classifier(self._cam_backbone(trained=False), self.dataset(self.cfg.train_split).n_classes - 1)
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
+def x_m(self:Run, name:str, # a training image's id
+        labels:torch.Tensor # (K,) its multi-hot image labels
+       ) -> torch.Tensor:
+    "CONTA's x_m map (1, H, W) of a training image: its mask predicted by the previous round, over its labelled classes."
+    return mask_prior(torch.from_numpy(load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png'))[None], labels[None], self.cfg.conta.x_m)[0]
+
 def _make_cam(self:Run):
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'cam/npz') as tmp:
         for i in tqdm(range(len(ds)), desc='CAMs', disable=not self.progress, leave=False):
             b = ds[i]  # (its labels come with it: no second read of the mask)
-            extra = (mask_prior(torch.from_numpy(load_mask(self.prev.dir/'seg/train_pred'/f'{ds.ids[i]}.png'))[None], b['labels'][None], self.cfg.conta.x_m)[0],) if self.context else ()
+            extra = (self.x_m(ds.ids[i], b['labels']),) if self.context else ()
             save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist(), self.cfg.cam_scales, extra=extra))
 Run.context, Run.plugins, Run._cam_backbone, Run._cam_train_data = context, plugins, _cam_backbone, _cam_train_data
-Run._train_cam, Run.classifier, Run._make_cam = _train_cam, classifier, _make_cam
+Run._train_cam, Run.classifier, Run.x_m, Run._make_cam = _train_cam, classifier, x_m, _make_cam
 
 # %% ../nbs/06_pipeline.ipynb #a9277d20
 def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseudo-masks come from (AMN's when the run has them)
