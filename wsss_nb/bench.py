@@ -165,13 +165,11 @@ def conta_attention(folder:Path, # a CONTA run folder whose rounds take M (same-
                    ) -> dict:
     "`conta.attention_report` of round `r`'s classifier over the training images (x_m from round r-1's predictions), with `m_share`, `conta.context_share`."
     import torch
-    from wsss_nb.pipeline import Run, RunConfig
-    from wsss_nb.core import config_from_dict
+    from wsss_nb.pipeline import Run
     from wsss_nb.cam import eval_transform
     from wsss_nb.conta import attention_report, context_share
-    cfg = config_from_dict(RunConfig, load_json(Path(folder)/'config.json'))
-    run = Run(cfg, folder, 'cpu', False).round_run(r)
-    ds, bb = run.dataset(cfg.train_split, eval_transform()), run.classifier().backbone
+    run = Run.open(folder, 'cpu', False).round_run(r)
+    ds, bb = run.dataset(run.cfg.train_split, eval_transform()), run.classifier().backbone
     labels = torch.stack([ds.labels(i) for i in range(len(ds))])
     xm = torch.stack([run.x_m(name, labels[i]) for i, name in enumerate(ds.ids)])
     k = min(n_share, len(ds))
