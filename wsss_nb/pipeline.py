@@ -370,15 +370,14 @@ def round_results(self:Run) -> list:
         self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
     return out
 
-def run_config_json(path=None, # a run folder's config.json, read with every option newer than it at its default
-                    cfg:RunConfig|None=None # or a configuration
+def run_config_json(cfg:RunConfig|Path # a configuration, or a run folder's config.json (read with every option newer than it at its default)
                    ) -> dict:
     "A run's configuration as config.json holds it, for comparing two runs."
-    return json.loads(json.dumps(asdict(cfg if path is None else config_from_dict(RunConfig, load_json(path)))))
+    return json.loads(json.dumps(asdict(cfg if isinstance(cfg, RunConfig) else config_from_dict(RunConfig, load_json(cfg)))))
 
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
-    cfg_file, new = self.dir/'config.json', run_config_json(cfg=self.cfg)
+    cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
@@ -412,7 +411,7 @@ ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their s
 def start_from(self:Run, src:str|Path # a run folder of the same configuration up to CONTA's options, its round 0 done
               ) -> Run:
     "Begin this (new) run with the round 0 of run `src`, copied."
-    src = Path(src); old, new = run_config_json(src/'config.json'), run_config_json(cfg=self.cfg)
+    src = Path(src); old, new = run_config_json(src/'config.json'), run_config_json(self.cfg)
     diff = sorted(k for k in new if k != 'conta' and old.get(k) != new[k])
     if diff: raise ValueError(f"{src} is another configuration (options differ: {', '.join(diff)}); only CONTA's options may differ")
     names = ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if 'train_pred' in self.stages() else [])
