@@ -14,7 +14,7 @@ __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES'
            'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'summarise_crf',
            'format_crf', 'finished_run', 'conta_attention', 'bench_conta', 'format_conta', 'bench_likelihood',
            'format_likelihood', 'cam_run', 'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn',
-           'format_amn', 'main']
+           'format_amn', 'amn_in_between', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -357,6 +357,28 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
         gain = np.array(vals['pseudo_mask_miou']) - np.array(g(v, 'cam', 'pseudo_mask_miou'))
         row(v, vals, ('+' if gain.mean() >= 0 else '') + _ms(gain), f"{np.mean([res[f's{s}_{v}']['total_seconds'] for s in seeds]):.0f}s")
     return '\n'.join(lines)
+
+def amn_in_between(folders:list, # finished `--method amn` run folders on the scene (e.g. one per seed)
+                   which:str='amn', # their 'amn' or 'cam' maps
+                   radii:tuple=(1, 2, 4, 8), # distances from the object, in pixels of the size-64 scene (scaled with the run's size)
+                   lo:float=0.2, hi:float=0.8 # the value range a threshold can flip
+                  ) -> dict:
+    "Where the maps' in-between values lie, over the runs' training images: per region of `amn.REGIONS`, the share of its pixels in [lo, hi] and its share of all of them; and the share of in-between background pixels within each radius of their class's object."
+    from wsss_nb.pipeline import Run
+    from wsss_nb.cam import scene_truth
+    from wsss_nb.amn import intermediate_by_region, REGIONS
+    from wsss_nb.metrics import dilate
+    counts, n, near = 0, 0, np.zeros(len(radii))
+    for f in folders:
+        run = Run.open(f, 'cpu', False); ds = run.dataset(run.cfg.train_split); px = run.cfg.scene.size / 64
+        for i, maps, keys in run.cams(which):
+            gt = ds.mask(i); counts = counts + intermediate_by_region(maps, keys, gt, scene_truth(ds, i)[1], lo=lo, hi=hi)
+            for m, k in zip(maps, keys):
+                mid = (m >= lo) & (m <= hi) & (gt == 0)
+                if mid.any(): n += mid.sum(); near += [(mid & dilate(gt == k, round(r * px))).sum() for r in radii]
+    return dict(of_region={x: counts[1, j] / max(counts[0, j], 1) for j, x in enumerate(REGIONS)},
+                of_in_between={x: counts[1, j] / max(counts[1].sum(), 1) for j, x in enumerate(REGIONS)},
+                background_within={r: near[j] / max(n, 1) for j, r in enumerate(radii)})
 
 # %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
