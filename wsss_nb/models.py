@@ -4,11 +4,13 @@
 
 # %% ../nbs/03_models.ipynb #ae85df39
 from __future__ import annotations
+import copy
+from functools import partial
 import torch, torch.nn as nn
 import torchvision
 
 # %% auto #0
-__all__ = ['BACKBONES', 'SmallCNN', 'ResNet50', 'load_imagenet_state_dict', 'load_checkpoint', 'make_backbone']
+__all__ = ['BACKBONES', 'SmallCNN', 'receptive_field', 'ResNet50', 'load_imagenet_state_dict', 'load_checkpoint', 'make_backbone']
 
 # %% ../nbs/03_models.ipynb #1430e697
 def _conv_bn(i, o, stride=1, dilation=1):
@@ -18,14 +20,31 @@ class SmallCNN(nn.Module):
     "A small fully convolutional backbone with output stride 4."
     stride = 4
     def __init__(self, in_channels:int=3, # image channels (more when a method adds input maps)
-                 widths:tuple=(16, 32, 64, 128) # channels of the four stages
+                 widths:tuple=(16, 32, 64, 128), # channels of the four stages
+                 dilations:tuple=(2, 2) # dilations of the last two layers (they set the receptive field: 45 pixels here)
                 ):
         super().__init__()
         a, b, c, d = widths
         self.features = nn.Sequential(_conv_bn(in_channels, a), _conv_bn(a, b, 2), _conv_bn(b, b), _conv_bn(b, c, 2),
-                                      _conv_bn(c, c, dilation=2), _conv_bn(c, d, dilation=2))
+                                      _conv_bn(c, c, dilation=dilations[0]), _conv_bn(c, d, dilation=dilations[1]))
         self.out_channels = d
     def forward(self, x): return self.features(x)
+
+# %% ../nbs/03_models.ipynb #74012190
+def receptive_field(backbone:nn.Module, # a backbone (not changed: a copy is measured)
+                    size:int=512 # side of the probe image; must exceed the receptive field
+                   ) -> int:
+    "Width in input pixels that the centre feature of `backbone` depends on."
+    m = copy.deepcopy(backbone).eval()
+    with torch.no_grad():
+        for p in m.parameters(): p.abs_().add_(1e-3)
+    in_ch = next(l for l in m.modules() if isinstance(l, nn.Conv2d)).in_channels
+    x = torch.ones(1, in_ch, size, size, requires_grad=True)
+    y = m(x)
+    y[0, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
+    cols = (x.grad[0] != 0).any(0).any(0).nonzero().flatten()
+    if cols[0] == 0 or cols[-1] == size - 1: raise ValueError(f"receptive field reaches the {size}-pixel probe's border; pass a larger size")
+    return int(cols[-1] - cols[0] + 1)
 
 # %% ../nbs/03_models.ipynb #8569e764
 class ResNet50(nn.Module):
@@ -66,13 +85,13 @@ def load_checkpoint(model:nn.Module, path) -> nn.Module:
     return model
 
 # %% ../nbs/03_models.ipynb #6106c706
-BACKBONES = {'small': SmallCNN, 'resnet50': ResNet50}
+BACKBONES = {'small': SmallCNN, 'small_dilated': partial(SmallCNN, dilations=(3, 7)), 'resnet50': ResNet50}
 
-def make_backbone(name:str='small', # 'small' or 'resnet50'
+def make_backbone(name:str='small', # a name of `BACKBONES`
                   in_channels:int=3, # input channels
                   weights:str|None=None # ImageNet weights for resnet50 (torchvision name), None = random init
                  ) -> nn.Module:
     "Build a backbone by name."
     if name not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
     if weights is not None and name != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {name!r}")
-    return SmallCNN(in_channels) if name == 'small' else ResNet50(in_channels, weights)
+    return ResNet50(in_channels, weights) if name == 'resnet50' else BACKBONES[name](in_channels)

@@ -40,7 +40,7 @@ class RunConfig:
     val_split:str='val' # held-out split for the segmentation network
     labels_file:str|None=None # image-level labels file (IRN's cls_labels.npy or JSON); None reads them from the masks
     method:tuple=('baseline',) # methods to compose
-    backbone:str='small' # 'small' (CPU default) or 'resnet50'
+    backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated' or 'resnet50'
     weights:str|None=None # ImageNet weights for resnet50 (torchvision name), None = random init
     crop:int|None=None # training crop (VOC: 448); None trains on whole images
     seed:int=0 # seeds the data, the initialisation and the data order
@@ -462,7 +462,7 @@ def _parser():
             s.add_argument('--train-split', default='train'); s.add_argument('--val-split', default='val')
             s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON)")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
-            s.add_argument('--backbone', default=None, choices=('small', 'resnet50'), help="default: small on scene, resnet50 on voc")
+            s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="default: small on scene, resnet50 on voc")
             s.add_argument('--weights', default=None, help="torchvision ResNet-50 weights, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
             s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve)')
             s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF')
