@@ -382,7 +382,8 @@ def amn_in_between(folders:list, # finished `--method amn` run folders on the sc
 
 # %% ../nbs/08_bench.ipynb #716f1b6d
 def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--out DIR]`"
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
+    from wsss_nb.models import BACKBONES
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
     s = sub.add_parser('pipeline', help='time `wsss_nb run --quick` and `wsss_nb demo` in fresh processes')
@@ -413,6 +414,8 @@ def main(argv=None):
     m.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     m.add_argument('--variants', default=','.join(AMN_VARIANTS), help='the variants to run, of AMN_VARIANTS')
     m.add_argument('--confounding', type=float, default=None, help="the scene's confounding strength (default: the scene's, 0.8)")
+    m.add_argument('--size', type=int, default=None, help="the scene's image side in pixels (default: the scene's, 64; the maps are a quarter of it)")
+    m.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's and AMN's backbone (default: small)")
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     a = p.parse_args(argv)
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
@@ -433,7 +436,8 @@ def main(argv=None):
         unknown = set(a.variants.split(',')) - set(AMN_VARIANTS)
         if unknown: p.error(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AMN_VARIANTS)}")
         variants = {v: AMN_VARIANTS[v] for v in a.variants.split(',')}
-        if a.confounding is not None: base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, confounding=a.confounding))
+        scene = {k: v for k, v in (('confounding', a.confounding), ('size', a.size)) if v is not None}
+        base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, **scene), backbone=a.backbone or base.backbone)
         rows = bench_amn(a.out, seeds, variants, base)
         print(format_amn(rows, seeds, variants))
     elif a.what == 'pipeline':
