@@ -35,11 +35,11 @@ def receptive_field(backbone:nn.Module, # a backbone (not changed: a copy is mea
                     size:int=512 # side of the probe image; must exceed the receptive field
                    ) -> int:
     "Width in input pixels that the centre feature of `backbone` depends on."
-    m = copy.deepcopy(backbone).eval()
+    m = copy.deepcopy(backbone).eval().double()  # float64: positive weights compound with depth (ResNet-50 reaches 1e69, beyond float32)
     with torch.no_grad():
         for p in m.parameters(): p.abs_().add_(1e-3)
     in_ch = next(l for l in m.modules() if isinstance(l, nn.Conv2d)).in_channels
-    x = torch.ones(1, in_ch, size, size, requires_grad=True)
+    x = torch.ones(1, in_ch, size, size, dtype=torch.float64, requires_grad=True)
     y = m(x)
     y[0, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
     cols = (x.grad[0] != 0).any(0).any(0).nonzero().flatten()
