@@ -322,7 +322,8 @@ def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
 AMN_VARIANTS = {'amn': {}, 'amn_ref': dict(fg_threshold=0.45, bg_threshold=0.15), # name: `AMNConfig` fields changed
                 'no_conditioning': dict(fg_threshold=0.45, bg_threshold=0.15, conditioning=False),
                 'eps0': dict(fg_threshold=0.45, bg_threshold=0.15, eps=0.0),
-                'unbalanced': dict(fg_threshold=0.45, bg_threshold=0.15, balanced=False)}
+                'unbalanced': dict(fg_threshold=0.45, bg_threshold=0.15, balanced=False),
+                'keep_bg_seed_scores': dict(fg_threshold=0.45, bg_threshold=0.15, keep_bg_seed_scores=True)} # the reference's inference: raw softmax on background seeds
 AMN_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold_spread', 'oracle_pseudo_mask_miou', 'boundary_f', 'context_leakage')
 
 def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.json
@@ -347,8 +348,8 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
     if not names: return 'no finished runs'
     g = lambda v, sec, k: [res[f's{s}_{v}'][sec][k] for s in seeds]
     lines = [f"AMN against the CAM, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %; spread over thresholds 0.10..0.70)",
-             f"{'maps':17} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>8} {'time':>6}"]
-    row = lambda label, vals, gain, secs: lines.append(f"{label:17} {_ms(vals['pseudo_mask_miou']):>11} {gain:>11} {_ms(vals['threshold_spread']):>11} {_ms(vals['oracle_pseudo_mask_miou']):>11} "
+             f"{'maps':20} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>8} {'time':>6}"]
+    row = lambda label, vals, gain, secs: lines.append(f"{label:20} {_ms(vals['pseudo_mask_miou']):>11} {gain:>11} {_ms(vals['threshold_spread']):>11} {_ms(vals['oracle_pseudo_mask_miou']):>11} "
                                                        f"{_ms(vals['boundary_f']):>11} {np.mean(vals['context_leakage']):7.2f}x {secs:>6}")
     cam = {k: g(names[0], 'cam', k) for k in AMN_FIGURES}
     row('CAM', cam, '', '')
