@@ -346,10 +346,10 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
     "A table of `bench_amn`'s figures: the CAM's and each variant's (mean ± std over seeds, %; leakage x)."
     names = [v for v in (variants or AMN_VARIANTS) if all(f's{s}_{v}' in res for s in seeds)]
     if not names: return 'no finished runs'
-    g = lambda v, sec, k: [res[f's{s}_{v}'][sec][k] for s in seeds]
+    g, w = lambda v, sec, k: [res[f's{s}_{v}'][sec][k] for s in seeds], max(map(len, ['maps', *names]))  # w: the label column fits the longest name
     lines = [f"AMN against the CAM, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %; spread over thresholds 0.10..0.70)",
-             f"{'maps':20} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>8} {'time':>6}"]
-    row = lambda label, vals, gain, secs: lines.append(f"{label:20} {_ms(vals['pseudo_mask_miou']):>11} {gain:>11} {_ms(vals['threshold_spread']):>11} {_ms(vals['oracle_pseudo_mask_miou']):>11} "
+             f"{'maps':{w}} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>8} {'time':>6}"]
+    row = lambda label, vals, gain, secs: lines.append(f"{label:{w}} {_ms(vals['pseudo_mask_miou']):>11} {gain:>11} {_ms(vals['threshold_spread']):>11} {_ms(vals['oracle_pseudo_mask_miou']):>11} "
                                                        f"{_ms(vals['boundary_f']):>11} {np.mean(vals['context_leakage']):7.2f}x {secs:>6}")
     cam = {k: g(names[0], 'cam', k) for k in AMN_FIGURES}
     row('CAM', cam, '', '')
