@@ -156,3 +156,8 @@ def test_torchrun_two_processes(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48
+
+def test_bench_runs_as_a_script():
+    "`python -m wsss_nb.bench` reaches its `main` (the notebook's `__main__` cell runs it only as a script)."
+    p = subprocess.run([sys.executable, '-m', 'wsss_nb.bench', '--help'], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and 'pipeline,crf,conta,likelihood,amn' in p.stdout, p.stderr

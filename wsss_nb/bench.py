@@ -456,5 +456,4 @@ def main(argv=None):
     if a.json: Path(a.json).write_text(json.dumps(rows, indent=2))
 
 # %% ../nbs/08_bench.ipynb #d1596257
-#| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__' and '__file__' in globals(): main()  # as a script (`python -m`, torchrun), not in the notebook

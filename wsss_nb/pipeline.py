@@ -559,5 +559,4 @@ def main(argv=None):
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
 # %% ../nbs/06_pipeline.ipynb #cee0a150
-#| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__' and '__file__' in globals(): main()  # as a script (`python -m`, torchrun), not in the notebook
