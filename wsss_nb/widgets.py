@@ -336,7 +336,7 @@ class ContaExplorer(LiveFigure):
         image = slider('image', 0, 0, len(self.ds) - 1, 1)
         super().__init__(dict(round=rnd, image=image), (11, 4.2))
         n = self.ds.n_classes - 1
-        gs = self.fig.add_gridspec(2, max(n, 4), left=0.02, right=0.98, bottom=0.12, top=0.92, hspace=0.35)
+        gs = self.fig.add_gridspec(2, max(n, 4), left=0.02, right=0.98, bottom=0.17, top=0.92, hspace=0.35)
         self.cs_axes = [self.fig.add_subplot(gs[0, k]) for k in range(n)]
         self.img_ax, self.xm_ax, self.bar_ax, self.m_ax = (self.fig.add_subplot(gs[1, j]) for j in range(4))
         self.refresh()
@@ -359,7 +359,7 @@ class ContaExplorer(LiveFigure):
         self.img_ax.imshow(self.ds.image(i)); self.img_ax.set_title(self.ds.ids[i], fontsize=7)
         self.xm_ax.imshow(self.x_m, vmin=0, vmax=1); self.xm_ax.set_title('x_m', fontsize=8)
         self.bar_ax.bar(range(len(self.alpha)), self.alpha); self.bar_ax.set_ylim(0, 1); self.bar_ax.set_title('attention alpha', fontsize=8)
-        self.bar_ax.set_xticks(range(len(names)), names, rotation=40, fontsize=6)
+        self.bar_ax.set_xticks(range(len(names)), names, rotation=40, ha='right', rotation_mode='anchor', fontsize=6)
         self.m_ax.imshow(self.M); self.m_ax.set_title('M', fontsize=8)
         for ax in (self.img_ax, self.xm_ax, self.m_ax): ax.axis('off')
         labels = ', '.join(self.ds.classes[k] for k in self.ds.label_ids(i))
