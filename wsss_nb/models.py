@@ -5,6 +5,7 @@
 # %% ../nbs/03_models.ipynb #ae85df39
 from __future__ import annotations
 import copy
+from pathlib import Path
 from functools import partial
 import torch, torch.nn as nn
 import torchvision
@@ -66,11 +67,14 @@ class ResNet50(nn.Module):
 
 def load_imagenet_state_dict(weights:str # a `torchvision.models.ResNet50_Weights` name
                             ) -> dict:
-    "The ImageNet state dict of ResNet-50 through torchvision's weights API (downloads into the torch hub cache)."
+    "The ImageNet state dict of ResNet-50 through torchvision's weights API: from the torch hub cache, else downloaded into it."
     try: w = torchvision.models.ResNet50_Weights[weights]
     except KeyError: raise ValueError(f"unknown ResNet-50 weights {weights!r}; choose from {[w.name for w in torchvision.models.ResNet50_Weights]}") from None
+    path = Path(torch.hub.get_dir())/'checkpoints'/w.url.rsplit('/', 1)[-1]  # where torchvision looks first
     try: return w.get_state_dict(progress=True)
-    except Exception as e: raise RuntimeError(f"could not load ResNet-50 weights {weights} (not cached and not downloadable here?): {e}") from e
+    except Exception as e:
+        if path.exists(): raise ValueError(f"--weights {weights}: the cached {path} does not load ({e}); delete it to download it again") from e
+        raise FileNotFoundError(f"--weights {weights}: {path.name} is not in the torch hub cache ({path.parent}) and could not be downloaded ({e}); put it there, or run without --weights") from e
 
 # %% ../nbs/03_models.ipynb #ee5b177c
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
