@@ -73,6 +73,33 @@ def test_different_options_same_folder_refused(tiny_run):
     p = wsss('run', '--out', str(out), '--seed', '2', '--crf', *TINY)
     assert p.returncode != 0 and 'seed' in p.stderr and (out/'results.json').exists()
 
+def test_predict_segments_image_files(tiny_run, tmp_path):
+    "`wsss_nb predict` labels image files with a finished run's network: held-out images as its own evaluation did, any size, JPEG too."
+    out, _ = tiny_run
+    run = tmp_path/'run'; shutil.copytree(out, run)
+    ids = (run/'data/ImageSets/Segmentation/val.txt').read_text().split()[:2]
+    photo = tmp_path/'photo.jpg'; Image.open(run/'data/JPEGImages'/f'{ids[0]}.png').resize((100, 80)).save(photo)
+    p = wsss('predict', str(run), *(str(run/'data/JPEGImages'/f'{i}.png') for i in ids), str(photo), '--overlay')
+    assert p.returncode == 0, p.stderr
+    for i in ids:
+        assert np.array_equal(np.array(Image.open(run/'predict'/f'{i}.png')), np.array(Image.open(run/'seg/pred'/f'{i}.png')))
+        assert Image.open(run/'predict'/f'{i}_overlay.png').size == (64, 64)
+    assert Image.open(run/'predict/photo.png').mode == 'P' and Image.open(run/'predict/photo.png').size == (100, 80)
+    lines, classes = p.stdout.splitlines(), load_json(run/'results.json')['classes']
+    assert len(lines) == 3 and lines[2].startswith(f"{run/'predict/photo.png'}: ")
+    shares = [x.rsplit(' ', 1) for x in lines[2].split(': ', 1)[1].split(', ')]  # "class share%" per class in the label map
+    assert all(c in classes for c, _ in shares) and abs(sum(int(v[:-1]) for _, v in shares) - 100) <= len(shares)
+
+@pytest.mark.parametrize('args,expect', [
+    (['{run}/seg', 'x.png'], 'not a run folder'),
+    (['{run}', '{run}/nowhere.png'], 'nowhere.png'),
+    (['{run}', '{run}/data/JPEGImages/scene_000001.png', '--out', '{run}/data/JPEGImages'], 'overwrite'),
+])
+def test_predict_bad_input(tiny_run, args, expect, capsys):
+    out, _ = tiny_run
+    code, err = cli_error(capsys, 'predict', *(a.format(run=out) for a in args))
+    assert code != 0 and expect in err and err.startswith('wsss_nb: error:'), err
+
 @pytest.mark.parametrize('args,expect', [
     (['--method', 'baseline,magic'], '--method'),
     (['--dataset', 'coco'], '--dataset'),
@@ -148,6 +175,10 @@ def test_real_voc_sample_smoke(tmp_path):
     assert 'context_leakage' not in res  # a scene-only diagnostic
     masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
     assert len(masks) == 20 and Image.open(masks[0]).mode == 'P'
+    photo = VOC/'JPEGImages'/f'{masks[0].stem}.jpg'
+    p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'))  # its network on a photo
+    assert p.returncode == 0, p.stderr
+    assert Image.open(tmp_path/'pred'/masks[0].name).size == Image.open(photo).size
 
 def test_torchrun_two_processes(tmp_path):
     "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder."

@@ -16,8 +16,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
-           'context_rates', 'write_scene', 'read_labels_file', 'VOCSegmentation', 'find_voc_sample', 'train_transform',
-           'eval_transform']
+           'context_rates', 'write_scene', 'read_labels_file', 'dataset_classes', 'VOCSegmentation', 'find_voc_sample',
+           'train_transform', 'eval_transform']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
 @dataclass
@@ -182,6 +182,11 @@ def read_labels_file(path:str|Path, n_fg:int) -> dict:
     return out
 
 # %% ../nbs/01_data.ipynb #96616d83
+def dataset_classes(root:str|Path # a dataset folder
+                   ) -> tuple:
+    "Its class names, background first: a generated scene's (from its scene.json), else PASCAL VOC's."
+    return tuple(load_json(Path(root)/'scene.json')['classes']) if (Path(root)/'scene.json').exists() else VOC_CLASSES
+
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."
     def __init__(self, root:str|Path, # the dataset folder (VOC2012 layout)
@@ -201,8 +206,7 @@ class VOCSegmentation(Dataset):
         if mask_dir is None: mask_dir = 'SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass'
         self.mask_dir = self.root/mask_dir # an absolute path (e.g. a run's pseudo-masks) replaces the root
         if not self.mask_dir.is_dir(): raise ValueError(f"mask folder not found: {self.mask_dir}")
-        if classes is None: classes = tuple(load_json(self.root/'scene.json')['classes']) if (self.root/'scene.json').exists() else VOC_CLASSES
-        self.classes, self.split, self.transform = tuple(classes), split, transform
+        self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform
         self.n_classes = len(self.classes)
         self._labels = read_labels_file(labels_file, self.n_classes - 1) if labels_file else None
         self._cache = {} if cache else None

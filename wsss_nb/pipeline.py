@@ -24,9 +24,9 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
-           'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'amn_model', 'round_run',
-           'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'results_table',
-           'config_from_args', 'init_distributed', 'main']
+           'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model',
+           'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'last_round',
+           'image_tensor', 'segment', 'segment_files', 'results_table', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -105,6 +105,7 @@ class Run:
     @classmethod
     def open(cls, out:str|Path, device:str='auto', progress:bool=True):
         "The run in folder `out`, with the configuration it was made with (e.g. to look at its stages in a notebook)."
+        if not (Path(out)/'config.json').exists(): raise ValueError(f"{out}: not a run folder (no config.json)")
         return cls(config_from_dict(RunConfig, load_json(Path(out)/'config.json')), out, device, progress)
 
     # ---- paths and datasets
@@ -114,6 +115,8 @@ class Run:
         "The run's dataset split (`mask_dir`: read masks from another folder, e.g. the pseudo-masks)."
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
     def _train_tf(self): return train_transform(self.cfg.crop)
+    @property
+    def classes(self) -> tuple: return dataset_classes(self.root) # class names, background first (read without the dataset: a VOC run's networks load where its data is absent)
 
     def stage(self, name:str, # the stage, done by method `_{name}`
               every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages, `train_*` but `train_pred`)
@@ -152,10 +155,9 @@ def plugins(self:Run, stage:str) -> list:
 def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
                  ):
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
-    c, n_cls = self.cfg, self.dataset(self.cfg.train_split).n_classes
+    c = self.cfg
     bb = make_backbone(c.backbone, weights=c.weights if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
-    if trained and self.round >= 1 and c.conta.init == 'seg':
-        bb = load_checkpoint(DeepLab(make_backbone(c.backbone), n_cls), self.prev.dir/'seg/seg.pt').backbone
+    if trained and self.round >= 1 and c.conta.init == 'seg': bb = self.prev.segmenter().backbone
     if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention, c.conta.att_init), c.conta.block, c.conta.m_init)
     return bb
 
@@ -177,7 +179,7 @@ def _train_cam(self:Run):
 
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
-    m = Classifier(self._cam_backbone(trained=False), self.dataset(self.cfg.train_split).n_classes - 1)
+    m = Classifier(self._cam_backbone(trained=False), len(self.classes) - 1)
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
 def x_m(self:Run, name:str, # a training image's id
@@ -258,14 +260,19 @@ def _train_seg(self:Run):
         with atomic_path(self.dir/'seg/seg.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist])
 
+def segmenter(self:Run) -> DeepLab:
+    "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
+    f = self.dir/'seg/seg.pt'
+    if not f.exists(): raise ValueError(f"{self.dir}: no trained segmentation network yet ({f} is missing); finish the run first")
+    return load_checkpoint(DeepLab(make_backbone(self.cfg.backbone), len(self.classes)), f).to(self.device).eval()
+
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
-    model = load_checkpoint(DeepLab(make_backbone(self.cfg.backbone), ds.n_classes), self.dir/'seg/seg.pt').to(self.device)
-    res = evaluate_segmentation(model, ds, progress=self.progress)
+    res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress)
     with atomic_dir(self.dir/'seg/pred') as tmp:
         for name, p in zip(ds.ids, res['preds']): save_mask(p, tmp/f'{name}.png')
     return dict(seg_miou=res['miou'], seg_boundary_f=res['boundary_f'])
-Run._train_seg, Run._eval_seg = _train_seg, _eval_seg
+Run._train_seg, Run.segmenter, Run._eval_seg = _train_seg, segmenter, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
 AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold_curve', 'boundary_f', 'context_leakage', 'oracle_pseudo_mask_miou')
@@ -286,8 +293,8 @@ def _train_amn(self:Run):
 
 def amn_model(self:Run):
     "The trained AMN, loaded from the run folder."
-    c, n_fg = self.cfg, self.dataset(self.cfg.train_split).n_classes - 1
-    return load_checkpoint(AMN(make_backbone(c.backbone), n_fg, c.amn.dropout, c.amn.conditioning), self.dir/'amn/amn.pt').to(self.device).eval()
+    c = self.cfg
+    return load_checkpoint(AMN(make_backbone(c.backbone), len(self.classes) - 1, c.amn.dropout, c.amn.conditioning), self.dir/'amn/amn.pt').to(self.device).eval()
 
 def _make_amn(self:Run):
     c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
@@ -320,9 +327,7 @@ def _conta(self:Run):
         with open(tmp, 'wb') as f: np.save(f, cs)
 
 def _train_pred(self:Run):
-    c = self.cfg
-    ds = self.dataset(c.train_split, eval_transform())
-    model = load_checkpoint(DeepLab(make_backbone(c.backbone), ds.n_classes), self.dir/'seg/seg.pt').to(self.device)
+    ds, model = self.dataset(self.cfg.train_split, eval_transform()), self.segmenter()
     with atomic_dir(self.dir/'seg/train_pred') as tmp:
         for i in tqdm(range(len(ds)), desc='train predictions', disable=not self.progress, leave=False): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
 
@@ -429,6 +434,44 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
     return self
 Run.start_from = start_from
 
+# %% ../nbs/06_pipeline.ipynb #a1b2c3d1
+def last_round(self:Run) -> Run:
+    "The run whose networks are the run's output: CONTA's last round, or the run itself."
+    r = self.cfg.conta.rounds if 'conta' in self.cfg.method and self.round == 0 else 0
+    return self.round_run(r) if r else self
+
+def image_tensor(image:np.ndarray # uint8 (H, W, 3) RGB image
+                ) -> torch.Tensor:
+    "The networks' input of an image: (3, H, W), normalised as in the evaluation."
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3: raise ValueError(f"an image must be a file or a uint8 (H, W, 3) RGB array, got a {image.dtype} array of shape {image.shape}")
+    return eval_transform()(torch.from_numpy(image).permute(2, 0, 1))
+
+def segment(self:Run, images, # image files or uint8 (H, W, 3) RGB arrays: one, or a list
+            scales:tuple=(1.0,) # inference scales, each with its flip
+           ) -> list:
+    "Label maps (H, W) uint8 of the images by the run's final segmentation network."
+    if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3): images = [images]
+    net = self.last_round().segmenter()
+    return [predict(net, image_tensor(load_image(x) if isinstance(x, (str, Path)) else x), scales) for x in images]
+
+def segment_files(self:Run, images:list, # image files
+                  out:str|Path|None=None, # folder of the label maps; None: <run>/predict
+                  overlay:bool=False # also write <name>_overlay.png: the labels' colours over the image
+                 ) -> list:
+    "Write the label map of each image file as `<out>/<name>.png` (VOC palette), one image at a time; their paths."
+    images, out = [Path(x) for x in images], Path(out or self.dir/'predict')
+    masks = [out/f'{x.stem}.png' for x in images]
+    if len(set(masks)) < len(masks): raise ValueError(f"images of the same name would write one file: {sorted({x.name for x in images if sum(y.stem == x.stem for y in images) > 1})}")
+    written = masks + ([out/f'{x.stem}_overlay.png' for x in images] if overlay else [])
+    if clash := {p.resolve() for p in written} & {x.resolve() for x in images}: raise ValueError(f"the output would overwrite the input image {sorted(map(str, clash))[0]}; choose another --out")
+    net = self.last_round().segmenter()
+    for x, m in zip(images, masks):
+        img = load_image(x); label = predict(net, image_tensor(img)); save_mask(label, m)
+        if overlay: save_image(np.where(label[..., None] > 0, img // 2 + colorize(label) // 2, img).astype(np.uint8), out/f'{x.stem}_overlay.png')
+    return masks
+Run.last_round, Run.segment, Run.segment_files = last_round, segment, segment_files
+
 # %% ../nbs/06_pipeline.ipynb #9e198255
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
@@ -505,6 +548,12 @@ def _parser():
             g.add_argument('--amn-epochs', type=int, default=None, help='AMN training epochs')
             g.add_argument('--amn-lr', type=float, default=None, help="AMN's (Adam) learning rate of the new layers (default: 1e-3; 1e-4 on voc with --weights, the paper's)")
             g.add_argument('--amn-backbone-lr-mult', type=float, default=None, help="its backbone's rate over that (default: 1; 0.05 on voc with --weights: the paper's 5e-6)")
+    s = sub.add_parser('predict', help="segment image files with a finished run's network")
+    s.add_argument('run', help="the run folder (a CONTA run: its last round's network)")
+    s.add_argument('images', nargs='+', help='image files')
+    s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
+    s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
+    s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -545,10 +594,17 @@ def init_distributed(device:str) -> str:
     if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
 
+def _predict(a):
+    run = Run.open(a.run, a.device, progress=False)
+    for p in run.segment_files(a.images, a.out, a.overlay):
+        ids, n = np.unique(load_mask(p), return_counts=True)
+        print(f"{p}: " + ', '.join(f'{run.classes[c]} {k / n.sum():.0%}' for c, k in zip(ids, n)))
+
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
     try:
+        if a.command == 'predict': return _predict(a)
         cfg = config_from_args(a)
         out = Path(a.out or f'runs/{a.command}')
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
