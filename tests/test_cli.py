@@ -74,12 +74,12 @@ def test_different_options_same_folder_refused(tiny_run):
     assert p.returncode != 0 and 'seed' in p.stderr and (out/'results.json').exists()
 
 def test_predict_segments_image_files(tiny_run, tmp_path):
-    "`wsss_nb predict` labels image files with a finished run's network: held-out images as its own evaluation did, any size, JPEG too."
+    "`wsss_nb predict` labels image files and folders with a finished run's network: held-out images as its own evaluation did, any size, JPEG too."
     out, _ = tiny_run
     run = tmp_path/'run'; shutil.copytree(out, run)
     ids = (run/'data/ImageSets/Segmentation/val.txt').read_text().split()[:2]
-    photo = tmp_path/'photo.jpg'; Image.open(run/'data/JPEGImages'/f'{ids[0]}.png').resize((100, 80)).save(photo)
-    p = wsss('predict', str(run), *(str(run/'data/JPEGImages'/f'{i}.png') for i in ids), str(photo), '--overlay')
+    (tmp_path/'photos').mkdir(); Image.open(run/'data/JPEGImages'/f'{ids[0]}.png').resize((100, 80)).save(tmp_path/'photos/photo.jpg')
+    p = wsss('predict', str(run), *(str(run/'data/JPEGImages'/f'{i}.png') for i in ids), str(tmp_path/'photos'), '--overlay')  # files and a folder
     assert p.returncode == 0, p.stderr
     for i in ids:
         assert np.array_equal(np.array(Image.open(run/'predict'/f'{i}.png')), np.array(Image.open(run/'seg/pred'/f'{i}.png')))

@@ -23,10 +23,11 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'RunConfig', 'quick_config', 'check_config', 'Run', 'context',
-           'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model',
-           'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'last_round',
-           'image_tensor', 'segment', 'segment_files', 'results_table', 'config_from_args', 'init_distributed', 'main']
+__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'check_config',
+           'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
+           'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from',
+           'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'results_table', 'config_from_args',
+           'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -455,12 +456,25 @@ def segment(self:Run, images, # image files or uint8 (H, W, 3) RGB arrays: one, 
     net = self.last_round().segmenter()
     return [predict(net, image_tensor(load_image(x) if isinstance(x, (str, Path)) else x), scales) for x in images]
 
-def segment_files(self:Run, images:list, # image files
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') # what a folder given to `segment_files` is searched for
+
+def image_files(paths:list # image files and folders of them
+               ) -> list:
+    "The files of `paths`, each folder replaced by the image files in it (sorted by name)."
+    out = []
+    for p in map(Path, paths):
+        if not p.is_dir(): out.append(p); continue
+        found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        if not found: raise ValueError(f"no image file ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
+        out += found
+    return out
+
+def segment_files(self:Run, images:list, # image files, or folders of them
                   out:str|Path|None=None, # folder of the label maps; None: <run>/predict
                   overlay:bool=False # also write <name>_overlay.png: the labels' colours over the image
                  ) -> list:
     "Write the label map of each image file as `<out>/<name>.png` (VOC palette), one image at a time; their paths."
-    images, out = [Path(x) for x in images], Path(out or self.dir/'predict')
+    images, out = image_files(images), Path(out or self.dir/'predict')
     masks = [out/f'{x.stem}.png' for x in images]
     if len(set(masks)) < len(masks): raise ValueError(f"images of the same name would write one file: {sorted({x.name for x in images if sum(y.stem == x.stem for y in images) > 1})}")
     written = masks + ([out/f'{x.stem}_overlay.png' for x in images] if overlay else [])
@@ -550,7 +564,7 @@ def _parser():
             g.add_argument('--amn-backbone-lr-mult', type=float, default=None, help="its backbone's rate over that (default: 1; 0.05 on voc with --weights: the paper's 5e-6)")
     s = sub.add_parser('predict', help="segment image files with a finished run's network")
     s.add_argument('run', help="the run folder (a CONTA run: its last round's network)")
-    s.add_argument('images', nargs='+', help='image files')
+    s.add_argument('images', nargs='+', help='image files, or folders of them')
     s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
