@@ -90,6 +90,19 @@ def test_predict_segments_image_files(tiny_run, tmp_path):
     shares = [x.rsplit(' ', 1) for x in lines[2].split(': ', 1)[1].split(', ')]  # "class share%" per class in the label map
     assert all(c in classes for c, _ in shares) and abs(sum(int(v[:-1]) for _, v in shares) - 100) <= len(shares)
 
+def test_dataset_of_other_classes(tmp_path):
+    "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."
+    root = write_scene(tmp_path/'mine', SceneConfig(n_train=48, n_val=16)); (root/'scene.json').unlink()
+    names = ['background', *(f'thing {i}' for i in range(1, 7))]; (root/'classes.txt').write_text('\n'.join(names) + '\n')
+    photo = tmp_path/'photo.png'; shutil.copy(root/'JPEGImages/scene_000050.png', photo)
+    p = wsss('run', '--dataset', 'voc', '--root', str(root), '--backbone', 'small', '--crop', '64', '--quick', '--out', str(tmp_path/'run'), *TINY)
+    assert p.returncode == 0, p.stderr
+    assert load_json(tmp_path/'run/results.json')['classes'] == names
+    shutil.rmtree(root)
+    p = wsss('predict', str(tmp_path/'run'), str(photo))
+    assert p.returncode == 0, p.stderr
+    assert Image.open(tmp_path/'run/predict/photo.png').size == (64, 64) and p.stdout.split(': ')[1].split(' ')[0] in ('background', 'thing')
+
 @pytest.mark.parametrize('args,expect', [
     (['{run}/seg', 'x.png'], 'not a run folder'),
     (['{run}', '{run}/nowhere.png'], 'nowhere.png'),

@@ -184,8 +184,14 @@ def read_labels_file(path:str|Path, n_fg:int) -> dict:
 # %% ../nbs/01_data.ipynb #96616d83
 def dataset_classes(root:str|Path # a dataset folder
                    ) -> tuple:
-    "Its class names, background first: a generated scene's (from its scene.json), else PASCAL VOC's."
-    return tuple(load_json(Path(root)/'scene.json')['classes']) if (Path(root)/'scene.json').exists() else VOC_CLASSES
+    "Its class names, background first: a generated scene's (its scene.json), a classes.txt's (one per line), else PASCAL VOC's."
+    root = Path(root)
+    if (root/'scene.json').exists(): return tuple(load_json(root/'scene.json')['classes'])
+    if not (root/'classes.txt').exists(): return VOC_CLASSES
+    names = tuple(l.strip() for l in (root/'classes.txt').read_text().splitlines() if l.strip())
+    if not 2 <= len(names) <= IGNORE: raise ValueError(f"{root/'classes.txt'}: need 2 to {IGNORE} class names (background first), got {len(names)}")
+    if len(set(names)) < len(names): raise ValueError(f"{root/'classes.txt'}: class names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+    return names
 
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."

@@ -35,7 +35,7 @@ METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version 
 @dataclass
 class RunConfig:
     "Everything that defines a run."
-    dataset:str='scene' # 'scene' (generated) or 'voc' (a PASCAL VOC 2012 folder at `root`)
+    dataset:str='scene' # 'scene' (generated) or 'voc' (a folder in PASCAL VOC 2012 layout at `root`; other classes named in its classes.txt)
     root:str|None=None # VOC root (dataset='voc')
     train_split:str='train' # split whose pseudo-masks are made (and the classifier trained on)
     val_split:str='val' # held-out split for the segmentation network
@@ -117,7 +117,12 @@ class Run:
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
     def _train_tf(self): return train_transform(self.cfg.crop)
     @property
-    def classes(self) -> tuple: return dataset_classes(self.root) # class names, background first (read without the dataset: a VOC run's networks load where its data is absent)
+    def classes(self) -> tuple:
+        "Class names, background first, as the run's data stage recorded them (its networks then load where the data is absent)."
+        first = self
+        while first.prev is not None: first = first.prev  # a CONTA round: round 0 has the data stage
+        f = first.dir/'stages/data.json'
+        return tuple(load_json(f)['results']['classes']) if f.exists() else dataset_classes(self.root)
 
     def stage(self, name:str, # the stage, done by method `_{name}`
               every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages, `train_*` but `train_pred`)
@@ -515,7 +520,7 @@ def _parser():
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
         if name == 'run':
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
-            s.add_argument('--root', default=None, help='PASCAL VOC 2012 folder (with --dataset voc)')
+            s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first")
             s.add_argument('--train-split', default='train'); s.add_argument('--val-split', default='val')
             s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON)")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
