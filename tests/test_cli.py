@@ -90,6 +90,19 @@ def test_predict_segments_image_files(tiny_run, tmp_path):
     shares = [x.rsplit(' ', 1) for x in lines[2].split(': ', 1)[1].split(', ')]  # "class share%" per class in the label map
     assert all(c in classes for c, _ in shares) and abs(sum(int(v[:-1]) for _, v in shares) - 100) <= len(shares)
 
+def test_evaluate_scores_a_folder(tiny_run, tmp_path, capsys):
+    "`wsss_nb evaluate` scores a folder of label maps: a run's predictions give the run's own figures; a missing one is named."
+    out, _ = tiny_run
+    res, classes = load_json(out/'results.json'), load_json(out/'results.json')['classes']
+    p = wsss('evaluate', str(out/'seg/pred'), '--root', str(out/'data'), '--split', 'val')
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [l.split()[0] for l in lines[:len(classes)]] == [c.split()[0] for c in classes]
+    assert lines[-1] == f"mIoU {res['seg_miou']:.1%}, boundary F {res['seg_boundary_f']:.1%} over the 16 images of val"
+    preds = tmp_path/'pred'; shutil.copytree(out/'seg/pred', preds); (preds/'scene_000050.png').unlink()
+    code, err = cli_error(capsys, 'evaluate', str(preds), '--root', str(out/'data'))
+    assert code != 0 and 'scene_000050.png' in err, err
+
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."
     root = write_scene(tmp_path/'mine', SceneConfig(n_train=48, n_val=16)); (root/'scene.json').unlink()

@@ -26,8 +26,8 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'check_config',
            'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
            'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from',
-           'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'results_table', 'config_from_args',
-           'init_distributed', 'main']
+           'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'evaluate_masks', 'results_table',
+           'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -491,6 +491,20 @@ def segment_files(self:Run, images:list, # image files, or folders of them
     return masks
 Run.last_round, Run.segment, Run.segment_files = last_round, segment, segment_files
 
+# %% ../nbs/06_pipeline.ipynb #a1b2c3d7
+def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or grey), one per image of the split
+                   root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
+                   split:str='val' # ids file ImageSets/Segmentation/<split>.txt
+                  ) -> dict:
+    "mIoU, boundary F and per-class IoU of a folder of label maps against a split's ground truth."
+    ds, masks = VOCSegmentation(root, split), Path(masks)
+    cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
+    for i, name in enumerate(ds.ids):
+        gt, pred = ds.mask(i), load_mask(masks/f'{name}.png')
+        try: cm.update(gt, pred); bf.update(gt, pred)
+        except ValueError as e: raise ValueError(f"{masks/f'{name}.png'}: {e}") from None
+    return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=dict(zip(ds.classes, cm.iou.tolist())), n_images=len(ds))
+
 # %% ../nbs/06_pipeline.ipynb #9e198255
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
@@ -573,6 +587,10 @@ def _parser():
     s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    s = sub.add_parser('evaluate', help="score a folder of label maps against a dataset split's ground truth")
+    s.add_argument('masks', help="folder of label maps <id>.png: a run's pseudo_mask/ or seg/pred/, or another method's")
+    s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
+    s.add_argument('--split', default='val', help='ids file ImageSets/Segmentation/<split>.txt')
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -619,11 +637,18 @@ def _predict(a):
         ids, n = np.unique(load_mask(p), return_counts=True)
         print(f"{p}: " + ', '.join(f'{run.classes[c]} {k / n.sum():.0%}' for c, k in zip(ids, n)))
 
+def _evaluate(a):
+    ev = evaluate_masks(a.masks, a.root, a.split)
+    w = max(map(len, ev['iou']))
+    print('\n'.join(f"{c:{w}}  {'-' if np.isnan(v) else f'{v:.1%}'}" for c, v in ev['iou'].items()))
+    print(f"mIoU {ev['miou']:.1%}, boundary F {ev['boundary_f']:.1%} over the {ev['n_images']} images of {a.split}")
+
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
     try:
         if a.command == 'predict': return _predict(a)
+        if a.command == 'evaluate': return _evaluate(a)
         cfg = config_from_args(a)
         out = Path(a.out or f'runs/{a.command}')
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
