@@ -89,7 +89,7 @@ def mask_prior(mask:torch.Tensor, # (N, H, W) label maps (255 = ignore, e.g. cro
     if how == 'union': return onehot.any(1, keepdim=True).float()
     if how == 'largest':
         k = onehot.flatten(2).sum(2).argmax(1)
-        return onehot[torch.arange(len(mask)), k][:, None].float()
+        return onehot[torch.arange(len(mask), device=mask.device), k][:, None].float()
     raise ValueError(f"--conta-x-m: unknown value {how!r}; choose from union, largest")
 
 # %% ../nbs/07a_conta.ipynb #df1343a2
