@@ -202,7 +202,7 @@ def test_real_voc_sample_smoke(tmp_path):
     masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
     assert len(masks) == 20 and Image.open(masks[0]).mode == 'P'
     photo = VOC/'JPEGImages'/f'{masks[0].stem}.jpg'
-    p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'))  # its network on a photo
+    p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'), '--crf')  # its network on a photo, refined by the CRF
     assert p.returncode == 0, p.stderr
     assert Image.open(tmp_path/'pred'/masks[0].name).size == Image.open(photo).size
 

@@ -274,10 +274,10 @@ def segmenter(self:Run) -> DeepLab:
 
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
-    res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress)
+    res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf else None)
     with atomic_dir(self.dir/'seg/pred') as tmp:
         for name, p in zip(ds.ids, res['preds']): save_mask(p, tmp/f'{name}.png')
-    return dict(seg_miou=res['miou'], seg_boundary_f=res['boundary_f'])
+    return dict(seg_miou=res['miou'], seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
 Run._train_seg, Run.segmenter, Run._eval_seg = _train_seg, segmenter, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
@@ -370,7 +370,7 @@ Run._figures = _figures
 
 # %% ../nbs/06_pipeline.ipynb #d673b3e6
 ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
-                 'seg_miou', 'seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall', 'context_weight')
+                 'seg_miou', 'seg_boundary_f', 'crf_seg_miou', 'crf_seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall', 'context_weight')
 
 def round_results(self:Run) -> list:
     "The results of CONTA's rounds 1.. (each run or resumed first)."
@@ -453,13 +453,18 @@ def image_tensor(image:np.ndarray # uint8 (H, W, 3) RGB image
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3: raise ValueError(f"an image must be a file or a uint8 (H, W, 3) RGB array, got a {image.dtype} array of shape {image.shape}")
     return eval_transform()(torch.from_numpy(image).permute(2, 0, 1))
 
+def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool) -> np.ndarray:
+    prob = predict_proba(net, image_tensor(image), scales)
+    return crf_segmentation(image, prob, self.cfg.crf_preset) if crf else prob.argmax(0).cpu().numpy().astype(np.uint8)
+
 def segment(self:Run, images, # image files or uint8 (H, W, 3) RGB arrays: one, or a list
-            scales:tuple=(1.0,) # inference scales, each with its flip
+            scales:tuple=(1.0,), # inference scales, each with its flip
+            crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
            ) -> list:
     "Label maps (H, W) uint8 of the images by the run's final segmentation network."
     if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3): images = [images]
     net = self.last_round().segmenter()
-    return [predict(net, image_tensor(load_image(x) if isinstance(x, (str, Path)) else x), scales) for x in images]
+    return [self._label_map(net, load_image(x) if isinstance(x, (str, Path)) else np.asarray(x), scales, crf) for x in images]
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') # what a folder given to `segment_files` is searched for
 
@@ -476,7 +481,8 @@ def image_files(paths:list # image files and folders of them
 
 def segment_files(self:Run, images:list, # image files, or folders of them
                   out:str|Path|None=None, # folder of the label maps; None: <run>/predict
-                  overlay:bool=False # also write <name>_overlay.png: the labels' colours over the image
+                  overlay:bool=False, # also write <name>_overlay.png: the labels' colours over the image
+                  crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
                  ) -> list:
     "Write the label map of each image file as `<out>/<name>.png` (VOC palette), one image at a time; their paths."
     images, out = image_files(images), Path(out or self.dir/'predict')
@@ -486,10 +492,10 @@ def segment_files(self:Run, images:list, # image files, or folders of them
     if clash := {p.resolve() for p in written} & {x.resolve() for x in images}: raise ValueError(f"the output would overwrite the input image {sorted(map(str, clash))[0]}; choose another --out")
     net = self.last_round().segmenter()
     for x, m in zip(images, masks):
-        img = load_image(x); label = predict(net, image_tensor(img)); save_mask(label, m)
+        img = load_image(x); label = self._label_map(net, img, (1.0,), crf); save_mask(label, m)
         if overlay: save_image(np.where(label[..., None] > 0, img // 2 + colorize(label) // 2, img).astype(np.uint8), out/f'{x.stem}_overlay.png')
     return masks
-Run.last_round, Run.segment, Run.segment_files = last_round, segment, segment_files
+Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d7
 def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or grey), one per image of the split
@@ -509,7 +515,7 @@ def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or
 def results_table(results:list) -> str:
     "A plain-text table of the headline figures of one or more runs."
     cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
-            ('seg mIoU', 'seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
+            ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
     rows = [[h for h, _, _ in cols]]
     for r in results:
@@ -541,7 +547,7 @@ def _parser():
             s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="default: small on scene, resnet50 on voc")
             s.add_argument('--weights', default=None, help="torchvision ResNet-50 weights, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
             s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve)')
-            s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF')
+            s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF (and score the segmentation after it as well)')
             s.add_argument('--crf-preset', default='irn', help="CRF parameters: 'irn' or 'psa'")
             s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
             s.add_argument('--location-bias', type=float, default=None, help="scene: pull of each object towards its class's own spot (0: anywhere)")
@@ -586,6 +592,7 @@ def _parser():
     s.add_argument('images', nargs='+', help='image files, or folders of them')
     s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
+    s.add_argument('--crf', action='store_true', help="refine the labels with the dense CRF (the run's --crf-preset), as DeepLab does")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s = sub.add_parser('evaluate', help="score a folder of label maps against a dataset split's ground truth")
     s.add_argument('masks', help="folder of label maps <id>.png: a run's pseudo_mask/ or seg/pred/, or another method's")
@@ -633,7 +640,7 @@ def init_distributed(device:str) -> str:
 
 def _predict(a):
     run = Run.open(a.run, a.device, progress=False)
-    for p in run.segment_files(a.images, a.out, a.overlay):
+    for p in run.segment_files(a.images, a.out, a.overlay, a.crf):
         ids, n = np.unique(load_mask(p), return_counts=True)
         print(f"{p}: " + ', '.join(f'{run.classes[c]} {k / n.sum():.0%}' for c, k in zip(ids, n)))
 

@@ -12,9 +12,11 @@ from .data import *
 from .metrics import *
 from .models import *
 from .cam import Learner, make_loader
+from .kernels.crf import DenseCRF, unary_from_softmax
 
 # %% auto #0
-__all__ = ['ASPP', 'DeepLab', 'segmentation_loss', 'train_segmentation', 'predict', 'evaluate_segmentation']
+__all__ = ['ASPP', 'DeepLab', 'segmentation_loss', 'train_segmentation', 'predict_proba', 'predict', 'crf_segmentation',
+           'evaluate_segmentation']
 
 # %% ../nbs/05_seg.ipynb #3b16f587
 class ASPP(nn.Module):
@@ -66,12 +68,12 @@ def train_segmentation(ds, # `VOCSegmentation` whose masks are the pseudo-masks,
 
 # %% ../nbs/05_seg.ipynb #8a2f061a
 @torch.no_grad()
-def predict(model:nn.Module, # a trained `DeepLab`
-            image:torch.Tensor, # (3, H, W) normalised image
-            scales:tuple=(1.0,), # input scales, softmax probabilities averaged
-            flip:bool=True # also the mirrored image
-           ) -> np.ndarray:
-    "Segmentation label map (H, W) uint8 of one image."
+def predict_proba(model:nn.Module, # a trained `DeepLab`
+                  image:torch.Tensor, # (3, H, W) normalised image
+                  scales:tuple=(1.0,), # input scales
+                  flip:bool=True # also the mirrored image
+                 ) -> torch.Tensor:
+    "Class probabilities (C, H, W) of one image: the softmax averaged over the scales (and flips)."
     model.eval(); dev = next(model.parameters()).device
     H, W = image.shape[-2:]; acc = 0
     for s in scales:
@@ -79,13 +81,31 @@ def predict(model:nn.Module, # a trained `DeepLab`
         if flip: x = torch.cat([x, x.flip(-1)])
         p = F.interpolate(model(x)['seg'], (H, W), mode='bilinear', align_corners=False).softmax(1)
         acc = acc + (p[0] + p[1].flip(-1) if flip else p[0])
-    return acc.argmax(0).cpu().numpy().astype(np.uint8)
+    return acc / (len(scales) * (2 if flip else 1))
+
+def predict(model:nn.Module, image:torch.Tensor, scales:tuple=(1.0,), flip:bool=True # as `predict_proba`
+           ) -> np.ndarray:
+    "Segmentation label map (H, W) uint8 of one image."
+    return predict_proba(model, image, scales, flip).argmax(0).cpu().numpy().astype(np.uint8)
+
+def crf_segmentation(image:np.ndarray, # (H, W, 3) uint8 RGB image
+                     prob, # (C, H, W) its class probabilities (`predict_proba`)
+                     preset:str='irn', # the dense CRF's parameters (`kernels.crf.PRESETS`)
+                     iterations:int=10 # mean-field updates
+                    ) -> np.ndarray:
+    "Label map (H, W) uint8 of the dense CRF with unary -log p: DeepLab's post-processing of its predictions."
+    prob = prob.cpu().numpy() if torch.is_tensor(prob) else np.asarray(prob)
+    return DenseCRF(np.ascontiguousarray(image), preset).inference(unary_from_softmax(prob), iterations).argmax(0).astype(np.uint8)
 
 def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval transform
-                          scales:tuple=(1.0,), progress:bool=True) -> dict:
-    "mIoU and boundary F of the network's predictions on `ds`, and the predictions."
+                          scales:tuple=(1.0,), progress:bool=True,
+                          crf_preset:str|None=None # also score the predictions refined by the dense CRF with these parameters
+                         ) -> dict:
+    "mIoU and boundary F of the network's predictions on `ds` (and of their CRF refinement: `crf_*`), and the predictions."
     cm, bf, preds = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), []
+    crf_cm, crf_bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
-        b = ds[i]; p = predict(model, b['image'], scales); gt = b['mask'].numpy()
-        cm.update(gt, p); bf.update(gt, p); preds.append(p)
-    return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=cm.iou, preds=preds)
+        b = ds[i]; prob = predict_proba(model, b['image'], scales); gt = b['mask'].numpy()
+        p = prob.argmax(0).cpu().numpy().astype(np.uint8); cm.update(gt, p); bf.update(gt, p); preds.append(p)
+        if crf_preset: q = crf_segmentation(ds.image(i), prob, crf_preset); crf_cm.update(gt, q); crf_bf.update(gt, q)
+    return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=cm.iou, preds=preds) | (dict(crf_miou=crf_cm.miou, crf_boundary_f=crf_bf.mean_f) if crf_preset else {})
