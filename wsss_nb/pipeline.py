@@ -26,8 +26,8 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'check_config',
            'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
            'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from',
-           'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'activation_maps', 'evaluate_masks',
-           'results_table', 'config_from_args', 'init_distributed', 'main']
+           'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps',
+           'evaluate_masks', 'results_table', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -498,6 +498,13 @@ def segment_files(self:Run, images:list, # image files, or folders of them
 Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3dc
+def class_ids(self:Run, classes # class names of this run, or ids 1..K
+             ) -> list:
+    "The ids of `classes`, an unknown name an error that lists the run's."
+    unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
+    if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
+    return [self.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
+
 def activation_maps(self:Run, image, # an image file or a uint8 (H, W, 3) RGB array
                     classes, # the image's classes (its image-level labels): names or ids 1..K
                     which:str|None=None # 'cam' or 'amn'; None: the maps the run's pseudo-masks come from
@@ -505,9 +512,7 @@ def activation_maps(self:Run, image, # an image file or a uint8 (H, W, 3) RGB ar
     "Normalised maps (k, H, W) of the image's classes by the run's final networks, and their class ids (as `cam/npz` holds them)."
     run, which = self.last_round(), which or ('amn' if 'amn' in self.cfg.method else 'cam')
     if which not in ('cam', 'amn') or (which == 'amn' and 'amn' not in self.cfg.method): raise ValueError(f"activation_maps: which must be 'cam'{' or amn' if 'amn' in self.cfg.method else ' (this run has no AMN)'}, got {which!r}")
-    unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
-    if unknown: raise ValueError(f"activation_maps: unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
-    ids = [self.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
+    ids = self.class_ids(classes)
     img = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     x = image_tensor(img)
     if which == 'amn': return compute_amn(run.amn_model(), x, ids, self.cfg.amn.scales)
@@ -516,7 +521,7 @@ def activation_maps(self:Run, image, # an image file or a uint8 (H, W, 3) RGB ar
         labels = torch.zeros(len(self.classes) - 1); labels[[k - 1 for k in ids]] = 1
         extra = (mask_prior(torch.from_numpy(run.prev._label_map(run.prev.segmenter(), img, (1.0,), False))[None], labels[None], self.cfg.conta.x_m)[0],)
     return compute_cam(run.classifier(), x, ids, self.cfg.cam_scales, extra=extra)
-Run.activation_maps = activation_maps
+Run.class_ids, Run.activation_maps = class_ids, activation_maps
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d7
 def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or grey), one per image of the split
