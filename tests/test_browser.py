@@ -1,9 +1,11 @@
 """The widgets in a real JupyterLab, driven in a real browser (Debian's Chromium through Playwright): open the widgets
-notebook, run it, move the CAM explorer's threshold slider with the keyboard, and see the mIoU it shows change.
+notebook, run it, move the CAM explorer's threshold slider with the keyboard and see the mIoU it shows change, then upload
+an image into the image explorer through the browser's file input and see it segmented.
 Skipped where /usr/bin/chromium or Playwright is absent; never downloads a browser. Leaves no process behind."""
 import importlib.util, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
+from PIL import Image
 
 CHROMIUM = Path('/usr/bin/chromium')
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
@@ -119,7 +121,9 @@ def _miou_numbers(text): return re.findall(r'mIoU [\d.]+%', text)
 
 def test_threshold_slider_in_jupyterlab(lab, tmp_path):
     from playwright.sync_api import sync_playwright, expect
+    from wsss_nb.data import draw_scene, SceneConfig
     url, token = lab
+    photo = tmp_path/'photo.png'; Image.fromarray(draw_scene(SceneConfig(), 10**6 + 7)['image']).save(photo)
     t0 = time.time()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -153,8 +157,19 @@ def test_threshold_slider_in_jupyterlab(lab, tmp_path):
             expect(picture).not_to_have_attribute('src', shown, timeout=30_000)  # the figure redrawn too
             page.screenshot(path=tmp_path/'jupyterlab.png')
             explorer.screenshot(path=tmp_path/'cam_explorer.png')
+            t_slider = time.time()
+            mine = page.locator('.wsss-image-explorer').last  # upload an image through the browser's file input
+            mine.scroll_into_view_if_needed()
+            utext, upicture = mine.locator('.widget-html-content').first, mine.locator('img').first
+            expect(utext).to_contain_text('a new scene', timeout=30_000)
+            shown = upicture.get_attribute('src')
+            with page.expect_file_chooser() as chooser: mine.locator('.widget-upload').first.click()
+            chooser.value.set_files(str(photo))
+            expect(utext).to_contain_text('photo.png', timeout=30_000)
+            expect(upicture).not_to_have_attribute('src', shown, timeout=30_000)
+            mine.screenshot(path=tmp_path/'image_explorer.png')
         finally:
             browser.close()
     assert _miou_numbers(after) != _miou_numbers(before), (before, after)
     assert (tmp_path/'jupyterlab.png').stat().st_size > 10_000
-    print(f'{before}\n{after}\nJupyterLab opened the notebook in {t_open - t0:.0f} s, ran it in {t_ran - t_open:.0f} s, the slider took {time.time() - t_ran:.0f} s; screenshots in {tmp_path}')
+    print(f'{before}\n{after}\nJupyterLab opened the notebook in {t_open - t0:.0f} s, ran it in {t_ran - t_open:.0f} s, the slider took {t_slider - t_ran:.0f} s, the upload {time.time() - t_slider:.0f} s; screenshots in {tmp_path}')
