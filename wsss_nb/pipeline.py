@@ -454,8 +454,8 @@ def image_tensor(image:np.ndarray # uint8 (H, W, 3) RGB image
     return eval_transform()(torch.from_numpy(image).permute(2, 0, 1))
 
 def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool) -> np.ndarray:
-    prob = predict_proba(net, image_tensor(image), scales)
-    return crf_segmentation(image, prob, self.cfg.crf_preset) if crf else prob.argmax(0).cpu().numpy().astype(np.uint8)
+    x = image_tensor(image)
+    return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset) if crf else predict(net, x, scales)
 
 def segment(self:Run, images, # image files or uint8 (H, W, 3) RGB arrays: one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
