@@ -19,7 +19,7 @@ from .cam import Plugin, compute_cam, load_cam
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS
 from .pipeline import Run, crf_pseudo_mask
-from .conta import ContaConfig, mask_prior
+from .conta import ContaConfig
 import torch
 
 # %% auto #0
@@ -347,7 +347,7 @@ class ContaExplorer(LiveFigure):
         "(confounders (n, h, w), x_m (H, W), alpha (n,), M (h, w)) of image `i` in round `r`."
         sub, model = self._round(r)
         b = self.ds[i]
-        xm = mask_prior(torch.from_numpy(load_mask(sub.prev.dir/'seg/train_pred'/f'{self.ds.ids[i]}.png'))[None], b['labels'][None], self.run.cfg.conta.x_m)
+        xm = sub.x_m(self.ds.ids[i], b['labels'])[None]  # (the round's own x_m, as its CAM stage computes it)
         with torch.no_grad(): M, alpha = model.backbone.context(xm)
         return model.backbone.attention.confounders.numpy(), xm[0, 0].numpy(), alpha[0].numpy(), M[0, 0].numpy()
 
