@@ -188,6 +188,27 @@ def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch):
     main(['run', '--out', str(tmp_path/'run'), *TINY])
     assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
 
+def test_installs_from_a_built_wheel(tiny_run, tmp_path):
+    "`pip wheel` of the checkout holds every module and the `wsss_nb` command; installed on its own and run outside the checkout, it gives the checkout's figures."
+    repo, src, site = Path(__file__).resolve().parent.parent, tmp_path/'src', tmp_path/'site'
+    shutil.copytree(repo/'wsss_nb', src/'wsss_nb', ignore=shutil.ignore_patterns('__pycache__'))
+    for f in ('setup.py', 'settings.ini', 'pyproject.toml', 'README.md'): shutil.copy(repo/f, src/f)
+    pip = [sys.executable, '-m', 'pip', '-q', '--disable-pip-version-check']
+    subprocess.run([*pip, 'wheel', '--no-deps', '--no-build-isolation', '-w', str(tmp_path/'dist'), str(src)], check=True, capture_output=True, timeout=300)
+    wheel, = (tmp_path/'dist').glob('wsss_nb-*.whl')
+    subprocess.run([*pip, 'install', '--no-deps', '--target', str(site), str(wheel)], check=True, capture_output=True, timeout=300)
+    modules = sorted('.'.join(p.relative_to(repo).with_suffix('').parts) for p in (repo/'wsss_nb').rglob('*.py') if p.name != '__init__.py')
+    assert len(modules) >= 14 and all((site/(m.replace('.', '/') + '.py')).exists() for m in modules), modules
+    assert 'wsss_nb = wsss_nb.pipeline:main' in next(site.glob('wsss_nb-*.dist-info')).joinpath('entry_points.txt').read_text()
+    env, away = {**os.environ, 'PYTHONPATH': str(site)}, tmp_path/'away'; away.mkdir()
+    code = f"import importlib, wsss_nb; [importlib.import_module(m) for m in {modules!r}]; print(wsss_nb.__file__)"
+    p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=away, env=env, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == str(site/'wsss_nb/__init__.py'), p.stderr + p.stdout
+    p = subprocess.run([sys.executable, '-m', 'wsss_nb.pipeline', 'run', '--out', 'run', '--seed', '1', '--crf', *TINY],
+                       capture_output=True, text=True, cwd=away, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert metrics(load_json(away/'run/results.json')) == metrics(load_json(tiny_run[0]/'results.json'))
+
 VOC = find_voc_sample()
 
 @pytest.mark.skipif(VOC is None, reason='../shared/data/voc2012-sample is absent')
