@@ -103,6 +103,18 @@ def test_evaluate_scores_a_folder(tiny_run, tmp_path, capsys):
     code, err = cli_error(capsys, 'evaluate', str(preds), '--root', str(out/'data'))
     assert code != 0 and 'scene_000050.png' in err, err
 
+def test_table_of_finished_runs(tiny_run, tmp_path, capsys):
+    "`wsss_nb table` prints a row per finished run with its figures, and names a folder that is not one."
+    out, run_p = tiny_run
+    p = wsss('table', str(out), str(out))
+    assert p.returncode == 0, p.stderr
+    head, *rows = p.stdout.splitlines()
+    assert head.split()[:2] == ['run', 'method'] and len(rows) == 2
+    assert rows[0].split()[:3] == [str(out), 'baseline+crf', f"{load_json(out/'results.json')['pseudo_mask_miou']:.1%}"]
+    assert rows[0][len(str(out)):].strip() == run_p.stdout.splitlines()[1].strip()  # the row `wsss_nb run` printed
+    code, err = cli_error(capsys, 'table', str(out), str(tmp_path))
+    assert code != 0 and f'{tmp_path}: not a run folder' in err, err
+
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."
     root = write_scene(tmp_path/'mine', SceneConfig(n_train=48, n_val=16)); (root/'scene.json').unlink()

@@ -538,20 +538,32 @@ def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or
     return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=dict(zip(ds.classes, cm.iou.tolist())), n_images=len(ds))
 
 # %% ../nbs/06_pipeline.ipynb #9e198255
-def results_table(results:list) -> str:
-    "A plain-text table of the headline figures of one or more runs."
-    cols = [('method', 'method', '{}'), ('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
+def _table_rows(label:str, r:dict) -> list:
+    "(label, figures) rows of one result: a CONTA run's rounds one by one, an AMN run's CAM before its AMN maps."
+    if len(r.get('rounds', ())) > 1:
+        *rounds, last = r['rounds']
+        return [row for x in rounds for row in _table_rows(f"{label} round {x['round']}", x)] + \
+               _table_rows(f"{label} round {last['round']}", {**last, 'total_seconds': r.get('total_seconds')})
+    return ([(f'{label} (CAM)', r['cam'])] if 'cam' in r and 'amn' in r else []) + [(label, r)]
+
+def results_table(results:list, # results.json dicts of runs
+                  names:list=None # a first column naming each run (its folder, say)
+                 ) -> str:
+    "A plain-text table of the headline figures of one or more runs: a row per CONTA round, the CAM of an AMN run in a row of its own."
+    cols = [('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
             ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
-    rows = [[h for h, _, _ in cols]]
-    for r in results:
-        row = []
-        for h, k, f in cols:
-            if k is None: row.append(f"{r['part_recall']:.2f}/{r['body_recall']:.2f}" if 'part_recall' in r else '-')
-            else: row.append(f.format(r[k]) if r.get(k) is not None and not (isinstance(r[k], float) and np.isnan(r[k])) else '-')
-        rows.append(row)
-    w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
-    return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)) for r in rows)
+    rows = [(['run'] if names else []) + ['method'] + [h for h, _, _ in cols]]
+    for i, res in enumerate(results):
+        for label, r in _table_rows(res['method'], res):
+            row = ([str(names[i])] if names else []) + [label]
+            for h, k, f in cols:
+                if k is None: row.append(f"{r['part_recall']:.2f}/{r['body_recall']:.2f}" if 'part_recall' in r else '-')
+                else: row.append(f.format(r[k]) if r.get(k) is not None and not (isinstance(r[k], float) and np.isnan(r[k])) else '-')
+            rows.append(row)
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)).rstrip() for r in rows)
+
 
 # %% ../nbs/06_pipeline.ipynb #8c4e55c7
 def _parser():
@@ -624,6 +636,8 @@ def _parser():
     s.add_argument('masks', help="folder of label maps <id>.png: a run's pseudo_mask/ or seg/pred/, or another method's")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
     s.add_argument('--split', default='val', help='ids file ImageSets/Segmentation/<split>.txt')
+    s = sub.add_parser('table', help="print the results of finished runs side by side")
+    s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -676,12 +690,19 @@ def _evaluate(a):
     print('\n'.join(f"{c:{w}}  {'-' if np.isnan(v) else f'{v:.1%}'}" for c, v in ev['iou'].items()))
     print(f"mIoU {ev['miou']:.1%}, boundary F {ev['boundary_f']:.1%} over the {ev['n_images']} images of {a.split}")
 
+def _table(a):
+    for d in map(Path, a.runs):
+        if not (d/'config.json').exists(): raise ValueError(f"{d}: not a run folder (no config.json)")
+        if not (d/'results.json').exists(): raise ValueError(f"{d}: an unfinished run (no results.json yet)")
+    print(results_table([load_json(Path(d)/'results.json') for d in a.runs], a.runs))
+
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
     try:
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
+        if a.command == 'table': return _table(a)
         cfg = config_from_args(a)
         out = Path(a.out or f'runs/{a.command}')
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
