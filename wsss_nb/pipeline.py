@@ -403,7 +403,8 @@ def run(self:Run) -> dict:
         for name in self.stages(): self.stage(name)
         self.rounds = rounds = self.round_results()
         self.stage('figures')
-        results = dict(method='+'.join(self.cfg.method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results)
+        method = [m + ('(no context)' if m == 'conta' and not self.cfg.conta.context else '') for m in self.cfg.method]  # plain self-training rounds say so
+        results = dict(method='+'.join(method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results)
         if 'conta' in self.cfg.method:
             if rounds: results.update(rounds[-1])  # the method's output: every figure of the last round (AMN's `cam` and `amn` sections with them)
             results['rounds'] = [dict(round=r, **{k: res.get(k) for k in ROUND_FIGURES}, **{k: res[k] for k in ('cam', 'amn') if k in res})
