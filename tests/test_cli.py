@@ -3,7 +3,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
-from wsss_nb.core import save_mask, load_json
+from wsss_nb.core import save_mask, load_json, save_json
 from wsss_nb.data import write_scene, SceneConfig, find_voc_sample
 from wsss_nb.pipeline import main
 
@@ -178,6 +178,21 @@ def test_empty_aug_folder_is_missing_masks(tmp_path, capsys):
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(root), '--backbone', 'small', '--out', str(tmp_path/'run'), *TINY)
     assert code != 0 and 'SegmentationClassAug' in err
     assert not (tmp_path/'run').exists()
+
+def test_images_and_labels_only(voc_copy, tmp_path, capsys):
+    "A VOC-layout folder without masks runs from its labels file, at the threshold given (none given: one clear error, no folder)."
+    from wsss_nb.data import VOCSegmentation
+    save_json({n: ds.label_ids(i) for ds in (VOCSegmentation(voc_copy, 'train'), VOCSegmentation(voc_copy, 'val')) for i, n in enumerate(ds.ids)}, tmp_path/'labels.json')
+    shutil.rmtree(voc_copy/'SegmentationClass')
+    args = ['run', '--dataset', 'voc', '--root', str(voc_copy), '--labels', str(tmp_path/'labels.json'), '--backbone', 'small', *TINY]
+    code, err = cli_error(capsys, *args, '--out', str(tmp_path/'refused'))
+    assert code != 0 and 'give --threshold' in err and not (tmp_path/'refused').exists(), err
+    p = wsss(*args, '--threshold', '0.4', '--out', str(tmp_path/'run'))
+    assert p.returncode == 0, p.stderr
+    assert len(list((tmp_path/'run/pseudo_mask').glob('*.png'))) == 12 and len(list((tmp_path/'run/seg/pred').glob('*.png'))) == 4
+    res = load_json(tmp_path/'run/results.json'); assert res['threshold'] == 0.4 and 'pseudo_mask_miou' not in res and 'seg_miou' not in res
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(voc_copy), '--threshold', '0.4', '--out', str(tmp_path/'nolabels'), *TINY)
+    assert code != 0 and 'no ground-truth masks' in err and '--labels' in err, err
 
 def test_failure_in_a_late_stage_leaves_no_output(tmp_path, capsys, monkeypatch):
     "A run folder this command created is removed when any stage fails."

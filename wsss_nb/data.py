@@ -211,10 +211,12 @@ class VOCSegmentation(Dataset):
         if not self.ids: raise ValueError(f"split file is empty: {ids_file}")
         if mask_dir is None: mask_dir = 'SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass'
         self.mask_dir = self.root/mask_dir # an absolute path (e.g. a run's pseudo-masks) replaces the root
-        if not self.mask_dir.is_dir(): raise ValueError(f"mask folder not found: {self.mask_dir}")
         self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform
         self.n_classes = len(self.classes)
         self._labels = read_labels_file(labels_file, self.n_classes - 1) if labels_file else None
+        self.annotated = self.mask_dir.is_dir() and any(self.mask_path(i).exists() for i in range(len(self.ids)))  # False: images and labels only
+        if not self.annotated and self._labels is None:
+            raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir} and no image-level labels file (--labels): its labels come from one or the other")
         self._cache = {} if cache else None
 
     def __len__(self): return len(self.ids)
@@ -222,6 +224,8 @@ class VOCSegmentation(Dataset):
     def mask_path(self, i): return self.mask_dir/f'{self.ids[i]}.png'
     def image(self, i) -> np.ndarray: return load_image(self.image_path(i))
     def mask(self, i) -> np.ndarray:
+        "Ground-truth label map of image `i`; all 255 (nothing scored) in a split without masks."
+        if not self.annotated: return np.full(Image.open(self.image_path(i)).size[::-1], IGNORE, np.uint8)
         m = load_mask(self.mask_path(i))
         bad = (m >= self.n_classes) & (m != IGNORE)
         if bad.any(): raise ValueError(f"mask {self.mask_path(i)}: values {sorted(set(np.unique(m[bad]).tolist()))} outside 0..{self.n_classes - 1} and 255")
@@ -260,7 +264,7 @@ class VOCSegmentation(Dataset):
         from tqdm.auto import tqdm
         for i in tqdm(range(len(self)), desc=f'checking {self.split}', disable=not progress, leave=False):
             if not self.image_path(i).exists(): raise ValueError(f"missing image file for id {self.ids[i]}: {self.image_path(i)}")
-            if not self.mask_path(i).exists(): raise ValueError(f"image without its mask: {self.image_path(i)} (expected {self.mask_path(i)})")
+            if self.annotated and not self.mask_path(i).exists(): raise ValueError(f"image without its mask: {self.image_path(i)} (expected {self.mask_path(i)})")
             img, m = self.image(i), self.mask(i)
             if img.shape[:2] != m.shape: raise ValueError(f"image {self.image_path(i)} is {img.shape[1]}x{img.shape[0]} but its mask is {m.shape[1]}x{m.shape[0]}")
             if self._labels is not None: self.label_ids(i)

@@ -216,6 +216,7 @@ def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
                  ) -> dict:
     "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold, boundary F and scene diagnostics of the run's CAMs or AMN maps."
     ds = self.dataset(self.cfg.train_split)
+    if not ds.annotated: return dict(threshold=self.cfg.threshold)  # nothing to score: the given threshold makes the pseudo-masks
     gts = [ds.mask(i) for i in range(len(ds))]
     cs = list(self.cams(which))
     maps, keys = [c for _, c, _ in cs], [k for _, _, k in cs]
@@ -246,15 +247,16 @@ def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
 
 def _pseudo_mask(self:Run):
     ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']
-    if self.cfg.crf: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
+    score = self.cfg.crf and ds.annotated
+    if score: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     with atomic_dir(self.dir/'pseudo_mask') as tmp:
         for i, c, k in tqdm(self.cams(), total=len(ds), desc='pseudo-masks', disable=not self.progress, leave=False):
             if self.cfg.crf:
                 pm = crf_pseudo_mask(DenseCRF(ds.image(i), self.cfg.crf_preset), c, k, thr)
-                gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
+                if score: gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
             else: pm = cam_to_label(c, k, thr)
             save_mask(pm, tmp/f'{ds.ids[i]}.png')
-    return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if self.cfg.crf else {}
+    return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if score else {}
 Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_maps, _eval_cam, _pseudo_mask
 
 # %% ../nbs/06_pipeline.ipynb #ed9095d9
@@ -274,9 +276,10 @@ def segmenter(self:Run) -> DeepLab:
 
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
-    res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf else None)
+    res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf and ds.annotated else None)
     with atomic_dir(self.dir/'seg/pred') as tmp:
         for name, p in zip(ds.ids, res['preds']): save_mask(p, tmp/f'{name}.png')
+    if not ds.annotated: return {}  # predictions without a ground truth to score them against
     return dict(seg_miou=res['miou'], seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
 Run._train_seg, Run.segmenter, Run._eval_seg = _train_seg, segmenter, _eval_seg
 
@@ -313,7 +316,8 @@ def _make_amn(self:Run):
 
 def _eval_amn(self:Run):
     res = self.evaluate_maps('amn')
-    section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r}, 'threshold_spread': threshold_spread({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)}
+    section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r},
+                         **({'threshold_spread': threshold_spread({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)} if 'threshold_curve' in r else {})}
     return {**res, 'cam': section(self.results), 'amn': section(res)}
 Run._amn_seed, Run._train_amn, Run.amn_model, Run._make_amn, Run._eval_amn = _amn_seed, _train_amn, amn_model, _make_amn, _eval_amn
 
@@ -349,17 +353,19 @@ Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _tra
 # %% ../nbs/06_pipeline.ipynb #36bb0c92
 def _figures(self:Run, n:int=8):
     import matplotlib.pyplot as plt
-    ds = self.dataset(self.cfg.train_split); n = min(n, len(ds))
+    ds = self.dataset(self.cfg.train_split); n, rows = min(n, len(ds)), 4 if ds.annotated else 3  # (no ground-truth row where it has none)
     with atomic_dir(self.dir/'figures') as tmp:
-        fig, axs = plt.subplots(4, n, figsize=(1.6 * n, 6.8), squeeze=False)
+        fig, axs = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
         for j, (i, c, k) in zip(range(n), self.cams()):
             img = ds.image(i)
             axs[0, j].imshow(img); axs[0, j].set_title('\n'.join(ds.classes[x] for x in k), fontsize=6)
             axs[1, j].imshow(overlay(img, c.max(0) if len(c) else np.zeros(img.shape[:2])))
-            axs[2, j].imshow(colorize(load_mask(self.dir/'pseudo_mask'/f'{ds.ids[i]}.png'))); axs[3, j].imshow(colorize(ds.mask(i)))
+            axs[2, j].imshow(colorize(load_mask(self.dir/'pseudo_mask'/f'{ds.ids[i]}.png')))
+            if ds.annotated: axs[3, j].imshow(colorize(ds.mask(i)))
         for ax, t in zip(axs[:, 0], ('image', 'AMN' if 'amn' in self.cfg.method else 'CAM', 'pseudo-mask', 'ground truth')): ax.set_ylabel(t, fontsize=8)
         for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
         fig.tight_layout(); fig.savefig(tmp/'cams.png', dpi=100); plt.close(fig)
+        if 'threshold_curve' not in self.results: return  # no ground truth, no curve
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         curve = lambda c: {float(t): v for t, v in c.items()}
         curves = {('AMN' if 'amn' in self.cfg.method else 'CAM') if not r else f'round {r}': curve(res['threshold_curve']) for r, res in enumerate([self.results] + self.rounds)}
@@ -393,6 +399,9 @@ def begin(self:Run):
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
+        if not self.dataset(self.cfg.train_split).annotated:  # images and image-level labels only
+            if self.cfg.threshold is None: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
+            if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
     if is_main_process(): save_json(new, cfg_file)
 
 def run(self:Run) -> dict:
@@ -581,11 +590,11 @@ def _parser():
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
             s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first")
             s.add_argument('--train-split', default='train'); s.add_argument('--val-split', default='val')
-            s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON)")
+            s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON id -> class ids); a dataset without masks needs it")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
             s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="default: small on scene, resnet50 on voc")
             s.add_argument('--weights', default=None, help="torchvision ResNet-50 weights, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
-            s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve)')
+            s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve; a training split without masks needs it)')
             s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF (and score the segmentation after it as well)')
             s.add_argument('--crf-preset', default='irn', help="CRF parameters: 'irn' or 'psa'")
             s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
