@@ -197,15 +197,16 @@ def source_curve(run:Run, folder:Path, ds, gts:list, thresholds) -> dict:
     return threshold_curve([c for c, _ in cams], [k for _, k in cams], gts, ds.n_classes, thresholds)
 
 class CAMExplorer(LiveFigure):
-    "Pick an image and a class; the background threshold redraws each source's pseudo-mask beside the ground truth, with its mIoU."
+    "Pick an image and a class; the background threshold redraws each source's pseudo-mask beside the ground truth, with its mIoU (without a ground truth: beside the image)."
     css = 'wsss-cam-explorer'
     def __init__(self, ds, # the dataset the maps were made for (images, ground truth)
                  sources:dict, # name -> folder of <id>.npz maps
-                 curves:dict, # name -> {threshold: dataset mIoU}
-                 threshold:float=0.3 # where the slider starts
+                 curves:dict, # name -> {threshold: dataset mIoU}; empty where `ds` has no ground truth
+                 threshold:float=0.3, # where the slider starts
+                 thresholds=None # the slider's stops where there are no curves; default 0.05, 0.10, ..., 0.95
                 ):
         self.ds, self.sources, self.curves = ds, sources, curves
-        ts = sorted(next(iter(curves.values())))
+        ts = sorted(next(iter(curves.values()))) if curves else sorted(thresholds or np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
         self._load = functools.lru_cache(256)(lambda name, i: load_cam(sources[name]/f'{ds.ids[i]}.npz'))
         self._image, self._gt = functools.lru_cache(64)(ds.image), functools.lru_cache(64)(ds.mask)
         labels = [f"{name} ({', '.join(ds.classes[k] for k in ds.label_ids(i))})" for i, name in enumerate(ds.ids)]
@@ -213,15 +214,16 @@ class CAMExplorer(LiveFigure):
         cls = widgets.Dropdown(options=self._classes(0), description='class')
         image.observe(self._image_changed, 'value')  # (before the redraw: the class list follows the image)
         thr = slider('threshold', min(ts, key=lambda t: abs(t - threshold)), ts[0], ts[-1], round(ts[1] - ts[0], 4), readout_format='.2f')
-        super().__init__(dict(image=image, cls=cls, threshold=thr), (2.2 * (len(sources) + 1) + 4, 4.4))
-        gs = self.fig.add_gridspec(1, 2, width_ratios=(len(sources) + 1, 1.6), left=0.01, right=0.98, bottom=0.12, top=0.95, wspace=0.12)
-        self.mosaic, ax = Mosaic(self.fig.add_subplot(gs[0]), 2, len(sources) + 1), self.fig.add_subplot(gs[1])
-        self.markers = {}
-        for name, curve in curves.items():
-            line, = ax.plot(list(curve), [100 * v for v in curve.values()], label=name)
-            self.markers[name], = ax.plot([], [], 'o', color=line.get_color(), ms=7)
-        self.vline = ax.axvline(ts[0], color='0.5', ls='--')
-        ax.set(xlabel='background threshold', ylabel='dataset mIoU (%)'); ax.legend(fontsize=7)
+        super().__init__(dict(image=image, cls=cls, threshold=thr), (2.2 * (len(sources) + 1) + (4 if curves else 0), 4.4))
+        gs = self.fig.add_gridspec(1, 2 if curves else 1, width_ratios=(len(sources) + 1, 1.6)[:2 if curves else 1], left=0.01, right=0.98, bottom=0.12, top=0.95, wspace=0.12)
+        self.mosaic, self.markers = Mosaic(self.fig.add_subplot(gs[0]), 2, len(sources) + 1), {}
+        if curves:
+            ax = self.fig.add_subplot(gs[1])
+            for name, curve in curves.items():
+                line, = ax.plot(list(curve), [100 * v for v in curve.values()], label=name)
+                self.markers[name], = ax.plot([], [], 'o', color=line.get_color(), ms=7)
+            self.vline = ax.axvline(ts[0], color='0.5', ls='--')
+            ax.set(xlabel='background threshold', ylabel='dataset mIoU (%)'); ax.legend(fontsize=7)
         self.refresh()
 
     def _classes(self, i): return [(self.ds.classes[k], k) for k in self.ds.label_ids(i)] or [('(none)', 0)]
@@ -236,16 +238,17 @@ class CAMExplorer(LiveFigure):
             cam, keys = self._load(name, i)
             maps[name] = cam[list(keys).index(k)] if k in keys else np.zeros(img.shape[:2])
             self.pseudo_masks[name] = pm = cam_to_label(cam, keys, t)
+            if not self.curves: continue
             curve = self.curves[name]; ts = sorted(curve)
             self.scores[name] = dict(image_miou=image_miou(gt, pm), dataset_miou=float(np.interp(t, ts, [curve[s] for s in ts])), best=best_threshold(curve))
             self.markers[name].set_data([t], [100 * self.scores[name]['dataset_miou']])
-        self.text.value = f"threshold {t:.2f} · " + ' · '.join(
-            f"<b>{n}</b>: image mIoU {s['image_miou']:.1%}, dataset mIoU {s['dataset_miou']:.1%} (best {s['best'][1]:.1%} at {s['best'][0]:.2f})" for n, s in self.scores.items())
-        self.vline.set_xdata([t, t])
+        self.text.value = f"threshold {t:.2f}" + ''.join(
+            f" · <b>{n}</b>: image mIoU {s['image_miou']:.1%}, dataset mIoU {s['dataset_miou']:.1%} (best {s['best'][1]:.1%} at {s['best'][0]:.2f})" for n, s in self.scores.items())
+        if self.curves: self.vline.set_xdata([t, t])
         self.mosaic.show([[img, *(overlay(img, maps[n]) for n in self.sources)],
-                          [colorize(gt), *((img / 255 + colorize(self.pseudo_masks[n]) / 255) / 2 for n in self.sources)]],
+                          [colorize(gt) if self.curves else img, *((img / 255 + colorize(self.pseudo_masks[n]) / 255) / 2 for n in self.sources)]],
                          [[self.ds.ids[i], *(f'{n}: {self.ds.classes[k]}' for n in self.sources)],
-                          ['ground truth', *(f"pseudo-mask: {self.scores[n]['image_miou']:.1%}" for n in self.sources)]])
+                          ['ground truth' if self.curves else '(no ground truth)', *(f"pseudo-mask: {self.scores[n]['image_miou']:.1%}" if self.curves else 'pseudo-mask' for n in self.sources)]])
 
 def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the same dataset
                  threshold:float=None # where the slider starts; None: the first run's threshold
@@ -255,14 +258,15 @@ def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the sam
     data = lambda r: (r.cfg.dataset, r.cfg.root, r.cfg.train_split, r.cfg.scene if r.cfg.dataset == 'scene' else None)
     if any(data(r) != data(runs[0]) for r in runs): raise ValueError("cam_explorer: the runs are over different datasets; their maps cannot be compared")
     ds = runs[0].dataset(runs[0].cfg.train_split)
-    gts, sources, curves = [ds.mask(i) for i in range(len(ds))], {}, {}
+    gts, sources, curves = [ds.mask(i) for i in range(len(ds))] if ds.annotated else None, {}, {}
     for r in runs:
         for name, folder in map_sources(r, f'{r.dir.name}/' if len(runs) > 1 else '').items():
             if name in sources: raise ValueError(f"cam_explorer: two runs named {r.dir.name!r}; give their folders other names")
-            sources[name], curves[name] = folder, source_curve(r, folder, ds, gts, runs[0].cfg.thresholds)
+            sources[name] = folder
+            if ds.annotated: curves[name] = source_curve(r, folder, ds, gts, runs[0].cfg.thresholds)
     if not sources: raise ValueError(f"cam_explorer: no map source (a folder 'npz' of <id>.npz files) in {', '.join(str(r.dir) for r in runs)}")
     res = runs[0].dir/'results.json'
-    return CAMExplorer(ds, sources, curves, threshold or (load_json(res)['threshold'] if res.exists() else 0.3))
+    return CAMExplorer(ds, sources, curves, threshold or (load_json(res)['threshold'] if res.exists() else 0.3), runs[0].cfg.thresholds)
 
 # %% ../nbs/09_widgets.ipynb #1c107f0f
 class CRFExplorer(LiveFigure):
