@@ -568,7 +568,7 @@ def results_table(results:list, # results.json dicts of runs
         for label, r in _table_rows(res['method'], res):
             row = ([str(names[i])] if names else []) + [label]
             for h, k, f in cols:
-                if k is None: row.append(f"{r['part_recall']:.2f}/{r['body_recall']:.2f}" if 'part_recall' in r else '-')
+                if k is None: row.append(f"{r['part_recall']:.2f}/{r['body_recall']:.2f}" if r.get('part_recall') is not None else '-')
                 else: row.append(f.format(r[k]) if r.get(k) is not None and not (isinstance(r[k], float) and np.isnan(r[k])) else '-')
             rows.append(row)
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
