@@ -27,7 +27,7 @@ __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES'
            'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
            'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from',
            'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps',
-           'evaluate_masks', 'results_table', 'config_from_args', 'init_distributed', 'main']
+           'evaluate_masks', 'results_table', 'seed_groups', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -554,25 +554,48 @@ def _table_rows(label:str, r:dict) -> list:
         *rounds, last = r['rounds']
         return [row for x in rounds for row in _table_rows(f"{label} round {x['round']}", x)] + \
                _table_rows(f"{label} round {last['round']}", {**last, 'total_seconds': r.get('total_seconds')})
-    return ([(f'{label} (CAM)', r['cam'])] if 'cam' in r and 'amn' in r else []) + [(label, r)]
+    if 'cam' in r and 'amn' in r: return [(f'{label} (CAM)', r['cam']), (label, {**r, **r['amn']})]  # (both spreads over 0.10..0.70)
+    return [(label, r)]
 
-def results_table(results:list, # results.json dicts of runs
-                  names:list=None # a first column naming each run (its folder, say)
+def _cell(values:list, fmt:str) -> str:
+    "A table cell: one run's figure, or mean ± std over several runs (seeds); '-' where there is none."
+    vs = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    if not vs: return '-'
+    if len(vs) == 1 or isinstance(vs[0], str): return fmt.format(vs[0])
+    return f"{fmt.format(np.mean(vs))} ± {fmt.format(np.std(vs)).rstrip('%xs')}"
+
+def results_table(results:list, # results.json dicts of runs; a list of them (the seeds of one configuration) makes rows of mean ± std
+                  names:list=None # a first column naming each run or group (its folder, say)
                  ) -> str:
     "A plain-text table of the headline figures of one or more runs: a row per CONTA round, the CAM of an AMN run in a row of its own."
     cols = [('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
             ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
     rows = [(['run'] if names else []) + ['method'] + [h for h, _, _ in cols]]
-    for i, res in enumerate(results):
-        for label, r in _table_rows(res['method'], res):
-            row = ([str(names[i])] if names else []) + [label]
+    for i, group in enumerate(results):
+        group = group if isinstance(group, (list, tuple)) else [group]
+        for same in zip(*(_table_rows(res['method'], res) for res in group)):  # the same row of every run of the group
+            rs = [r for _, r in same]
+            row = ([str(names[i])] if names else []) + [same[0][0]]
             for h, k, f in cols:
-                if k is None: row.append(f"{r['part_recall']:.2f}/{r['body_recall']:.2f}" if r.get('part_recall') is not None else '-')
-                else: row.append(f.format(r[k]) if r.get(k) is not None and not (isinstance(r[k], float) and np.isnan(r[k])) else '-')
+                if k is None:  # (means only)
+                    pb = [_cell([r.get(x) for r in rs], '{:.2f}').split(' ± ')[0] for x in ('part_recall', 'body_recall')]
+                    row.append('-' if '-' in pb else '/'.join(pb))
+                else: row.append(_cell([r.get(k) for r in rs], f))
             rows.append(row)
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)).rstrip() for r in rows)
+
+
+# %% ../nbs/06_pipeline.ipynb #c40bc1b9
+def seed_groups(folders:list # run folders
+               ) -> list:
+    "The folders grouped by configuration, seeds apart (in the order they first appear): each group one configuration's seeds."
+    groups = {}
+    for d in map(Path, folders):
+        cfg = run_config_json(d/'config.json'); cfg.pop('seed'); cfg['scene'].pop('seed')
+        groups.setdefault(json.dumps(cfg, sort_keys=True), []).append(d)
+    return list(groups.values())
 
 
 # %% ../nbs/06_pipeline.ipynb #8c4e55c7
@@ -648,6 +671,7 @@ def _parser():
     s.add_argument('--split', default='val', help='ids file ImageSets/Segmentation/<split>.txt')
     s = sub.add_parser('table', help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
+    s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -704,7 +728,9 @@ def _table(a):
     for d in map(Path, a.runs):
         if not (d/'config.json').exists(): raise ValueError(f"{d}: not a run folder (no config.json)")
         if not (d/'results.json').exists(): raise ValueError(f"{d}: an unfinished run (no results.json yet)")
-    print(results_table([load_json(Path(d)/'results.json') for d in a.runs], a.runs))
+    groups = seed_groups(a.runs) if a.mean else [[Path(d)] for d in a.runs]
+    names = [str(g[0]) if len(g) == 1 else f"{g[0]} +{len(g) - 1} (seeds {', '.join(str(load_json(d/'config.json')['seed']) for d in g)})" for g in groups]
+    print(results_table([[load_json(d/'results.json') for d in g] for g in groups], names))
 
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
