@@ -216,7 +216,7 @@ class VOCSegmentation(Dataset):
         self._labels = read_labels_file(labels_file, self.n_classes - 1) if labels_file else None
         self.annotated = self.mask_dir.is_dir() and any(self.mask_path(i).exists() for i in range(len(self.ids)))  # False: images and labels only
         if not self.annotated and self._labels is None:
-            raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir} and no image-level labels file (--labels): its labels come from one or the other")
+            raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir} (nothing to score) and no image-level labels file (--labels) to train from")
         self._cache = {} if cache else None
 
     def __len__(self): return len(self.ids)
