@@ -16,8 +16,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
-           'context_rates', 'write_scene', 'read_labels_file', 'dataset_classes', 'VOCSegmentation', 'find_voc_sample',
-           'train_transform', 'eval_transform']
+           'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes',
+           'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
 @dataclass
@@ -168,13 +168,18 @@ def _find_image(root, name):
         if p.exists(): return p
     return root/'JPEGImages'/f'{name}.jpg'
 
+def decode_int_filename(k) -> str:
+    "A VOC id as IRN's `cls_labels.npy` keys it, the integer 2007000032, back to '2007_000032'; a string key unchanged."
+    if isinstance(k, str): return k
+    s = str(int(k)); return f'{s[:4]}_{s[4:]}'
+
 def read_labels_file(path:str|Path, n_fg:int) -> dict:
     "Image-level labels from IRN's `cls_labels.npy` (id -> multi-hot over foreground classes) or JSON (id -> class ids): id -> class ids 1..n_fg."
     path = Path(path)
     if not path.exists(): raise ValueError(f"missing labels file: {path}")
     if path.suffix == '.npy':
         d = np.load(path, allow_pickle=True).item()
-        out = {str(k): (np.flatnonzero(np.asarray(v)) + 1).tolist() for k, v in d.items()}
+        out = {decode_int_filename(k): (np.flatnonzero(np.asarray(v)) + 1).tolist() for k, v in d.items()}
     elif path.suffix == '.json': out = {str(k): [int(c) for c in v] for k, v in load_json(path).items()}
     else: raise ValueError(f"labels file {path}: expected .npy or .json")
     for k, v in out.items():
