@@ -102,6 +102,10 @@ def test_evaluate_scores_a_folder(tiny_run, tmp_path, capsys):
     preds = tmp_path/'pred'; shutil.copytree(out/'seg/pred', preds); (preds/'scene_000050.png').unlink()
     code, err = cli_error(capsys, 'evaluate', str(preds), '--root', str(out/'data'))
     assert code != 0 and 'scene_000050.png' in err, err
+    p = wsss('evaluate', str(out/'cam/npz'), '--root', str(out/'data'))  # class maps: their threshold curve, on the training images
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1].startswith(f"best threshold {res['best_threshold']:.2f}: mIoU {res['pseudo_mask_miou']:.1%}, boundary F {res['boundary_f']:.1%}")
+    assert p.stdout.splitlines()[-1].endswith('(train)') and f"0.50 {res['threshold_curve']['0.5']:.1%}" in p.stdout
 
 def test_table_of_finished_runs(tiny_run, tmp_path, capsys):
     "`wsss_nb table` prints a row per finished run with its figures, and names a folder that is not one."

@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
+from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -170,7 +171,11 @@ def save_cam(path, cam:np.ndarray, keys:np.ndarray):
         with open(tmp, 'wb') as f: np.savez(f, cam=cam.astype(np.float32), keys=keys.astype(np.int64))
 
 def load_cam(path) -> tuple:
-    "Read (cam, keys) written by `save_cam`."
+    "Read (cam, keys) written by `save_cam` (.npz), or by IRN's `make_cam` (.npy: its full-size 'high_res' maps, its 0-based 'keys' made class ids)."
+    if Path(path).suffix == '.npy':
+        d = np.load(path, allow_pickle=True).item()
+        if 'high_res' not in d: raise ValueError(f"{path}: not IRN's CAM file (no 'high_res' maps)")
+        return np.asarray(d['high_res'], np.float32), np.asarray(d['keys'], np.int64) + 1
     with np.load(path) as z: return z['cam'], z['keys']
 
 # %% ../nbs/04_cam.ipynb #b3b72fb7

@@ -24,10 +24,11 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'check_config',
-           'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
-           'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from',
-           'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps',
-           'evaluate_masks', 'results_table', 'seed_groups', 'config_from_args', 'init_distributed', 'main']
+           'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask',
+           'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run',
+           'start_from', 'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
+           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'results_table', 'seed_groups', 'config_from_args',
+           'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -212,24 +213,32 @@ def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseu
     ds = self.dataset(self.cfg.train_split)
     for i, name in enumerate(ds.ids): yield (i, *load_cam(self.dir/which/'npz'/f'{name}.npz'))
 
-def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
-                 ) -> dict:
-    "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold, boundary F and scene diagnostics of the run's CAMs or AMN maps."
-    ds = self.dataset(self.cfg.train_split)
-    if not ds.annotated: return dict(threshold=self.cfg.threshold)  # nothing to score: the given threshold makes the pseudo-masks
+def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
+               cs:list, # (index, maps (k, H, W), class ids (k,)) of each image of `ds`
+               thresholds=None, # of the curve; None: 0.05, 0.10, ..., 0.95
+               threshold:float=None, # of the pseudo-masks scored for boundary F; None: the curve's best
+               diagnostics=None # a `SceneDiagnostics` to update with those pseudo-masks, or None
+              ) -> dict:
+    "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold and boundary F of a split's class maps."
     gts = [ds.mask(i) for i in range(len(ds))]
-    cs = list(self.cams(which))
-    maps, keys = [c for _, c, _ in cs], [k for _, _, k in cs]
-    curve, oracle_miou, _ = threshold_analysis(maps, keys, gts, ds.n_classes, self.cfg.thresholds)
+    curve, oracle_miou, _ = threshold_analysis([c for _, c, _ in cs], [k for _, _, k in cs], gts, ds.n_classes, thresholds)
     best_t, best = best_threshold(curve)
-    thr = self.cfg.threshold if self.cfg.threshold is not None else best_t
-    cm, bf, diag = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
+    thr = threshold if threshold is not None else best_t
+    cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i, c, k in cs:
         pm = cam_to_label(c, k, thr); cm.update(gts[i], pm); bf.update(gts[i], pm)
-        if diag: diag.update(i, c, k, pm)
-    res = dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
-               threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f,
-               oracle_pseudo_mask_miou=oracle_miou)
+        if diagnostics: diagnostics.update(i, c, k, pm)
+    return dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
+                threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f,
+                oracle_pseudo_mask_miou=oracle_miou)
+
+def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
+                 ) -> dict:
+    "`score_maps` of the run's CAMs or AMN maps, with the scene diagnostics."
+    ds = self.dataset(self.cfg.train_split)
+    if not ds.annotated: return dict(threshold=self.cfg.threshold)  # nothing to score: the given threshold makes the pseudo-masks
+    diag = SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
+    res = score_maps(ds, list(self.cams(which)), self.cfg.thresholds, self.cfg.threshold, diag)
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
 
@@ -547,6 +556,22 @@ def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or
         except ValueError as e: raise ValueError(f"{masks/f'{name}.png'}: {e}") from None
     return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=dict(zip(ds.classes, cm.iou.tolist())), n_images=len(ds))
 
+# %% ../nbs/06_pipeline.ipynb #f40e8b1c
+def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them, or IRN's `<id>.npy`, one per image of the split
+                  root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
+                  split:str='train', # ids file ImageSets/Segmentation/<split>.txt
+                  thresholds=None # of the curve; None: 0.05, 0.10, ..., 0.95
+                 ) -> dict:
+    "`score_maps` of a folder of class maps against a split's ground truth."
+    ds, folder = VOCSegmentation(root, split), Path(folder)
+    def read(i, name):
+        f = next((f for f in (folder/f'{name}.npz', folder/f'{name}.npy') if f.exists()), None)
+        if f is None: raise ValueError(f"missing class maps of image {name}: {folder/name}.npz (or IRN's .npy)")
+        try: return i, *load_cam(f)
+        except (OSError, KeyError, ValueError) as e: raise ValueError(f"{f}: {e}") from None
+    return score_maps(ds, [read(i, name) for i, name in enumerate(ds.ids)], thresholds)
+
+
 # %% ../nbs/06_pipeline.ipynb #9e198255
 def _table_rows(label:str, r:dict) -> list:
     "(label, figures) rows of one result: a CONTA run's rounds one by one, an AMN run's CAM before its AMN maps."
@@ -665,10 +690,10 @@ def _parser():
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
     s.add_argument('--crf', action='store_true', help="refine the labels with the dense CRF (the run's --crf-preset), as DeepLab does")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-    s = sub.add_parser('evaluate', help="score a folder of label maps against a dataset split's ground truth")
-    s.add_argument('masks', help="folder of label maps <id>.png: a run's pseudo_mask/ or seg/pred/, or another method's")
+    s = sub.add_parser('evaluate', help="score a folder of label maps, or of class maps (their threshold curve), against a dataset split's ground truth")
+    s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
-    s.add_argument('--split', default='val', help='ids file ImageSets/Segmentation/<split>.txt')
+    s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt (default: val for label maps, train for class maps)')
     s = sub.add_parser('table', help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
@@ -719,6 +744,10 @@ def _predict(a):
         print(f"{p}: " + ', '.join(f'{run.classes[c]} {k / n.sum():.0%}' for c, k in zip(ids, n)))
 
 def _evaluate(a):
+    folder = Path(a.masks)
+    if not folder.is_dir(): raise ValueError(f"not a folder: {folder}")
+    if not any(folder.glob('*.png')) and any(f.suffix in ('.npz', '.npy') for f in folder.iterdir()): return _evaluate_cams(a)
+    a.split = a.split or 'val'
     ev = evaluate_masks(a.masks, a.root, a.split)
     w = max(map(len, ev['iou']))
     print('\n'.join(f"{c:{w}}  {'-' if np.isnan(v) else f'{v:.1%}'}" for c, v in ev['iou'].items()))
@@ -731,6 +760,13 @@ def _table(a):
     groups = seed_groups(a.runs) if a.mean else [[Path(d)] for d in a.runs]
     names = [str(g[0]) if len(g) == 1 else f"{g[0]} +{len(g) - 1} (seeds {', '.join(str(load_json(d/'config.json')['seed']) for d in g)})" for g in groups]
     print(results_table([[load_json(d/'results.json') for d in g] for g in groups], names))
+
+def _evaluate_cams(a):
+    split = a.split or 'train'
+    ev = evaluate_cams(a.masks, a.root, split)
+    print('mIoU by threshold: ' + ', '.join(f"{float(t):.2f} {v:.1%}" for t, v in ev['threshold_curve'].items()))
+    print(f"best threshold {ev['best_threshold']:.2f}: mIoU {ev['pseudo_mask_miou']:.1%}, boundary F {ev['boundary_f']:.1%}; "
+          f"oracle per-image threshold {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {100 * ev['threshold_spread']:.1f} points ({split})")
 
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
