@@ -230,7 +230,8 @@ class VOCSegmentation(Dataset):
     def image(self, i) -> np.ndarray: return load_image(self.image_path(i))
     def mask(self, i) -> np.ndarray:
         "Ground-truth label map of image `i`; all 255 (nothing scored) in a split without masks."
-        if not self.annotated: return np.full(Image.open(self.image_path(i)).size[::-1], IGNORE, np.uint8)
+        if not self.annotated:
+            with Image.open(self.image_path(i)) as im: return np.full(im.size[::-1], IGNORE, np.uint8)
         m = load_mask(self.mask_path(i))
         bad = (m >= self.n_classes) & (m != IGNORE)
         if bad.any(): raise ValueError(f"mask {self.mask_path(i)}: values {sorted(set(np.unique(m[bad]).tolist()))} outside 0..{self.n_classes - 1} and 255")

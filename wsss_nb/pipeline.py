@@ -571,7 +571,6 @@ def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them,
         except (OSError, KeyError, ValueError) as e: raise ValueError(f"{f}: {e}") from None
     return score_maps(ds, [read(i, name) for i, name in enumerate(ds.ids)], thresholds)
 
-
 # %% ../nbs/06_pipeline.ipynb #9e198255
 def _table_rows(label:str, r:dict) -> list:
     "(label, figures) rows of one result: a CONTA run's rounds one by one, an AMN run's CAM before its AMN maps."
@@ -586,7 +585,7 @@ def _cell(values:list, fmt:str) -> str:
     "A table cell: one run's figure, or mean ± std over several runs (seeds); '-' where there is none."
     vs = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
     if not vs: return '-'
-    if len(vs) == 1 or isinstance(vs[0], str): return fmt.format(vs[0])
+    if len(vs) == 1: return fmt.format(vs[0])
     return f"{fmt.format(np.mean(vs))} ± {fmt.format(np.std(vs)).rstrip('%xs')}"
 
 def results_table(results:list, # results.json dicts of runs; a list of them (the seeds of one configuration) makes rows of mean ± std
@@ -611,7 +610,6 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)).rstrip() for r in rows)
 
-
 # %% ../nbs/06_pipeline.ipynb #c40bc1b9
 def seed_groups(folders:list # run folders
                ) -> list:
@@ -621,7 +619,6 @@ def seed_groups(folders:list # run folders
         cfg = run_config_json(d/'config.json'); cfg.pop('seed'); cfg['scene'].pop('seed')
         groups.setdefault(json.dumps(cfg, sort_keys=True), []).append(d)
     return list(groups.values())
-
 
 # %% ../nbs/06_pipeline.ipynb #8c4e55c7
 def _parser():
