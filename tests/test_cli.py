@@ -119,6 +119,20 @@ def test_table_of_finished_runs(tiny_run, tmp_path, capsys):
     code, err = cli_error(capsys, 'table', str(out), str(tmp_path))
     assert code != 0 and f'{tmp_path}: not a run folder' in err, err
 
+def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
+    "`wsss_nb rerun RUN --seed N` runs the same configuration with seed N; `table --mean` then gives the two one row."
+    out, _ = tiny_run
+    again = tmp_path/'again'; shutil.copytree(out, again)  # (its default output goes beside it)
+    p = wsss('rerun', str(again), '--seed', '2', '--no-progress')
+    assert p.returncode == 0, p.stderr
+    new, old = load_json(tmp_path/'again_s2/config.json'), load_json(out/'config.json')
+    assert (new['seed'], new['scene']['seed']) == (2, 2) and {**new, 'seed': 1, 'scene': {**new['scene'], 'seed': 1}} == old
+    assert metrics(load_json(tmp_path/'again_s2/results.json')) != metrics(load_json(out/'results.json'))
+    p = wsss('table', '--mean', str(out), str(tmp_path/'again_s2'))
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and '(seeds 1, 2)' in p.stdout and ' ± ' in p.stdout, p.stdout + p.stderr
+    code, err = cli_error(capsys, 'rerun', str(tmp_path), '--seed', '3')
+    assert code != 0 and 'not a run folder' in err, err
+
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."
     root = write_scene(tmp_path/'mine', SceneConfig(n_train=48, n_val=16)); (root/'scene.json').unlink()

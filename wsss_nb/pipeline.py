@@ -691,6 +691,12 @@ def _parser():
     s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
     s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt (default: val for label maps, train for class maps)')
+    s = sub.add_parser('rerun', help="run a run folder's configuration again with another seed (for `table --mean`)")
+    s.add_argument('run', help='the run folder whose config.json to take')
+    s.add_argument('--seed', type=int, required=True, help="the new seed (of the training and of a generated scene, as `run --seed` sets both)")
+    s.add_argument('--out', default=None, help='run folder (default: <run>_s<seed>)')
+    s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    s.add_argument('--no-progress', action='store_true', help='no progress bars')
     s = sub.add_parser('table', help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
@@ -772,8 +778,10 @@ def main(argv=None):
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
         if a.command == 'table': return _table(a)
-        cfg = config_from_args(a)
-        out = Path(a.out or f'runs/{a.command}')
+        if a.command == 'rerun':
+            cfg = Run.open(a.run, 'cpu').cfg
+            cfg, out = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed)), Path(a.out or f"{Path(a.run)}_s{a.seed}")
+        else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError) as e:
