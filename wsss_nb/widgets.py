@@ -18,7 +18,7 @@ from .metrics import ConfusionMatrix, threshold_curve, best_threshold
 from .cam import Plugin, compute_cam, load_cam
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS
-from .pipeline import Run, crf_pseudo_mask
+from .pipeline import Run, RunConfig, crf_pseudo_mask
 from .conta import ContaConfig
 import torch
 
@@ -203,10 +203,10 @@ class CAMExplorer(LiveFigure):
                  sources:dict, # name -> folder of <id>.npz maps
                  curves:dict, # name -> {threshold: dataset mIoU}; empty where `ds` has no ground truth
                  threshold:float=0.3, # where the slider starts
-                 thresholds=None # the slider's stops where there are no curves; default 0.05, 0.10, ..., 0.95
+                 thresholds:tuple=RunConfig.thresholds # the slider's stops where there are no curves
                 ):
         self.ds, self.sources, self.curves = ds, sources, curves
-        ts = sorted(next(iter(curves.values()))) if curves else sorted(thresholds or np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
+        ts = sorted(next(iter(curves.values()))) if curves else sorted(thresholds)
         self._load = functools.lru_cache(256)(lambda name, i: load_cam(sources[name]/f'{ds.ids[i]}.npz'))
         self._image, self._gt = functools.lru_cache(64)(ds.image), functools.lru_cache(64)(ds.mask)
         labels = [f"{name} ({', '.join(ds.classes[k] for k in ds.label_ids(i))})" for i, name in enumerate(ds.ids)]
