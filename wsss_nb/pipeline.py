@@ -589,9 +589,10 @@ def _cell(values:list, fmt:str) -> str:
     return f"{fmt.format(np.mean(vs))} ± {fmt.format(np.std(vs)).rstrip('%xs')}"
 
 def results_table(results:list, # results.json dicts of runs; a list of them (the seeds of one configuration) makes rows of mean ± std
-                  names:list=None # a first column naming each run or group (its folder, say)
+                  names:list=None, # a first column naming each run or group (its folder, say)
+                  markdown:bool=False # a Markdown table (GitHub's) instead of aligned plain text
                  ) -> str:
-    "A plain-text table of the headline figures of one or more runs: a row per CONTA round, the CAM of an AMN run in a row of its own."
+    "A table of the headline figures of one or more runs: a row per CONTA round, the CAM of an AMN run in a row of its own."
     cols = [('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
             ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
@@ -607,6 +608,7 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                     row.append('-' if '-' in pb else '/'.join(pb))
                 else: row.append(_cell([r.get(k) for r in rs], f))
             rows.append(row)
+    if markdown: return '\n'.join('| ' + ' | '.join(c.replace('|', '\\|') for c in r) + ' |' for r in [rows[0], ['---'] * len(rows[0]), *rows[1:]])
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)).rstrip() for r in rows)
 
@@ -700,6 +702,7 @@ def _parser():
     s = sub.add_parser('table', help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
+    s.add_argument('--markdown', action='store_true', help='a Markdown table (to paste into a README or an issue)')
     return p
 
 def config_from_args(a) -> RunConfig:
@@ -762,7 +765,7 @@ def _table(a):
         if not (d/'results.json').exists(): raise ValueError(f"{d}: an unfinished run (no results.json yet)")
     groups = seed_groups(a.runs) if a.mean else [[Path(d)] for d in a.runs]
     names = [str(g[0]) if len(g) == 1 else f"{g[0]} +{len(g) - 1} (seeds {', '.join(str(load_json(d/'config.json')['seed']) for d in g)})" for g in groups]
-    print(results_table([[load_json(d/'results.json') for d in g] for g in groups], names))
+    print(results_table([[load_json(d/'results.json') for d in g] for g in groups], names, a.markdown))
 
 def _evaluate_cams(a):
     split = a.split or 'train'
