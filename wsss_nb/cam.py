@@ -16,7 +16,7 @@ from .models import *
 
 # %% auto #0
 __all__ = ['Classifier', 'classification_loss', 'Plugin', 'Learner', 'make_loader', 'train_classifier', 'compute_cam', 'save_cam',
-           'load_cam', 'scene_truth', 'SceneDiagnostics']
+           'save_irn_cam', 'load_cam', 'scene_truth', 'SceneDiagnostics']
 
 # %% ../nbs/04_cam.ipynb #1f651282
 class Classifier(nn.Module):
@@ -169,6 +169,19 @@ def save_cam(path, cam:np.ndarray, keys:np.ndarray):
     "Write an image's CAMs and class ids as .npz, atomically."
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f: np.savez(f, cam=cam.astype(np.float32), keys=keys.astype(np.int64))
+
+def save_irn_cam(path, # <id>.npy
+                 cam:np.ndarray, # (K, H, W) maps of the image's classes
+                 keys:np.ndarray # their class ids (1..)
+                ):
+    "Write an image's CAMs as IRN's `make_cam` does: 'keys' 0-based, 'high_res' the maps, 'cam' at stride 4 (a tensor, each class's max 1), atomically."
+    cam, keys = np.asarray(cam, np.float32), np.asarray(keys, np.int64)
+    if cam.ndim != 3 or len(cam) != len(keys): raise ValueError(f"need (K, H, W) maps for K class ids, got maps {cam.shape} for ids {keys.tolist()}")
+    if (keys < 1).any(): raise ValueError(f"class ids start at 1 (0 is the background), got {keys.tolist()}")
+    strided = F.adaptive_avg_pool2d(torch.from_numpy(cam), (-(-cam.shape[1] // 4), -(-cam.shape[2] // 4)))  # IRN's strided size: ceil(side / 4)
+    strided = strided / (strided.flatten(1).amax(1)[:, None, None] + 1e-5)
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f: np.save(f, {'keys': keys - 1, 'cam': strided, 'high_res': cam})
 
 def load_cam(path) -> tuple:
     "Read (cam, keys) written by `save_cam` (.npz), or by IRN's `make_cam` (.npy: its full-size 'high_res' maps, its 0-based 'keys' made class ids)."

@@ -27,8 +27,8 @@ __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES'
            'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask',
            'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run',
            'start_from', 'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
-           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'results_table', 'seed_groups', 'config_from_args',
-           'init_distributed', 'main']
+           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
+           'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -571,6 +571,17 @@ def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them,
         except (OSError, KeyError, ValueError) as e: raise ValueError(f"{f}: {e}") from None
     return score_maps(ds, [read(i, name) for i, name in enumerate(ds.ids)], thresholds)
 
+# %% ../nbs/06_pipeline.ipynb #1daf35fa
+def export_irn_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them
+                    out:str|Path # the folder of IRN's `<id>.npy` (IRN's cam_out_dir)
+                   ) -> int:
+    "Write each image's class maps in a folder as IRN's `make_cam` output; returns how many images."
+    files = sorted(Path(folder).glob('*.npz'))
+    if not files: raise ValueError(f"{folder}: no class maps <id>.npz in it (a run's cam/npz/ or amn/npz/)")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for f in files: save_irn_cam(Path(out)/f'{f.stem}.npy', *load_cam(f))
+    return len(files)
+
 # %% ../nbs/06_pipeline.ipynb #9e198255
 def _table_rows(label:str, r:dict) -> list:
     "(label, figures) rows of one result: a CONTA run's rounds one by one, an AMN run's CAM before its AMN maps."
@@ -693,6 +704,9 @@ def _parser():
     s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
     s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt (default: val for label maps, train for class maps)')
+    s = sub.add_parser('export-irn', help="write a folder of class maps as IRN's make_cam output, for IRN's later steps")
+    s.add_argument('maps', help="folder of class maps <id>.npz (a run's cam/npz/, amn/npz/, or a CONTA round's rounds/<k>/cam/npz/)")
+    s.add_argument('--out', required=True, help="the folder of IRN's <id>.npy (IRN's --cam_out_dir)")
     s = sub.add_parser('rerun', help="run a run folder's configuration again with another seed (for `table --mean`)")
     s.add_argument('run', help='the run folder whose config.json to take')
     s.add_argument('--seed', type=int, required=True, help="the new seed (of the training and of a generated scene, as `run --seed` sets both)")
@@ -781,6 +795,7 @@ def main(argv=None):
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
         if a.command == 'table': return _table(a)
+        if a.command == 'export-irn': return print(f"{export_irn_cams(a.maps, a.out)} images' class maps -> {a.out} (IRN's cam_out_dir)")
         if a.command == 'rerun':
             cfg = Run.open(a.run, 'cpu').cfg
             cfg, out = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed)), Path(a.out or f"{Path(a.run)}_s{a.seed}")
