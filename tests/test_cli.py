@@ -258,15 +258,16 @@ VOC = find_voc_sample()
 
 @pytest.mark.skipif(VOC is None, reason='../shared/data/voc2012-sample is absent')
 def test_real_voc_sample_smoke(tmp_path):
-    "The real-data path end to end on 20 PASCAL VOC photos (small backbone, one epoch: a smoke run, not a benchmark)."
-    p = wsss('run', '--dataset', 'voc', '--root', str(VOC), '--train-split', 'demo20', '--val-split', 'demo20', '--backbone', 'small',
+    "The real-data path end to end on PASCAL VOC photos (small backbone, one epoch: a smoke run, not a benchmark), training on an ids file outside the dataset folder."
+    ids = (VOC/'ImageSets/Segmentation/demo20.txt').read_text().split()[:16]; (tmp_path/'ids.txt').write_text('\n'.join(ids) + '\n')
+    p = wsss('run', '--dataset', 'voc', '--root', str(VOC), '--train-split', str(tmp_path/'ids.txt'), '--val-split', 'demo20', '--backbone', 'small',
              '--epochs', '1', '--crop', '192', '--quick', '--out', str(tmp_path/'voc'), '--no-progress')
     assert p.returncode == 0, p.stderr
     res = load_json(tmp_path/'voc/results.json')
     assert res['dataset'] == 'voc' and len(res['classes']) == 21 and 0 <= res['seg_miou'] <= 1
     assert 'context_leakage' not in res  # a scene-only diagnostic
     masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
-    assert len(masks) == 20 and Image.open(masks[0]).mode == 'P'
+    assert [m.stem for m in masks] == sorted(ids) and Image.open(masks[0]).mode == 'P'
     photo = VOC/'JPEGImages'/f'{masks[0].stem}.jpg'
     p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'), '--crf')  # its network on a photo, refined by the CRF
     assert p.returncode == 0, p.stderr

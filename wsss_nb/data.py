@@ -201,7 +201,7 @@ def dataset_classes(root:str|Path # a dataset folder
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."
     def __init__(self, root:str|Path, # the dataset folder (VOC2012 layout)
-                 split:str='train', # ids file ImageSets/Segmentation/<split>.txt
+                 split:str='train', # ids file ImageSets/Segmentation/<split>.txt, or the path of an ids file <name>.txt (IRN's voc12/train_aug.txt, say)
                  transform=None, # torchvision v2 transform applied jointly to (image, mask)
                  labels_file:str|Path=None, # image-level labels; None reads them from the masks
                  mask_dir:str|Path=None, # 'SegmentationClass', 'SegmentationClassAug' or a folder of pseudo-masks; None picks Aug when present
@@ -210,7 +210,7 @@ class VOCSegmentation(Dataset):
                 ):
         self.root = Path(root)
         if not self.root.is_dir(): raise ValueError(f"dataset root not found: {self.root}")
-        ids_file = self.root/'ImageSets/Segmentation'/f'{split}.txt'
+        ids_file = Path(split) if str(split).endswith('.txt') else self.root/'ImageSets/Segmentation'/f'{split}.txt'
         if not ids_file.exists(): raise ValueError(f"split file not found: {ids_file}")
         self.ids = [l.split()[0] for l in ids_file.read_text().splitlines() if l.strip()]
         if not self.ids: raise ValueError(f"split file is empty: {ids_file}")

@@ -647,7 +647,8 @@ def _parser():
         if name == 'run':
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
             s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first")
-            s.add_argument('--train-split', default='train'); s.add_argument('--val-split', default='val')
+            for opt, split in (('--train-split', 'train'), ('--val-split', 'val')):
+                s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
             s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON id -> class ids); a dataset without masks needs it")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
             s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="default: small on scene, resnet50 on voc")
@@ -703,7 +704,7 @@ def _parser():
     s = sub.add_parser('evaluate', help="score a folder of label maps, or of class maps (their threshold curve), against a dataset split's ground truth")
     s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
-    s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt (default: val for label maps, train for class maps)')
+    s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt, or the path of one (default: val for label maps, train for class maps)')
     s = sub.add_parser('export-irn', help="write a folder of class maps as IRN's make_cam output, for IRN's later steps")
     s.add_argument('maps', help="folder of class maps <id>.npz (a run's cam/npz/, amn/npz/, or a CONTA round's rounds/<k>/cam/npz/)")
     s.add_argument('--out', required=True, help="the folder of IRN's <id>.npy (IRN's --cam_out_dir)")
