@@ -120,7 +120,7 @@ def test_table_of_finished_runs(tiny_run, tmp_path, capsys):
     assert code != 0 and f'{tmp_path}: not a run folder' in err, err
 
 def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
-    "`wsss_nb rerun RUN --seed N` runs the same configuration with seed N; `table --mean` then gives the two one row."
+    "`wsss_nb rerun RUN --seed N` runs the same configuration with seed N; `table --mean` then gives the two one row. A config.json alone reruns as it was."
     out, _ = tiny_run
     again = tmp_path/'again'; shutil.copytree(out, again)  # (its default output goes beside it)
     p = wsss('rerun', str(again), '--seed', '2', '--no-progress')
@@ -132,6 +132,12 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and '(seeds 1, 2)' in p.stdout and ' ± ' in p.stdout, p.stdout + p.stderr
     code, err = cli_error(capsys, 'rerun', str(tmp_path), '--seed', '3')
     assert code != 0 and 'not a run folder' in err, err
+    sent = tmp_path/'sent'; sent.mkdir(); shutil.copy(out/'config.json', sent/'theirs.json')  # only the configuration, as a colleague sends it
+    p = wsss('rerun', str(sent/'theirs.json'), '--no-progress')
+    assert p.returncode == 0, p.stderr
+    assert metrics(load_json(sent/'theirs_s1/results.json')) == metrics(load_json(out/'results.json'))  # the run as it was: the same figures
+    code, err = cli_error(capsys, 'rerun', str(sent/'other.json'))
+    assert code != 0 and f"{sent/'other.json'}: no such file" in err, err
 
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."

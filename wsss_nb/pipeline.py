@@ -708,10 +708,10 @@ def _parser():
     s = sub.add_parser('export-irn', help="write a folder of class maps as IRN's make_cam output, for IRN's later steps")
     s.add_argument('maps', help="folder of class maps <id>.npz (a run's cam/npz/, amn/npz/, or a CONTA round's rounds/<k>/cam/npz/)")
     s.add_argument('--out', required=True, help="the folder of IRN's <id>.npy (IRN's --cam_out_dir)")
-    s = sub.add_parser('rerun', help="run a run folder's configuration again with another seed (for `table --mean`)")
-    s.add_argument('run', help='the run folder whose config.json to take')
-    s.add_argument('--seed', type=int, required=True, help="the new seed (of the training and of a generated scene, as `run --seed` sets both)")
-    s.add_argument('--out', default=None, help='run folder (default: <run>_s<seed>)')
+    s = sub.add_parser('rerun', help="run a run's configuration again: with another seed (for `table --mean`), or as it was (someone's config.json)")
+    s.add_argument('run', help="the run folder whose config.json to take, or a config.json")
+    s.add_argument('--seed', type=int, default=None, help="a new seed (of the training and of a generated scene, as `run --seed` sets both; default: the configuration's)")
+    s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>; for a config.json, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
     s = sub.add_parser('table', help="print the results of finished runs side by side")
@@ -798,8 +798,11 @@ def main(argv=None):
         if a.command == 'table': return _table(a)
         if a.command == 'export-irn': return print(f"{export_irn_cams(a.maps, a.out)} images' class maps -> {a.out} (IRN's cam_out_dir)")
         if a.command == 'rerun':
-            cfg = Run.open(a.run, 'cpu').cfg
-            cfg, out = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed)), Path(a.out or f"{Path(a.run)}_s{a.seed}")
+            given = a.run.endswith('.json'); src = Path(a.run) if given else Path(a.run)/'config.json'
+            if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
+            cfg = config_from_dict(RunConfig, load_json(src))
+            if a.seed is not None: cfg = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed))
+            out = Path(a.out or (src.with_name(f'{src.stem}_s{cfg.seed}') if given else f'{Path(a.run)}_s{cfg.seed}'))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
