@@ -1,7 +1,7 @@
 "The `wsss_nb` command as a user runs it: a tiny run, determinism, resuming, the real VOC sample, and bad input."
 import json, os, shutil, subprocess, sys
 from pathlib import Path
-import numpy as np, pytest
+import numpy as np, pytest, torch
 from PIL import Image
 from wsss_nb.core import save_mask, load_json, save_json
 from wsss_nb.data import write_scene, SceneConfig, find_voc_sample
@@ -138,6 +138,15 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     assert metrics(load_json(sent/'theirs_s1/results.json')) == metrics(load_json(out/'results.json'))  # the run as it was: the same figures
     code, err = cli_error(capsys, 'rerun', str(sent/'other.json'))
     assert code != 0 and f"{sent/'other.json'}: no such file" in err, err
+
+def test_segmentation_backbone_of_its_own(tmp_path):
+    "`--seg-backbone resnet101`: DeepLab-v2's backbone under the small classifier; `predict` rebuilds that network from the run folder."
+    p = wsss('run', '--seg-backbone', 'resnet101', '--out', str(tmp_path/'run'), '--n-train', '16', '--n-val', '4', '--epochs', '2', '--no-progress')
+    assert p.returncode == 0, p.stderr
+    seg, cls = (torch.load(tmp_path/'run'/f, weights_only=True) for f in ('seg/seg.pt', 'cam/classifier.pt'))
+    assert 'backbone.features.6.22.conv3.weight' in seg and 'backbone.features.6.0.conv1.weight' not in cls  # ResNet-101's 23rd block of its third stage; a small CNN
+    p = wsss('predict', str(tmp_path/'run'), str(tmp_path/'run/data/JPEGImages/scene_000000.png'), '--out', str(tmp_path/'pred'))
+    assert p.returncode == 0 and (tmp_path/'pred/scene_000000.png').exists(), p.stderr
 
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .core import *
 from .data import *
 from .metrics import *
-from .models import BACKBONES, load_checkpoint, make_backbone
+from .models import BACKBONES, PRETRAINED, load_checkpoint, make_backbone
 from .cam import *
 from .seg import *
 from .conta import *
@@ -23,12 +23,12 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'check_config',
-           'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask',
-           'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run',
-           'start_from', 'last_round', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
-           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
-           'config_from_args', 'init_distributed', 'main']
+__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'seg_backbone',
+           'imagenet_weights', 'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'score_maps',
+           'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results',
+           'run_config_json', 'begin', 'run', 'start_from', 'last_round', 'image_tensor', 'segment', 'image_files',
+           'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
+           'results_table', 'seed_groups', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -42,8 +42,9 @@ class RunConfig:
     val_split:str='val' # held-out split for the segmentation network
     labels_file:str|None=None # image-level labels file (IRN's cls_labels.npy or JSON); None reads them from the masks
     method:tuple=('baseline',) # methods to compose
-    backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated' or 'resnet50'
-    weights:str|None=None # ImageNet weights for resnet50 (torchvision name), None = random init
+    backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50' or 'resnet101'
+    seg_backbone:str|None=None # the segmentation network's backbone (DeepLab-v2's: 'resnet101'); None = `backbone`
+    weights:str|None=None # ImageNet weights (torchvision name) of every ResNet of the run, None = random init
     crop:int|None=None # training crop (VOC: 448); None trains on whole images
     seed:int=0 # seeds the data, the initialisation and the data order
     cam_scales:tuple=(1.0, 1.5) # CAM inference scales (with flips)
@@ -65,6 +66,14 @@ def quick_config(cfg:RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, n_train=min(cfg.scene.n_train, 256), n_val=min(cfg.scene.n_val, 64)),
                                cam_scales=(1.0,), cam_train=short(cfg.cam_train, 10), seg_train=short(cfg.seg_train, 4))
 
+def seg_backbone(cfg:RunConfig) -> str:
+    "The segmentation network's backbone: `seg_backbone`, else the classifier's."
+    return cfg.seg_backbone or cfg.backbone
+
+def imagenet_weights(cfg:RunConfig, backbone:str) -> str|None:
+    "The ImageNet weights `backbone` starts from in this run: `cfg.weights` for a ResNet, none for the small CNNs."
+    return cfg.weights if backbone in PRETRAINED else None
+
 def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
@@ -78,9 +87,13 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if not 0 <= cfg.scene.location_bias <= 1: raise ValueError(f"--location-bias: must be in [0, 1], got {cfg.scene.location_bias}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
-    if cfg.weights is not None and cfg.backbone != 'resnet50': raise ValueError(f"--weights: only resnet50 has ImageNet weights, not {cfg.backbone!r}")
+    if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
+    if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
+        raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
     if 'conta' in cfg.method:
-        check_conta(cfg.conta)  # and a --conta-block the backbone cannot take fails now, not after round 0 has trained:
+        check_conta(cfg.conta)
+        if cfg.conta.rounds and cfg.conta.init == 'seg' and seg_backbone(cfg) != cfg.backbone:
+            raise ValueError(f"--seg-backbone: a CONTA round's classifier starts from the segmentation network (--conta-init seg), so it needs the classifier's --backbone {cfg.backbone!r}; or use --conta-init scratch")  # and a --conta-block the backbone cannot take fails now, not after round 0 has trained:
         if cfg.conta.context and cfg.conta.rounds:
             att = ContextAttention(torch.zeros(1, cfg.conta.size, cfg.conta.size))
             with torch.device('meta'): ContextBackbone(make_backbone(cfg.backbone), att, cfg.conta.block)  # (the layers' shapes only: no weights allocated)
@@ -163,7 +176,7 @@ def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (we
                  ):
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
     c = self.cfg
-    bb = make_backbone(c.backbone, weights=c.weights if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
+    bb = make_backbone(c.backbone, weights=imagenet_weights(c, c.backbone) if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
     if trained and self.round >= 1 and c.conta.init == 'seg': bb = self.prev.segmenter().backbone
     if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention, c.conta.att_init), c.conta.block, c.conta.m_init)
     return bb
@@ -272,7 +285,7 @@ Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_ma
 def _train_seg(self:Run):
     c = self.cfg
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
-    model, hist = train_segmentation(ds, c.seg_train, c.backbone, c.weights, self.plugins('seg'), self.device, c.seed, self.progress)
+    model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), self.plugins('seg'), self.device, c.seed, self.progress)
     if is_main_process():
         with atomic_path(self.dir/'seg/seg.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist])
@@ -281,7 +294,7 @@ def segmenter(self:Run) -> DeepLab:
     "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
     f = self.dir/'seg/seg.pt'
     if not f.exists(): raise ValueError(f"{self.dir}: no trained segmentation network yet ({f} is missing); finish the run first")
-    return load_checkpoint(DeepLab(make_backbone(self.cfg.backbone), len(self.classes)), f).to(self.device).eval()
+    return load_checkpoint(DeepLab(make_backbone(seg_backbone(self.cfg)), len(self.classes)), f).to(self.device).eval()
 
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
@@ -304,7 +317,7 @@ def _amn_seed(self:Run):
 def _train_amn(self:Run):
     c, gt = self.cfg, self.dataset(self.cfg.train_split)
     ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
-    model, hist = train_amn(ds, c.amn, c.backbone, c.weights, (), self.device, c.seed, self.progress)
+    model, hist = train_amn(ds, c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress)
     if is_main_process():
         with atomic_path(self.dir/'amn/amn.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
@@ -651,8 +664,9 @@ def _parser():
                 s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
             s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON id -> class ids); a dataset without masks needs it")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
-            s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="default: small on scene, resnet50 on voc")
-            s.add_argument('--weights', default=None, help="torchvision ResNet-50 weights, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
+            s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's (and AMN's) backbone; default: small on scene, resnet50 on voc")
+            s.add_argument('--seg-backbone', default=None, choices=sorted(BACKBONES), help="the segmentation network's backbone (default: --backbone's; DeepLab-v2's is resnet101)")
+            s.add_argument('--weights', default=None, help="torchvision ImageNet weights of the run's ResNets, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
             s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve; a training split without masks needs it)')
             s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF (and score the segmentation after it as well)')
             s.add_argument('--crf-preset', default='irn', help="CRF parameters: 'irn' or 'psa'")
@@ -726,11 +740,12 @@ def config_from_args(a) -> RunConfig:
     if a.command == 'run':
         voc = a.dataset == 'voc'
         cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels,
-                                  method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'),
+                                  method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone,
                                   weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop or (448 if voc else None),
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
-        if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if a.weights else 1.0),
-                                          seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if a.weights else 1.0))
+        cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
+        if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),
+                                          seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if seg_pre else 1.0))
         for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
@@ -742,7 +757,7 @@ def config_from_args(a) -> RunConfig:
                                   amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
                                                           keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
         if voc: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, scales=cfg.cam_scales,  # the paper's rates on an ImageNet backbone, the classifier's schedule
-                                                                       train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if a.weights else 1e-3, backbone_lr_mult=0.05 if a.weights else 1.0)))
+                                                                       train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if cam_pre else 1e-3, backbone_lr_mult=0.05 if cam_pre else 1.0)))
         for opt, key in ((a.amn_epochs, 'epochs'), (a.amn_lr, 'lr'), (a.amn_backbone_lr_mult, 'backbone_lr_mult')):
             if opt is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
