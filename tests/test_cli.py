@@ -140,11 +140,12 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     assert code != 0 and f"{sent/'other.json'}: no such file" in err, err
 
 def test_segmentation_backbone_of_its_own(tmp_path):
-    "`--seg-backbone resnet101`: DeepLab-v2's backbone under the small classifier; `predict` rebuilds that network from the run folder."
-    p = wsss('run', '--seg-backbone', 'resnet101', '--out', str(tmp_path/'run'), '--n-train', '16', '--n-val', '4', '--epochs', '2', '--no-progress')
+    "`--seg-backbone resnet101 --seg-head v2`: DeepLab-v2 under the small classifier; `predict` rebuilds that network from the run folder."
+    p = wsss('run', '--seg-backbone', 'resnet101', '--seg-head', 'v2', '--out', str(tmp_path/'run'), '--n-train', '16', '--n-val', '4', '--epochs', '2', '--no-progress')
     assert p.returncode == 0, p.stderr
     seg, cls = (torch.load(tmp_path/'run'/f, weights_only=True) for f in ('seg/seg.pt', 'cam/classifier.pt'))
     assert 'backbone.features.6.22.conv3.weight' in seg and 'backbone.features.6.0.conv1.weight' not in cls  # ResNet-101's 23rd block of its third stage; a small CNN
+    assert seg['aspp.branches.3.weight'].shape == (7, 2048, 3, 3) and 'classifier.weight' not in seg  # DeepLab-v2's fourth dilated classifier, no 1x1 one after
     p = wsss('predict', str(tmp_path/'run'), str(tmp_path/'run/data/JPEGImages/scene_000000.png'), '--out', str(tmp_path/'pred'))
     assert p.returncode == 0 and (tmp_path/'pred/scene_000000.png').exists(), p.stderr
 

@@ -44,6 +44,7 @@ class RunConfig:
     method:tuple=('baseline',) # methods to compose
     backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50' or 'resnet101'
     seg_backbone:str|None=None # the segmentation network's backbone (DeepLab-v2's: 'resnet101'); None = `backbone`
+    seg_head:str='v3' # the segmentation network's head: DeepLab-v3's ASPP ('v3') or DeepLab-v2's ('v2')
     weights:str|None=None # ImageNet weights (torchvision name) of every ResNet of the run, None = random init
     crop:int|None=None # training crop (VOC: 448); None trains on whole images
     seed:int=0 # seeds the data, the initialisation and the data order
@@ -87,6 +88,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if not 0 <= cfg.scene.location_bias <= 1: raise ValueError(f"--location-bias: must be in [0, 1], got {cfg.scene.location_bias}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
+    if cfg.seg_head not in ('v2', 'v3'): raise ValueError(f"--seg-head: unknown head {cfg.seg_head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
         raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
@@ -285,7 +287,7 @@ Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_ma
 def _train_seg(self:Run):
     c = self.cfg
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
-    model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), self.plugins('seg'), self.device, c.seed, self.progress)
+    model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head)
     if is_main_process():
         with atomic_path(self.dir/'seg/seg.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist])
@@ -294,7 +296,7 @@ def segmenter(self:Run) -> DeepLab:
     "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
     f = self.dir/'seg/seg.pt'
     if not f.exists(): raise ValueError(f"{self.dir}: no trained segmentation network yet ({f} is missing); finish the run first")
-    return load_checkpoint(DeepLab(make_backbone(seg_backbone(self.cfg)), len(self.classes)), f).to(self.device).eval()
+    return load_checkpoint(DeepLab(make_backbone(seg_backbone(self.cfg)), len(self.classes), head=self.cfg.seg_head), f).to(self.device).eval()
 
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
@@ -666,6 +668,7 @@ def _parser():
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
             s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's (and AMN's) backbone; default: small on scene, resnet50 on voc")
             s.add_argument('--seg-backbone', default=None, choices=sorted(BACKBONES), help="the segmentation network's backbone (default: --backbone's; DeepLab-v2's is resnet101)")
+            s.add_argument('--seg-head', default='v3', choices=('v3', 'v2'), help="the segmentation network's head: DeepLab-v3's ASPP, or DeepLab-v2's (with --seg-backbone resnet101: the papers' DeepLab-v2)")
             s.add_argument('--weights', default=None, help="torchvision ImageNet weights of the run's ResNets, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
             s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve; a training split without masks needs it)')
             s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF (and score the segmentation after it as well)')
@@ -740,7 +743,7 @@ def config_from_args(a) -> RunConfig:
     if a.command == 'run':
         voc = a.dataset == 'voc'
         cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels,
-                                  method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone,
+                                  method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
                                   weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop or (448 if voc else None),
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
         cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
