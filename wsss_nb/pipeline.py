@@ -678,7 +678,7 @@ def _parser():
             s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
             s.add_argument('--location-bias', type=float, default=None, help="scene: pull of each object towards its class's own spot (0: anywhere)")
             s.add_argument('--epochs', type=int, default=None, help='classifier epochs (segmentation: about half)')
-            s.add_argument('--lr', type=float, default=None, help="the classifier's learning rate (its head's; a backbone with --weights gets a tenth of it)")
+            s.add_argument('--lr', type=float, default=None, help="the classifier's learning rate (its head's; on voc a backbone with --weights gets a tenth of it)")
             s.add_argument('--seg-epochs', type=int, default=None, help="the segmentation network's epochs")
             s.add_argument('--seg-lr', type=float, default=None, help="the segmentation network's learning rate (as --lr)")
             s.add_argument('--batch-size', type=int, default=None, help='images per step of every network (per process under torchrun)')
