@@ -97,8 +97,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if 'conta' in cfg.method:
         check_conta(cfg.conta)
         if cfg.conta.rounds and cfg.conta.init == 'seg' and seg_backbone(cfg) != cfg.backbone:
-            raise ValueError(f"--seg-backbone: a CONTA round's classifier starts from the segmentation network (--conta-init seg), so it needs the classifier's --backbone {cfg.backbone!r}; or use --conta-init scratch")  # and a --conta-block the backbone cannot take fails now, not after round 0 has trained:
-        if cfg.conta.context and cfg.conta.rounds:
+            raise ValueError(f"--seg-backbone: a CONTA round's classifier starts from the segmentation network (--conta-init seg), so it needs the classifier's --backbone {cfg.backbone!r}; or use --conta-init scratch")
+        if cfg.conta.context and cfg.conta.rounds:  # a --conta-block the backbone cannot take fails now, not after round 0 has trained
             att = ContextAttention(torch.zeros(1, cfg.conta.size, cfg.conta.size))
             with torch.device('meta'): ContextBackbone(make_backbone(cfg.backbone), att, cfg.conta.block)  # (the layers' shapes only: no weights allocated)
     if 'likelihood' in cfg.method: check_likelihood(cfg.likelihood)
