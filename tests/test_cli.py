@@ -139,6 +139,19 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     code, err = cli_error(capsys, 'rerun', str(sent/'other.json'))
     assert code != 0 and f"{sent/'other.json'}: no such file" in err, err
 
+def test_pseudo_masks_made_elsewhere(tiny_run, tmp_path):
+    "`--pseudo-masks DIR` of grey PNGs (as IRN's sem_seg step writes them): the run's segmentation network trains on them, here the tiny run's own, with its figures (its network finds nothing yet: the masks are compared too)."
+    out, _ = tiny_run
+    grey = tmp_path/'sem_seg'; grey.mkdir()
+    for f in (out/'pseudo_mask').glob('*.png'): Image.fromarray(np.asarray(Image.open(f))).save(grey/f.name)  # palette indices as a grey image
+    assert Image.open(next(grey.glob('*.png'))).mode == 'L'
+    p = wsss('run', '--pseudo-masks', str(grey), '--out', str(tmp_path/'run'), '--seed', '1', '--crf', *TINY)
+    assert p.returncode == 0, p.stderr
+    res, mine = load_json(out/'results.json'), load_json(tmp_path/'run/results.json')
+    assert [mine[k] for k in ('pseudo_mask_miou', 'seg_miou', 'crf_seg_miou')] == [res[k] for k in ('crf_pseudo_mask_miou', 'seg_miou', 'crf_seg_miou')]
+    assert 'given pseudo-masks+crf' in p.stdout
+    for f in (out/'pseudo_mask').glob('*.png'): assert np.array_equal(np.asarray(Image.open(tmp_path/'run/pseudo_mask'/f.name)), np.asarray(Image.open(f)))  # what the network trained on
+
 def test_segmentation_backbone_of_its_own(tmp_path):
     "`--seg-backbone resnet101 --seg-head v2`: DeepLab-v2 under the small classifier; `predict` rebuilds that network from the run folder."
     p = wsss('run', '--seg-backbone', 'resnet101', '--seg-head', 'v2', '--out', str(tmp_path/'run'), '--n-train', '16', '--n-val', '4', '--epochs', '2', '--no-progress')

@@ -42,6 +42,7 @@ class RunConfig:
     val_split:str='val' # held-out split for the segmentation network
     labels_file:str|None=None # image-level labels file (IRN's cls_labels.npy or JSON); None reads them from the masks
     method:tuple=('baseline',) # methods to compose
+    pseudo_masks:str|None=None # a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): the segmentation network trains on them, no CAM is made
     backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50' or 'resnet101'
     seg_backbone:str|None=None # the segmentation network's backbone (DeepLab-v2's: 'resnet101'); None = `backbone`
     seg_head:str='v3' # the segmentation network's head: DeepLab-v3's ASPP ('v3') or DeepLab-v2's ('v2')
@@ -94,6 +95,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
         raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
+    if cfg.pseudo_masks and cfg.method != ('baseline',): raise ValueError(f"--pseudo-masks: the segmentation network trains on the given pseudo-masks, so --method {'+'.join(cfg.method)} has nothing to make")
     if 'conta' in cfg.method:
         check_conta(cfg.conta)
         if cfg.conta.rounds and cfg.conta.init == 'seg' and seg_backbone(cfg) != cfg.backbone:
@@ -226,6 +228,7 @@ Run._train_cam, Run.classifier, Run.x_m, Run._make_cam = _train_cam, classifier,
 def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseudo-masks come from (AMN's when the run has them)
         ):
     "Iterate (index, maps, keys) over the training images."
+    if self.cfg.pseudo_masks: raise ValueError(f"{self.dir}: a run on given pseudo-masks (--pseudo-masks) has no class maps")
     which = which or ('amn' if 'amn' in self.cfg.method else 'cam')
     ds = self.dataset(self.cfg.train_split)
     for i, name in enumerate(ds.ids): yield (i, *load_cam(self.dir/which/'npz'/f'{name}.npz'))
@@ -372,6 +375,7 @@ def stages(self:Run) -> list:
     rounds = self.cfg.conta.rounds if 'conta' in self.cfg.method else 0
     amn = ['amn_seed', 'train_amn', 'make_amn', 'eval_amn'] if 'amn' in self.cfg.method else []
     body = ['train_cam', 'make_cam', 'eval_cam', *amn, 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if self.round < rounds else [])
+    if self.cfg.pseudo_masks: return ['data', 'given_masks', 'train_seg', 'eval_seg']
     if self.round == 0: return ['data'] + body  # (then the rounds, then the figures)
     return (['conta'] if self.context else []) + body
 Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _train_pred, stages
@@ -379,16 +383,18 @@ Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _tra
 # %% ../nbs/06_pipeline.ipynb #36bb0c92
 def _figures(self:Run, n:int=8):
     import matplotlib.pyplot as plt
-    ds = self.dataset(self.cfg.train_split); n, rows = min(n, len(ds)), 4 if ds.annotated else 3  # (no ground-truth row where it has none)
+    ds, maps = self.dataset(self.cfg.train_split), not self.cfg.pseudo_masks  # (given pseudo-masks come without maps)
+    names = ['image'] + (['AMN' if 'amn' in self.cfg.method else 'CAM'] if maps else []) + ['pseudo-mask'] + (['ground truth'] if ds.annotated else [])
+    n = min(n, len(ds))
     with atomic_dir(self.dir/'figures') as tmp:
-        fig, axs = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
-        for j, (i, c, k) in zip(range(n), self.cams()):
-            img = ds.image(i)
-            axs[0, j].imshow(img); axs[0, j].set_title('\n'.join(ds.classes[x] for x in k), fontsize=6)
-            axs[1, j].imshow(overlay(img, c.max(0) if len(c) else np.zeros(img.shape[:2])))
-            axs[2, j].imshow(colorize(load_mask(self.dir/'pseudo_mask'/f'{ds.ids[i]}.png')))
-            if ds.annotated: axs[3, j].imshow(colorize(ds.mask(i)))
-        for ax, t in zip(axs[:, 0], ('image', 'AMN' if 'amn' in self.cfg.method else 'CAM', 'pseudo-mask', 'ground truth')): ax.set_ylabel(t, fontsize=8)
+        fig, axs = plt.subplots(len(names), n, figsize=(1.6 * n, 1.7 * len(names)), squeeze=False)
+        for j, (i, c, k) in zip(range(n), self.cams() if maps else ((i, None, ds.label_ids(i)) for i in range(n))):
+            img, row = ds.image(i), iter(axs[:, j])
+            next(row).imshow(img); axs[0, j].set_title('\n'.join(ds.classes[x] for x in k), fontsize=6)
+            if maps: next(row).imshow(overlay(img, c.max(0) if len(c) else np.zeros(img.shape[:2])))
+            next(row).imshow(colorize(load_mask(self.dir/'pseudo_mask'/f'{ds.ids[i]}.png')))
+            if ds.annotated: next(row).imshow(colorize(ds.mask(i)))
+        for ax, t in zip(axs[:, 0], names): ax.set_ylabel(t, fontsize=8)
         for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
         fig.tight_layout(); fig.savefig(tmp/'cams.png', dpi=100); plt.close(fig)
         if 'threshold_curve' not in self.results: return  # no ground truth, no curve
@@ -423,6 +429,7 @@ def begin(self:Run):
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
+    if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
         if not self.dataset(self.cfg.train_split).annotated:  # images and image-level labels only
@@ -439,6 +446,7 @@ def run(self:Run) -> dict:
         self.rounds = rounds = self.round_results()
         self.stage('figures')
         method = [m + ('(no context)' if m == 'conta' and not self.cfg.conta.context else '') for m in self.cfg.method]  # plain self-training rounds say so
+        if self.cfg.pseudo_masks: method = ['given pseudo-masks']
         results = dict(method='+'.join(method) + ('+crf' if self.cfg.crf else ''), dataset=self.cfg.dataset, seed=self.cfg.seed, **self.results)
         if 'conta' in self.cfg.method:
             if rounds: results.update(rounds[-1])  # the method's output: every figure of the last round (AMN's `cam` and `amn` sections with them)
@@ -475,6 +483,23 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
     _barrier()
     return self
 Run.start_from = start_from
+
+# %% ../nbs/06_pipeline.ipynb #af6c0ec8
+def _given_masks(self:Run):
+    "Copy the given pseudo-masks of the training images into pseudo_mask/, each checked; score them where the split has masks."
+    src, ds = Path(self.cfg.pseudo_masks), self.dataset(self.cfg.train_split)
+    cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
+    with atomic_dir(self.dir/'pseudo_mask') as tmp:
+        for i, name in enumerate(tqdm(ds.ids, desc='pseudo-masks', disable=not self.progress, leave=False)):
+            f = src/f'{name}.png'
+            if not f.exists(): raise ValueError(f"--pseudo-masks: no pseudo-mask of training image {name} ({f})")
+            pm, gt = load_mask(f), ds.mask(i)
+            if pm.shape != gt.shape: raise ValueError(f"{f}: {pm.shape[1]}x{pm.shape[0]}, but its image is {gt.shape[1]}x{gt.shape[0]}")
+            if (bad := (pm >= ds.n_classes) & (pm != IGNORE)).any(): raise ValueError(f"{f}: values {sorted(set(pm[bad].tolist()))} outside 0..{ds.n_classes - 1} and 255")
+            if ds.annotated: cm.update(gt, pm); bf.update(gt, pm)
+            save_mask(pm, tmp/f'{name}.png')
+    return dict(pseudo_mask_miou=cm.miou, boundary_f=bf.mean_f) if ds.annotated else {}
+Run._given_masks = _given_masks
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d1
 def last_round(self:Run) -> Run:
@@ -667,6 +692,7 @@ def _parser():
             for opt, split in (('--train-split', 'train'), ('--val-split', 'val')):
                 s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
             s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON id -> class ids); a dataset without masks needs it")
+            s.add_argument('--pseudo-masks', default=None, help="a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): train and score the segmentation network on them, no CAMs")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
             s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's (and AMN's) backbone; default: small on scene, resnet50 on voc")
             s.add_argument('--seg-backbone', default=None, choices=sorted(BACKBONES), help="the segmentation network's backbone (default: --backbone's; DeepLab-v2's is resnet101)")
@@ -748,7 +774,7 @@ def config_from_args(a) -> RunConfig:
     cfg = RunConfig(seed=a.seed, scene=SceneConfig(seed=a.seed), crf=a.command == 'demo')  # the demo: everything the library has
     if a.command == 'run':
         voc = a.dataset == 'voc'
-        cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels,
+        cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, pseudo_masks=a.pseudo_masks,
                                   method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
                                   weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop or (448 if voc else None),
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
