@@ -429,6 +429,7 @@ def image_explorer(run, # a finished run folder, or `Run`
                   ) -> ImageExplorer:
     "The explorer of a run's networks on an image of your own."
     run = _as_run(run)
+    if run.cfg.pseudo_masks: raise ValueError(f"image_explorer: {run.dir} trained its segmentation network on given pseudo-masks: it has no classifier to make CAMs with (`Run.segment` segments an image)")
     name = Path(image).name if isinstance(image, (str, Path)) else 'image'
     if image is None and run.cfg.dataset == 'scene': s = draw_scene(run.cfg.scene, 10**6); image, name, truth = s['image'], 'a new scene', s['labels']
     elif image is None: ds = run.dataset(run.cfg.val_split); image, name, truth = ds.image(0), ds.ids[0], ds.label_ids(0)
