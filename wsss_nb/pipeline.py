@@ -205,6 +205,7 @@ def _train_cam(self:Run):
 
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
+    if self.cfg.pseudo_masks: raise ValueError(f"{self.dir}: a run on given pseudo-masks (--pseudo-masks) trains no classifier")
     m = Classifier(self._cam_backbone(trained=False), len(self.classes) - 1)
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
