@@ -434,7 +434,7 @@ def begin(self:Run):
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
         if not self.dataset(self.cfg.train_split).annotated:  # images and image-level labels only
-            if self.cfg.threshold is None: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
+            if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
             if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
     if is_main_process(): save_json(new, cfg_file)
 
