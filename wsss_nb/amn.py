@@ -127,7 +127,7 @@ class AdamLearner(Learner):
 def train_amn(ds, # training set: the seeds as masks, the true image labels, a train transform
               cfg:AMNConfig, # AMN's knobs (`cfg.train` the schedule)
               backbone:str='small', # a fresh backbone of this name
-              weights:str|None=None, # ImageNet weights for resnet50
+              weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name)
               plugins:tuple=(), # more plug-ins
               device='cpu', seed:int=0, progress:bool=True) -> tuple:
     "Train AMN on the seeds; returns (model, history)."

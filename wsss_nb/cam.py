@@ -128,7 +128,7 @@ def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0)
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      cfg:TrainConfig, # the stage's hyper-parameters
                      backbone:str|nn.Module='small', # backbone name, or a backbone module to start from (e.g. an earlier round's)
-                     weights:str|None=None, # ImageNet weights name for resnet50 (with a backbone name)
+                     weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name; with a backbone name)
                      plugins:tuple=(), # method plug-ins
                      device='cpu', seed:int=0, progress:bool=True) -> tuple:
     "Train the CAM classifier; returns (model, history)."
