@@ -310,7 +310,8 @@ def _eval_seg(self:Run):
     with atomic_dir(self.dir/'seg/pred') as tmp:
         for name, p in zip(ds.ids, res['preds']): save_mask(p, tmp/f'{name}.png')
     if not ds.annotated: return {}  # predictions without a ground truth to score them against
-    return dict(seg_miou=res['miou'], seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
+    iou = {c: None if np.isnan(v) else v for c, v in zip(ds.classes, res['iou'].tolist())}  # (None: a class absent from the split and never predicted)
+    return dict(seg_miou=res['miou'], seg_iou=iou, seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
 Run._train_seg, Run.segmenter, Run._eval_seg = _train_seg, segmenter, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
