@@ -498,7 +498,7 @@ def _given_masks(self:Run):
             pm, gt = load_mask(f), ds.mask(i)
             if pm.shape != gt.shape: raise ValueError(f"{f}: {pm.shape[1]}x{pm.shape[0]}, but its image is {gt.shape[1]}x{gt.shape[0]}")
             if (bad := (pm >= ds.n_classes) & (pm != IGNORE)).any(): raise ValueError(f"{f}: values {sorted(set(pm[bad].tolist()))} outside 0..{ds.n_classes - 1} and 255")
-            if ds.annotated: cm.update(gt, pm); bf.update(gt, pm)
+            if ds.annotated: scored = np.where(pm == IGNORE, 0, pm); cm.update(gt, scored); bf.update(gt, scored)  # (a pixel it leaves unlabelled scores as background)
             save_mask(pm, tmp/f'{name}.png')
     return dict(pseudo_mask_miou=cm.miou, boundary_f=bf.mean_f) if ds.annotated else {}
 Run._given_masks = _given_masks
