@@ -17,7 +17,7 @@ from .core import *
 # %% auto #0
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
            'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes',
-           'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform']
+           'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
 @dataclass
@@ -198,6 +198,15 @@ def dataset_classes(root:str|Path # a dataset folder
     if len(set(names)) < len(names): raise ValueError(f"{root/'classes.txt'}: class names repeat: {sorted({n for n in names if names.count(n) > 1})}")
     return names
 
+def check_label_map(m:np.ndarray, # a label map
+                    n_classes:int, # classes, background included
+                    name:str # what an error names (its file)
+                   ) -> np.ndarray:
+    "`m`, every value of which is a class id 0..n_classes-1 or 255 (ignored); else an error naming `name`."
+    bad = (m >= n_classes) & (m != IGNORE)
+    if bad.any(): raise ValueError(f"{name}: values {sorted(set(np.unique(m[bad]).tolist()))} outside 0..{n_classes - 1} and 255")
+    return m
+
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."
     def __init__(self, root:str|Path, # the dataset folder (VOC2012 layout)
@@ -232,10 +241,7 @@ class VOCSegmentation(Dataset):
         "Ground-truth label map of image `i`; all 255 (nothing scored) in a split without masks."
         if not self.annotated:
             with Image.open(self.image_path(i)) as im: return np.full(im.size[::-1], IGNORE, np.uint8)
-        m = load_mask(self.mask_path(i))
-        bad = (m >= self.n_classes) & (m != IGNORE)
-        if bad.any(): raise ValueError(f"mask {self.mask_path(i)}: values {sorted(set(np.unique(m[bad]).tolist()))} outside 0..{self.n_classes - 1} and 255")
-        return m
+        return check_label_map(load_mask(self.mask_path(i)), self.n_classes, f'mask {self.mask_path(i)}')
 
     def label_ids(self, i) -> list:
         "Foreground class ids present in image `i`."

@@ -374,10 +374,10 @@ def _train_pred(self:Run):
 
 def stages(self:Run) -> list:
     "The stages of this run (round 0) or CONTA round, in order."
+    if self.cfg.pseudo_masks: return ['data', 'given_masks', 'train_seg', 'eval_seg']
     rounds = self.cfg.conta.rounds if 'conta' in self.cfg.method else 0
     amn = ['amn_seed', 'train_amn', 'make_amn', 'eval_amn'] if 'amn' in self.cfg.method else []
     body = ['train_cam', 'make_cam', 'eval_cam', *amn, 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if self.round < rounds else [])
-    if self.cfg.pseudo_masks: return ['data', 'given_masks', 'train_seg', 'eval_seg']
     if self.round == 0: return ['data'] + body  # (then the rounds, then the figures)
     return (['conta'] if self.context else []) + body
 Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _train_pred, stages
@@ -495,9 +495,8 @@ def _given_masks(self:Run):
         for i, name in enumerate(tqdm(ds.ids, desc='pseudo-masks', disable=not self.progress, leave=False)):
             f = src/f'{name}.png'
             if not f.exists(): raise ValueError(f"--pseudo-masks: no pseudo-mask of training image {name} ({f})")
-            pm, gt = load_mask(f), ds.mask(i)
+            pm, gt = check_label_map(load_mask(f), ds.n_classes, f), ds.mask(i)
             if pm.shape != gt.shape: raise ValueError(f"{f}: {pm.shape[1]}x{pm.shape[0]}, but its image is {gt.shape[1]}x{gt.shape[0]}")
-            if (bad := (pm >= ds.n_classes) & (pm != IGNORE)).any(): raise ValueError(f"{f}: values {sorted(set(pm[bad].tolist()))} outside 0..{ds.n_classes - 1} and 255")
             if ds.annotated: scored = np.where(pm == IGNORE, 0, pm); cm.update(gt, scored); bf.update(gt, scored)  # (a pixel it leaves unlabelled scores as background)
             save_mask(pm, tmp/f'{name}.png')
     return dict(pseudo_mask_miou=cm.miou, boundary_f=bf.mean_f) if ds.annotated else {}
