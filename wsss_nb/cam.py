@@ -85,6 +85,8 @@ class Learner:
         net = self.model
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+        amp = amp_dtype(self.cfg.amp)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=amp == torch.float16)  # float16 gradients underflow unless the loss is scaled up
         total, step = self.cfg.epochs * len(self.loader), 0
         if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
         bar = tqdm(total=total, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False)
@@ -95,7 +97,9 @@ class Learner:
                 self.batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 self.inputs = [self.batch['image']]
                 for p in self.plugins: p.before_batch(self)
-                self.out = net(*self.inputs)
+                with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                    self.out = net(*self.inputs)
+                self.out = {k: v.float() if torch.is_tensor(v) else v for k, v in self.out.items()}  # the losses in float32
                 terms = {'loss': self.main_weight * self.loss_func(self.out, self.batch)}
                 for p in self.plugins:
                     l = p.loss(self)
@@ -103,9 +107,9 @@ class Learner:
                 self.loss = sum(terms.values())
                 if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]})")
                 for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
-                self.opt.zero_grad(set_to_none=True); self.loss.backward()
+                self.opt.zero_grad(set_to_none=True); scaler.scale(self.loss).backward()
                 if net is not self.model: self._average_plugin_grads()
-                self.opt.step()
+                scaler.step(self.opt); scaler.update()
                 step += 1; bar.update()
                 for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
                 bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)

@@ -13,9 +13,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'set_seed', 'get_device', 'rank', 'is_main_process',
-           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_image', 'load_mask',
-           'save_mask', 'save_image', 'overlay']
+__all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'get_device',
+           'rank', 'is_main_process', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
+           'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -28,6 +28,7 @@ class TrainConfig:
     weight_decay:float=1e-4 # L2 penalty
     momentum:float=0.9 # SGD momentum
     num_workers:int=0 # DataLoader worker processes
+    amp:str|None=None # mixed precision: the network's forward pass in 'float16' (with gradient scaling) or 'bfloat16'; None: float32
 
 # %% ../nbs/00_core.ipynb #d2b7522c
 def config_from_dict(cls, d:dict):
@@ -49,6 +50,15 @@ def _dataclass_type(cls, ft):
         import sys
         ft = vars(sys.modules[cls.__module__]).get(ft)
     return ft if dataclasses.is_dataclass(ft) else None
+
+# %% ../nbs/00_core.ipynb #f6891a98
+AMP_DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16}
+
+def amp_dtype(amp:str|None # `TrainConfig.amp`
+             ) -> torch.dtype|None:
+    "The autocast dtype of a stage's mixed precision (None: float32 throughout)."
+    if amp is not None and amp not in AMP_DTYPES: raise ValueError(f"amp: {amp!r} is not one of {', '.join(AMP_DTYPES)} (or None)")
+    return AMP_DTYPES.get(amp)
 
 # %% ../nbs/00_core.ipynb #59062735
 def set_seed(seed:int # one seed for Python, NumPy and torch

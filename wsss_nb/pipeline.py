@@ -91,6 +91,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
         if t.epochs < 1 or t.batch_size < 1 or not t.lr > 0: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
+        if t.amp not in (None, *AMP_DTYPES): raise ValueError(f"--amp: unknown precision {t.amp!r}; choose from {', '.join(AMP_DTYPES)}")
     if cfg.seg_head not in ('v2', 'v3'): raise ValueError(f"--seg-head: unknown head {cfg.seg_head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
@@ -709,6 +710,7 @@ def _parser():
             s.add_argument('--seg-epochs', type=int, default=None, help="the segmentation network's epochs")
             s.add_argument('--seg-lr', type=float, default=None, help="the segmentation network's learning rate (as --lr)")
             s.add_argument('--batch-size', type=int, default=None, help='images per step of every network (per process under torchrun)')
+            s.add_argument('--amp', default=None, choices=tuple(AMP_DTYPES), help="mixed precision for every network's training: 'float16' (GPUs; with gradient scaling) or 'bfloat16'")
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
             s.add_argument('--n-train', type=int, default=None, help='scene: training images')
             s.add_argument('--n-val', type=int, default=None, help='scene: held-out images')
@@ -798,9 +800,11 @@ def config_from_args(a) -> RunConfig:
             if opt is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
                                                            seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
-        for opt, stage, key in ((a.lr, 'cam_train', 'lr'), (a.seg_epochs, 'seg_train', 'epochs'), (a.seg_lr, 'seg_train', 'lr'), (a.batch_size, 'cam_train', 'batch_size'), (a.batch_size, 'seg_train', 'batch_size')):
+        for opt, stage, key in ((a.lr, 'cam_train', 'lr'), (a.seg_epochs, 'seg_train', 'epochs'), (a.seg_lr, 'seg_train', 'lr')):
             if opt is not None: cfg = dataclasses.replace(cfg, **{stage: dataclasses.replace(getattr(cfg, stage), **{key: opt})})
-        if a.batch_size is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, batch_size=a.batch_size)))
+        for opt, key in ((a.batch_size, 'batch_size'), (a.amp, 'amp')):
+            if opt is not None: cfg = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **{key: opt}) for s in ('cam_train', 'seg_train')},
+                                                          amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
     return check_config(quick_config(cfg) if a.quick else cfg)
 
 def init_distributed(device:str) -> str:
