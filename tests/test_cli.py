@@ -1,7 +1,7 @@
 "The `wsss_nb` command as a user runs it: a tiny run, determinism, resuming, the real VOC sample, and bad input."
 import json, os, shutil, subprocess, sys
 from pathlib import Path
-import numpy as np, pytest, torch
+import numpy as np, pytest, torch, torchvision
 from PIL import Image
 from wsss_nb.core import save_mask, load_json, save_json
 from wsss_nb.data import write_scene, SceneConfig, find_voc_sample
@@ -11,8 +11,9 @@ TINY = ['--n-train', '48', '--n-val', '16', '--epochs', '2', '--no-progress']
 KEYS = ('pseudo_mask_miou', 'best_threshold', 'seg_miou', 'threshold_curve', 'context_leakage', 'part_recall', 'body_recall',
         'threshold_spread', 'boundary_f', 'stage_seconds')
 
-def wsss(*args, cwd=None):
-    return subprocess.run([sys.executable, '-m', 'wsss_nb.pipeline', *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+def wsss(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, '-m', 'wsss_nb.pipeline', *args], capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
 
 def cli_error(capsys, *args):
     "Run the command in-process (fast) where it must fail: its exit code and stderr."
@@ -161,6 +162,19 @@ def test_segmentation_backbone_of_its_own(tmp_path):
     assert seg['aspp.branches.3.weight'].shape == (7, 2048, 3, 3) and 'classifier.weight' not in seg  # DeepLab-v2's fourth dilated classifier, no 1x1 one after
     p = wsss('predict', str(tmp_path/'run'), str(tmp_path/'run/data/JPEGImages/scene_000000.png'), '--out', str(tmp_path/'pred'))
     assert p.returncode == 0 and (tmp_path/'pred/scene_000000.png').exists(), p.stderr
+
+def test_imagenet_statistics_kept(tmp_path):
+    "With ImageNet weights (a stand-in in a torch hub cache of our own) every ResNet of the run keeps their BatchNorm statistics, a CONTA round's classifier started from the segmentation network too."
+    sd = torchvision.models.resnet50().state_dict()
+    for k in sd:
+        if k.endswith(('running_mean', 'running_var')): sd[k] = torch.rand_like(sd[k]) + 0.5
+    (tmp_path/'torch/hub/checkpoints').mkdir(parents=True); torch.save(sd, tmp_path/'torch/hub/checkpoints/resnet50-0676ba61.pth')
+    p = wsss('run', '--backbone', 'resnet50', '--weights', 'IMAGENET1K_V1', '--method', 'conta', '--rounds', '1', '--n-train', '8', '--n-val', '4',
+             '--epochs', '2', '--batch-size', '4', '--no-progress', '--out', str(tmp_path/'run'), env=dict(TORCH_HOME=str(tmp_path/'torch')))
+    assert p.returncode == 0, p.stderr
+    stats = lambda d: sorted(round(float(v.sum()), 2) for k, v in d.items() if k.endswith('running_var') and 'aspp' not in k)
+    for f in ('cam/classifier.pt', 'seg/seg.pt', 'rounds/1/cam/classifier.pt', 'rounds/1/seg/seg.pt'):
+        assert stats(torch.load(tmp_path/'run'/f, weights_only=True)) == stats(sd), f
 
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."

@@ -7,12 +7,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from functools import partial
-import torch, torch.nn as nn
+import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 
 # %% auto #0
-__all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'ResNet50', 'ResNet101', 'load_imagenet_state_dict',
-           'load_checkpoint', 'make_backbone']
+__all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatchNorm2d', 'keep_imagenet_statistics', 'ResNet50',
+           'ResNet101', 'load_imagenet_state_dict', 'load_checkpoint', 'make_backbone']
 
 # %% ../nbs/03_models.ipynb #1430e697
 def _conv_bn(i, o, stride=1, dilation=1):
@@ -49,11 +49,24 @@ def receptive_field(backbone:nn.Module, # a backbone (not changed: a copy is mea
     return int(cols[-1] - cols[0] + 1)
 
 # %% ../nbs/03_models.ipynb #8569e764
+class FixedBatchNorm2d(nn.BatchNorm2d):
+    "BatchNorm that keeps its statistics: it normalises by the running mean and variance in training too (IRN's `FixedBatchNorm`)."
+    def forward(self, x): return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+def keep_imagenet_statistics(resnet:nn.Module # a `ResNet50` or `ResNet101` with ImageNet weights (fine-tuned or not)
+                            ) -> nn.Module:
+    "Fine-tune `resnet` as IRN, AMN and DeepLab do: its BatchNorm statistics fixed (`FixedBatchNorm2d`), its stem (conv1, bn1) frozen."
+    for m in resnet.modules():
+        if type(m) is nn.BatchNorm2d: m.__class__ = FixedBatchNorm2d  # same parameters and buffers, another forward
+    conv1, bn1 = resnet.features[:2]
+    for p in (*bn1.parameters(), *(conv1.parameters() if conv1.in_channels == 3 else ())): p.requires_grad_(False)  # (a conv1 with extra input channels must learn them)
+    return resnet
+
 class ResNet50(nn.Module):
     "torchvision ResNet-50 backbone at output stride 16."
     stride, depth = 16, 50
     def __init__(self, in_channels:int=3, # 3 for images; extra channels start with zero weights
-                 weights:str|None=None # a `torchvision.models.ResNet50_Weights` name, or None for random initialisation
+                 weights:str|None=None # a `torchvision.models.ResNet50_Weights` name (its BatchNorm statistics and stem then stay fixed), or None for random initialisation
                 ):
         super().__init__()
         net = getattr(torchvision.models, f'resnet{self.depth}')(replace_stride_with_dilation=[False, False, True])
@@ -64,6 +77,7 @@ class ResNet50(nn.Module):
             net.conv1 = conv
         self.features = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         self.out_channels = 2048
+        if weights is not None: keep_imagenet_statistics(self)
     def forward(self, x): return self.features(x)
 
 class ResNet101(ResNet50):

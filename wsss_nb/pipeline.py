@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .core import *
 from .data import *
 from .metrics import *
-from .models import BACKBONES, PRETRAINED, load_checkpoint, make_backbone
+from .models import BACKBONES, PRETRAINED, keep_imagenet_statistics, load_checkpoint, make_backbone
 from .cam import *
 from .seg import *
 from .conta import *
@@ -184,7 +184,9 @@ def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (we
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
     c = self.cfg
     bb = make_backbone(c.backbone, weights=imagenet_weights(c, c.backbone) if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
-    if trained and self.round >= 1 and c.conta.init == 'seg': bb = self.prev.segmenter().backbone
+    if trained and self.round >= 1 and c.conta.init == 'seg':
+        bb = self.prev.segmenter().backbone
+        if imagenet_weights(c, c.backbone): keep_imagenet_statistics(bb)  # fine-tuned from ImageNet, as in round 0
     if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention, c.conta.att_init), c.conta.block, c.conta.m_init)
     return bb
 
