@@ -12,7 +12,7 @@ from .core import *
 from .models import make_backbone
 from .metrics import dilate
 from .cam import Plugin, Learner, make_loader
-from .seg import ASPP
+from .seg import ASPP, ASPPv2
 from .kernels.threshold import cam_to_label, seed_labels
 from .kernels.crf import DenseCRF, crf_inference_label
 
@@ -32,6 +32,7 @@ class AMNConfig:
     conditioning:bool=True # multiply the last feature map by Linear(labels); False feeds all-ones labels (the ablation)
     keep_bg_seed_scores:bool=False # the reference's inference quirk: raw softmax (not min-max normalised) on background seeds
     dropout:float=0.1 # dropout before the ASPP head (the reference's 0.1)
+    head:str='v3' # 'v3': DeepLab-v3's ASPP, then a 1x1 classifier; 'v2': the reference's DeepLab-v2 classifier (summed dilated 3x3 convolutions straight to K+1 scores)
     optimizer:str='adam' # 'adam' (the paper's) or 'sgd' (the shared loop's default)
     train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32, lr=1e-3, backbone_lr_mult=1.0))
     scales:tuple=(1.0, 1.5) # inference scales (with flips)
@@ -41,6 +42,7 @@ def check_amn(c:AMNConfig) -> AMNConfig:
     if not 0 < c.bg_threshold <= c.fg_threshold < 1: raise ValueError(f"--amn-bg/--amn-fg: need 0 < bg <= fg < 1, got bg {c.bg_threshold}, fg {c.fg_threshold}")
     if not 0 <= c.eps < 1: raise ValueError(f"--amn-eps: must be in [0, 1), got {c.eps}")
     if not 0 <= c.dropout < 1: raise ValueError(f"--amn-dropout: must be in [0, 1), got {c.dropout}")
+    if c.head not in ('v2', 'v3'): raise ValueError(f"--amn-head: unknown head {c.head!r}; choose 'v3' or 'v2' (the reference's)")
     if c.optimizer not in ('adam', 'sgd'): raise ValueError(f"--amn-optimizer: unknown value {c.optimizer!r}; choose from adam, sgd")
     if not c.scales or min(c.scales) <= 0: raise ValueError(f"--amn-scales: need positive scales, got {c.scales}")
     return c
@@ -71,15 +73,18 @@ class AMN(nn.Module):
     def __init__(self, backbone:nn.Module, # a backbone from `models` (has `out_channels`, `stride`)
                  n_fg:int, # K foreground classes
                  dropout:float=0.1, # dropout on the conditioned feature map
-                 conditioning:bool=True # False: the labels are replaced by all ones (the ablation)
+                 conditioning:bool=True, # False: the labels are replaced by all ones (the ablation)
+                 head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (the reference's)
                 ):
         super().__init__()
-        small = backbone.stride <= 8
-        width, rates = (64, (1, 2, 4)) if small else (256, (6, 12, 18))
+        small = backbone.stride <= 8  # (the small CNN's stride-4 maps: smaller rates, as in `DeepLab`)
         self.backbone, self.n_fg, self.conditioning = backbone, n_fg, conditioning
-        self.label_conditioning = nn.Linear(n_fg, backbone.out_channels)
-        self.dropout, self.aspp = nn.Dropout(dropout), ASPP(backbone.out_channels, width, rates)
-        self.classifier = nn.Conv2d(width, n_fg + 1, 1)
+        self.label_conditioning, self.dropout = nn.Linear(n_fg, backbone.out_channels), nn.Dropout(dropout)
+        if head == 'v2': self.aspp, self.classifier = ASPPv2(backbone.out_channels, n_fg + 1, (1, 2, 3, 4) if small else (6, 12, 18, 24)), nn.Identity()
+        elif head == 'v3':
+            width = 64 if small else 256
+            self.aspp, self.classifier = ASPP(backbone.out_channels, width, (1, 2, 4) if small else (6, 12, 18)), nn.Conv2d(width, n_fg + 1, 1)
+        else: raise ValueError(f"AMN: unknown head {head!r}; choose 'v3' or 'v2'")
 
     def forward(self, x, # (N, 3, H, W) images
                 labels # (N, K) or (K,) multi-hot image labels
@@ -119,7 +124,7 @@ class ImageLabels(Plugin):
     def before_batch(self, learn): learn.inputs = [*learn.inputs, learn.batch['labels']]
 
 class AdamLearner(Learner):
-    "The shared loop with Adam in place of SGD: the same parameter groups, learning rates and poly schedule."
+    "The shared loop with Adam in place of SGD: the same parameter groups, learning rates and schedule."
     def _optimizer(self):
         groups = [{k: g[k] for k in ('params', 'lr', 'initial_lr')} for g in super()._optimizer().param_groups]
         return torch.optim.Adam(groups, weight_decay=self.cfg.weight_decay)
@@ -132,7 +137,7 @@ def train_amn(ds, # training set: the seeds as masks, the true image labels, a t
               device='cpu', seed:int=0, progress:bool=True) -> tuple:
     "Train AMN on the seeds; returns (model, history)."
     set_seed(seed)
-    model = AMN(make_backbone(backbone, weights=weights), ds.n_classes - 1, cfg.dropout, cfg.conditioning)
+    model = AMN(make_backbone(backbone, weights=weights), ds.n_classes - 1, cfg.dropout, cfg.conditioning, cfg.head)
     loop = AdamLearner if cfg.optimizer == 'adam' else Learner
     learn = loop(model, make_loader(ds, cfg.train.batch_size, True, cfg.train.num_workers, seed), partial(amn_loss, eps=cfg.eps, balanced=cfg.balanced),
                  cfg.train, [*plugins, ImageLabels()], device, progress, 'AMN')

@@ -323,7 +323,8 @@ AMN_VARIANTS = {'amn': {}, 'amn_ref': dict(fg_threshold=0.45, bg_threshold=0.15)
                 'no_conditioning': dict(fg_threshold=0.45, bg_threshold=0.15, conditioning=False),
                 'eps0': dict(fg_threshold=0.45, bg_threshold=0.15, eps=0.0),
                 'unbalanced': dict(fg_threshold=0.45, bg_threshold=0.15, balanced=False),
-                'keep_bg_seed_scores': dict(fg_threshold=0.45, bg_threshold=0.15, keep_bg_seed_scores=True)} # the reference's inference: raw softmax on background seeds
+                'keep_bg_seed_scores': dict(fg_threshold=0.45, bg_threshold=0.15, keep_bg_seed_scores=True), # the reference's inference: raw softmax on background seeds
+                'amn_v2': dict(head='v2'), 'amn_ref_v2': dict(fg_threshold=0.45, bg_threshold=0.15, head='v2')} # the reference's DeepLab-v2 head
 AMN_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold_spread', 'oracle_pseudo_mask_miou', 'boundary_f', 'context_leakage')
 
 def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.json

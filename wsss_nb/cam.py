@@ -85,6 +85,7 @@ class Learner:
         net = self.model
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+        if self.cfg.schedule not in ('poly', 'constant'): raise ValueError(f"{self.desc}: unknown schedule {self.cfg.schedule!r}; choose 'poly' or 'constant'")
         amp = amp_dtype(self.cfg.amp)
         scaler = torch.amp.GradScaler(self.device.type, enabled=amp == torch.float16)  # float16 gradients underflow unless the loss is scaled up
         total, step = self.cfg.epochs * len(self.loader), 0
@@ -106,7 +107,8 @@ class Learner:
                     if l is not None: terms[p.name] = l
                 self.loss = sum(terms.values())
                 if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]})")
-                for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
+                if self.cfg.schedule == 'poly':
+                    for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
                 self.opt.zero_grad(set_to_none=True); scaler.scale(self.loss).backward()
                 if net is not self.model: self._average_plugin_grads()
                 scaler.step(self.opt); scaler.update()

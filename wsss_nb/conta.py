@@ -29,7 +29,7 @@ class ContaConfig:
     empty:str='include' # an image with no pixel of its labelled class: 'include' (zero mask) or 'skip'
     block:int=-1 # backbone block M is concatenated before (-1 the last, 0 the input)
     init:str='seg' # a round's classifier starts from the previous round's segmentation network ('seg') or from 'scratch'
-    m_init:str='zero' # the weights on M's new input channel start at 'zero' (the round starts where its classifier was) or 'random' (as a fresh convolution's)
+    m_init:str='zero' # the weights on M's new input channel start at 'zero' (M adds nothing at first: the round's backbone starts computing what it did before) or 'random' (as a fresh convolution's)
     att_init:str='default' # W1, W2 start as `nn.Linear`'s ('default') or as the confounders, one unit-norm c_i per row ('confounders': alpha follows x_m's overlap with each c_i)
 
 def check_conta(c:ContaConfig) -> ContaConfig:

@@ -27,6 +27,7 @@ class TrainConfig:
     backbone_lr_mult:float=1.0 # 0.1 is the usual choice with ImageNet weights, 1.0 from scratch
     weight_decay:float=1e-4 # L2 penalty
     momentum:float=0.9 # SGD momentum
+    schedule:str='poly' # 'poly': the rates decay as (1 - step/steps)^0.9; 'constant' (AMN's reference code)
     num_workers:int=0 # DataLoader worker processes
     amp:str|None=None # mixed precision: the network's forward pass in 'float16' (with gradient scaling) or 'bfloat16'; None: float32
 

@@ -91,6 +91,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
         if t.epochs < 1 or t.batch_size < 1 or not t.lr > 0: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
+        if t.schedule not in ('poly', 'constant'): raise ValueError(f"{opt}: unknown schedule {t.schedule!r}; choose 'poly' or 'constant'")
         if t.amp not in (None, *AMP_DTYPES): raise ValueError(f"--amp: unknown precision {t.amp!r}; choose from {', '.join(AMP_DTYPES)}")
     if cfg.seg_head not in ('v2', 'v3'): raise ValueError(f"--seg-head: unknown head {cfg.seg_head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
@@ -337,7 +338,7 @@ def _train_amn(self:Run):
 def amn_model(self:Run):
     "The trained AMN, loaded from the run folder."
     c = self.cfg
-    return load_checkpoint(AMN(make_backbone(c.backbone), len(self.classes) - 1, c.amn.dropout, c.amn.conditioning), self.dir/'amn/amn.pt').to(self.device).eval()
+    return load_checkpoint(AMN(make_backbone(c.backbone), len(self.classes) - 1, c.amn.dropout, c.amn.conditioning, c.amn.head), self.dir/'amn/amn.pt').to(self.device).eval()
 
 def _make_amn(self:Run):
     c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
@@ -744,6 +745,7 @@ def _parser():
             g.add_argument('--amn-unbalanced', action='store_true', help='one mean over all seed pixels instead of 1/2 background + 1/2 foreground')
             g.add_argument('--amn-no-conditioning', action='store_true', help='all-ones labels instead of the image labels (the ablation)')
             g.add_argument('--amn-no-crf', action='store_true', help='seeds without the dense CRF')
+            g.add_argument('--amn-head', default=None, choices=('v3', 'v2'), help="AMN's head: DeepLab-v3's ASPP, or the reference's DeepLab-v2 classifier (default: v3 on scene, v2 on voc)")
             g.add_argument('--amn-keep-bg-seed-scores', action='store_true', help="the reference's quirk: raw softmax on background seed pixels")
             g.add_argument('--amn-epochs', type=int, default=None, help='AMN training epochs')
             g.add_argument('--amn-lr', type=float, default=None, help="AMN's (Adam) learning rate of the new layers (default: 1e-3; 1e-4 on voc with --weights, the paper's)")
@@ -796,8 +798,10 @@ def config_from_args(a) -> RunConfig:
                                                               sigma=a.likelihood_sigma, window=a.likelihood_window),
                                   amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
                                                           keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
-        if voc: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, scales=cfg.cam_scales,  # the paper's rates on an ImageNet backbone, the classifier's schedule
-                                                                       train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if cam_pre else 1e-3, backbone_lr_mult=0.05 if cam_pre else 1.0)))
+        if voc: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, scales=cfg.cam_scales, head='v2',  # the reference's head; on an ImageNet backbone its constant rates
+                                                                       train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if cam_pre else 1e-3, backbone_lr_mult=0.05 if cam_pre else 1.0,
+                                                                                         schedule='constant' if cam_pre else 'poly')))
+        if a.amn_head: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, head=a.amn_head))
         for opt, key in ((a.amn_epochs, 'epochs'), (a.amn_lr, 'lr'), (a.amn_backbone_lr_mult, 'backbone_lr_mult')):
             if opt is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
         if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
