@@ -575,7 +575,7 @@ def activation_maps(self:Run, image, # an image file or a uint8 (H, W, 3) RGB ar
                     classes, # the image's classes (its image-level labels): names or ids 1..K
                     which:str|None=None # 'cam' or 'amn'; None: the maps the run's pseudo-masks come from
                    ) -> tuple:
-    "Normalised maps (k, H, W) of the image's classes by the run's final networks, and their class ids (as `cam/npz` holds them)."
+    "Normalised maps (k, H, W) of the image's classes by the run's final networks, and their class ids (as `cam/npz` holds them; AMN's without `keep_bg_seed_scores`, which needs a training image's seeds)."
     run, which = self.last_round(), which or ('amn' if 'amn' in self.cfg.method else 'cam')
     if which not in ('cam', 'amn') or (which == 'amn' and 'amn' not in self.cfg.method): raise ValueError(f"activation_maps: which must be 'cam'{' or amn' if 'amn' in self.cfg.method else ' (this run has no AMN)'}, got {which!r}")
     ids = self.class_ids(classes)
