@@ -1,5 +1,5 @@
 "The `wsss_nb` command as a user runs it: a tiny run, determinism, resuming, the real VOC sample, and bad input."
-import json, os, shutil, subprocess, sys
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest, torch, torchvision
 from PIL import Image
@@ -270,11 +270,22 @@ def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch):
     train_seg = Run._train_seg
     def interrupt(self): raise KeyboardInterrupt
     monkeypatch.setattr(Run, '_train_seg', interrupt)
-    with pytest.raises(KeyboardInterrupt): main(['run', '--out', str(tmp_path/'run'), *TINY])
-    assert (tmp_path/'run/stages/train_cam.json').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
+    with pytest.raises(SystemExit) as e: main(['run', '--out', str(tmp_path/'run'), *TINY])
+    assert e.value.code == 130 and (tmp_path/'run/stages/train_cam.json').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
     monkeypatch.setattr(Run, '_train_seg', train_seg)
     main(['run', '--out', str(tmp_path/'run'), *TINY])
     assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
+
+def test_terminated_run_cleans_up_and_resumes(tmp_path):
+    "SIGTERM (a job's time limit) in any stage: a short message, no half-written folder left, and the same command finishes the run."
+    out, args = tmp_path/'run', [sys.executable, '-m', 'wsss_nb.pipeline', 'run', '--out', str(tmp_path/'run'), *TINY]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'stages/train_cam.json').exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
+    p.send_signal(signal.SIGTERM); _, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and 'interrupted (SIGTERM)' in err and 'resumes' in err and 'Traceback' not in err, (p.returncode, err)
+    assert not [f for f in out.rglob('.*')], sorted(out.rglob('.*'))  # no atomic_dir/atomic_path leftovers
+    assert wsss('run', '--out', str(out), *TINY).returncode == 0 and (out/'results.json').exists()
 
 def test_installs_from_a_built_wheel(tiny_run, tmp_path):
     "`pip wheel` of the checkout holds every module and the `wsss_nb` command; installed on its own and run outside the checkout, it gives the checkout's figures."

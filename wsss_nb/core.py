@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, json, random, shutil, tempfile, dataclasses
+import os, glob, json, random, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +129,9 @@ def atomic_path(path:str|Path # the file to write
 @contextmanager
 def atomic_dir(path:str|Path # the folder to create
               ):
-    "Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed."
+    "Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed (and a killed earlier attempt's is removed first)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f'.{glob.escape(path.name)}.*'): shutil.rmtree(old, ignore_errors=True)  # (a process killed outright cleans up nothing)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
     try:
         yield tmp

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, sys, time, json, shutil, argparse, dataclasses
+import os, sys, time, json, shutil, signal, argparse, threading, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -689,7 +689,7 @@ def _parser():
         s.add_argument('--out', default=None, help='run folder (default: runs/<command>)')
         s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
         s.add_argument('--seed', type=int, default=0)
-        s.add_argument('--quick', action='store_true', help='a smaller, shorter run')
+        s.add_argument('--quick', action='store_true', help='a first look: on the scene a smaller scene and shorter training (well under a minute); on voc only shorter training. The options you give win over it')
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
         if name == 'run':
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
@@ -788,6 +788,7 @@ def config_from_args(a) -> RunConfig:
         cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
         if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if seg_pre else 1.0))
+        if a.quick: cfg = quick_config(cfg)  # before the options below, which win over it
         for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
@@ -811,7 +812,8 @@ def config_from_args(a) -> RunConfig:
         for opt, key in ((a.batch_size, 'batch_size'), (a.amp, 'amp')):
             if opt is not None: cfg = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **{key: opt}) for s in ('cam_train', 'seg_train')},
                                                           amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
-    return check_config(quick_config(cfg) if a.quick else cfg)
+    elif a.quick: cfg = quick_config(cfg)
+    return check_config(cfg)
 
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
@@ -853,9 +855,12 @@ def _evaluate_cams(a):
     print(f"best threshold {ev['best_threshold']:.2f}: mIoU {ev['pseudo_mask_miou']:.1%}, boundary F {ev['boundary_f']:.1%}; "
           f"oracle per-image threshold {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {100 * ev['threshold_spread']:.1f} points ({split})")
 
+def _terminated(signum, frame): raise KeyboardInterrupt(signal.Signals(signum).name)
+
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
+    sigterm = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None  # a job's time limit cleans up as Ctrl-C does
     try:
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
@@ -872,7 +877,11 @@ def main(argv=None):
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError) as e:
         print(f'wsss_nb: error: {e}', file=sys.stderr); sys.exit(1)
+    except KeyboardInterrupt as e:
+        resumes = ': the same command resumes the run after its last finished stage' if a.command in ('run', 'demo', 'rerun') else ''
+        print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
     finally:
+        if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
 # %% ../nbs/06_pipeline.ipynb #cee0a150
