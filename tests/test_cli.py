@@ -276,6 +276,18 @@ def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch):
     main(['run', '--out', str(tmp_path/'run'), *TINY])
     assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
 
+def test_voc_without_weights_says_so(tmp_path, capsys):
+    "A VOC run of ResNets without --weights says they start from random weights (the run itself fails here: no such folder)."
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--out', str(tmp_path/'run'))
+    assert code != 0 and 'start from random weights' in err and 'nowhere' in err, err
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--out', str(tmp_path/'run'))
+    assert 'random weights' not in err, err
+
+def test_version(capsys):
+    import wsss_nb
+    with pytest.raises(SystemExit): main(['--version'])
+    assert capsys.readouterr().out.strip() == f'wsss_nb {wsss_nb.__version__}'
+
 def test_terminated_run_cleans_up_and_resumes(tmp_path):
     "SIGTERM (a job's time limit) in any stage: a short message, no half-written folder left, and the same command finishes the run."
     out, args = tmp_path/'run', [sys.executable, '-m', 'wsss_nb.pipeline', 'run', '--out', str(tmp_path/'run'), *TINY]

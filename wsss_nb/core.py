@@ -146,8 +146,9 @@ def save_json(obj, path:str|Path):
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + '\n')
 
 def load_json(path:str|Path):
-    "Read a JSON file."
-    return json.loads(Path(path).read_text())
+    "Read a JSON file (an invalid one is an error that names it)."
+    try: return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 # %% ../nbs/00_core.ipynb #7aa11233
 def load_image(path:str|Path) -> np.ndarray:
@@ -155,13 +156,22 @@ def load_image(path:str|Path) -> np.ndarray:
     try:
         with Image.open(path) as im: return np.array(im.convert('RGB'))
     except FileNotFoundError: raise ValueError(f"missing image file: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"corrupt image file: {path} ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"not a readable image file: {path} ({e})") from None
+
+def _voc_colours_to_ids(rgb:np.ndarray, path) -> np.ndarray:
+    "An RGB label image in VOC's colours (`voc_palette`) as class ids; another colour is an error."
+    key = lambda a: (a[..., 0].astype(np.int64) << 16) | (a[..., 1].astype(np.int64) << 8) | a[..., 2]
+    pal = key(voc_palette()); order = np.argsort(pal); k = key(rgb)
+    j = np.clip(np.searchsorted(pal[order], k), 0, 255); ids = order[j]
+    if (bad := pal[ids] != k).any(): raise ValueError(f"mask {path}: colour {tuple(rgb[bad][0].tolist())} is not a VOC palette colour (an RGB mask must use voc_palette's)")
+    return ids.astype(np.uint8)
 
 def load_mask(path:str|Path) -> np.ndarray:
-    "Read a label PNG (palette or grey) as uint8 (H, W) class ids."
+    "Read a label PNG (palette or grey, or RGB in VOC's colours) as uint8 (H, W) class ids."
     try:
         with Image.open(path) as im:
-            if im.mode not in ('P', 'L'): raise ValueError(f"mask {path}: expected a palette or grey PNG, got mode {im.mode}")
+            if im.mode == 'RGB': return _voc_colours_to_ids(np.array(im), path)
+            if im.mode not in ('P', 'L'): raise ValueError(f"mask {path}: expected a palette, grey or RGB PNG, got mode {im.mode}")
             return np.array(im)
     except FileNotFoundError: raise ValueError(f"missing mask file: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"corrupt mask file: {path} ({e})") from None

@@ -173,14 +173,21 @@ def decode_int_filename(k) -> str:
     if isinstance(k, str): return k
     s = str(int(k)); return f'{s[:4]}_{s[4:]}'
 
-def read_labels_file(path:str|Path, n_fg:int) -> dict:
-    "Image-level labels from IRN's `cls_labels.npy` (id -> multi-hot over foreground classes) or JSON (id -> class ids): id -> class ids 1..n_fg."
-    path = Path(path)
+def read_labels_file(path:str|Path, # IRN's cls_labels.npy, or a .json file
+                     classes:tuple # the dataset's class names, background first
+                    ) -> dict:
+    "Image-level labels from IRN's `cls_labels.npy` (id -> multi-hot over foreground classes) or JSON (id -> class ids or names): id -> class ids 1..n_fg."
+    path, n_fg = Path(path), len(classes) - 1
+    def class_id(c, k):
+        if isinstance(c, str) and not c.isdigit():
+            if c not in classes[1:]: raise ValueError(f"labels file {path}: image {k} has an unknown class {c!r}; the dataset's are {', '.join(classes[1:])}")
+            return classes.index(c)
+        return int(c)
     if not path.exists(): raise ValueError(f"missing labels file: {path}")
     if path.suffix == '.npy':
         d = np.load(path, allow_pickle=True).item()
         out = {decode_int_filename(k): (np.flatnonzero(np.asarray(v)) + 1).tolist() for k, v in d.items()}
-    elif path.suffix == '.json': out = {str(k): [int(c) for c in v] for k, v in load_json(path).items()}
+    elif path.suffix == '.json': out = {str(k): [class_id(c, k) for c in v] for k, v in load_json(path).items()}
     else: raise ValueError(f"labels file {path}: expected .npy or .json")
     for k, v in out.items():
         if any(c < 1 or c > n_fg for c in v): raise ValueError(f"labels file {path}: image {k} has a class outside 1..{n_fg}")
@@ -220,14 +227,16 @@ class VOCSegmentation(Dataset):
         self.root = Path(root)
         if not self.root.is_dir(): raise ValueError(f"dataset root not found: {self.root}")
         ids_file = Path(split) if str(split).endswith('.txt') else self.root/'ImageSets/Segmentation'/f'{split}.txt'
-        if not ids_file.exists(): raise ValueError(f"split file not found: {ids_file}")
+        if not ids_file.exists():
+            there = sorted(f.stem for f in ids_file.parent.glob('*.txt')) if ids_file.parent.is_dir() else []
+            raise ValueError(f"split file not found: {ids_file}" + (f" (there: {', '.join(there)}; --train-split/--val-split name another)" if there else ''))
         self.ids = [l.split()[0] for l in ids_file.read_text().splitlines() if l.strip()]
         if not self.ids: raise ValueError(f"split file is empty: {ids_file}")
         if mask_dir is None: mask_dir = 'SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass'
         self.mask_dir = self.root/mask_dir # an absolute path (e.g. a run's pseudo-masks) replaces the root
         self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform
         self.n_classes = len(self.classes)
-        self._labels = read_labels_file(labels_file, self.n_classes - 1) if labels_file else None
+        self._labels, self.labels_file = read_labels_file(labels_file, self.classes) if labels_file else None, labels_file
         self.annotated = self.mask_dir.is_dir() and any(self.mask_path(i).exists() for i in range(len(self.ids)))  # False: images and labels only
         if not self.annotated and self._labels is None:
             raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir} (nothing to score) and no image-level labels file (--labels) to train from")
@@ -246,7 +255,7 @@ class VOCSegmentation(Dataset):
     def label_ids(self, i) -> list:
         "Foreground class ids present in image `i`."
         if self._labels is not None:
-            if self.ids[i] not in self._labels: raise ValueError(f"labels file has no entry for image {self.ids[i]}")
+            if self.ids[i] not in self._labels: raise ValueError(f"labels file {self.labels_file} has no entry for image {self.ids[i]}")
             return self._labels[self.ids[i]]
         m = self.mask(i); return [int(c) for c in np.unique(m) if 0 < c < self.n_classes]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from . import __version__
 from .core import *
 from .data import *
 from .metrics import *
@@ -26,9 +27,9 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'seg_backbone',
            'imagenet_weights', 'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'score_maps',
            'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results',
-           'run_config_json', 'begin', 'run', 'start_from', 'last_round', 'image_tensor', 'segment', 'image_files',
-           'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
-           'results_table', 'seed_groups', 'config_from_args', 'init_distributed', 'main']
+           'run_config_json', 'begin', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment',
+           'image_files', 'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams',
+           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -83,6 +84,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if not cfg.method: raise ValueError("--method: give at least one method")
     for m in cfg.method:
         if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if cfg.method.count(m) > 1: raise ValueError(f"--method: {m} is given twice")
     if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
@@ -434,7 +436,7 @@ def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
-        raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another --out")
+        raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another folder (--out), or Run.open(folder) to use it")
     if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
@@ -512,25 +514,33 @@ def last_round(self:Run) -> Run:
     r = self.cfg.conta.rounds if 'conta' in self.cfg.method and self.round == 0 else 0
     return self.round_run(r) if r else self
 
-def image_tensor(image:np.ndarray # uint8 (H, W, 3) RGB image
+def as_rgb(image # an image file, or a uint8 array: (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA
+          ) -> np.ndarray:
+    "The image as uint8 (H, W, 3) RGB, an array converted as `load_image` converts a file (grey repeated, alpha dropped)."
+    if isinstance(image, (str, Path)): return load_image(image)
+    a = np.asarray(image)
+    if a.dtype == np.uint8 and a.ndim == 2: a = np.repeat(a[..., None], 3, 2)
+    elif a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (1, 4): a = np.repeat(a, 3, 2) if a.shape[2] == 1 else a[..., :3]
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3: raise ValueError(f"an image must be a file or a uint8 (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA array, got a {a.dtype} array of shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
                 ) -> torch.Tensor:
     "The networks' input of an image: (3, H, W), normalised as in the evaluation."
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3: raise ValueError(f"an image must be a file or a uint8 (H, W, 3) RGB array, got a {image.dtype} array of shape {image.shape}")
-    return eval_transform()(torch.from_numpy(image).permute(2, 0, 1))
+    return eval_transform()(torch.from_numpy(as_rgb(image)).permute(2, 0, 1))
 
 def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool) -> np.ndarray:
     x = image_tensor(image)
     return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset) if crf else predict(net, x, scales)
 
-def segment(self:Run, images, # image files or uint8 (H, W, 3) RGB arrays: one, or a list
+def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`): one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
             crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
            ) -> list:
     "Label maps (H, W) uint8 of the images by the run's final segmentation network."
-    if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3): images = [images]
+    if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)): images = [images]
     net = self.last_round().segmenter()
-    return [self._label_map(net, load_image(x) if isinstance(x, (str, Path)) else np.asarray(x), scales, crf) for x in images]
+    return [self._label_map(net, as_rgb(x), scales, crf) for x in images]
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') # what a folder given to `segment_files` is searched for
 
@@ -564,22 +574,25 @@ def segment_files(self:Run, images:list, # image files, or folders of them
 Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3dc
-def class_ids(self:Run, classes # class names of this run, or ids 1..K
+def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or a list
              ) -> list:
     "The ids of `classes`, an unknown name an error that lists the run's."
+    if isinstance(classes, (str, int, np.integer)): classes = [classes]
     unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
     if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
     return [self.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
 
-def activation_maps(self:Run, image, # an image file or a uint8 (H, W, 3) RGB array
-                    classes, # the image's classes (its image-level labels): names or ids 1..K
+def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)
+                    classes, # the image's classes (its image-level labels): names or ids 1..K, one or a list
                     which:str|None=None # 'cam' or 'amn'; None: the maps the run's pseudo-masks come from
                    ) -> tuple:
     "Normalised maps (k, H, W) of the image's classes by the run's final networks, and their class ids (as `cam/npz` holds them; AMN's without `keep_bg_seed_scores`, which needs a training image's seeds)."
     run, which = self.last_round(), which or ('amn' if 'amn' in self.cfg.method else 'cam')
-    if which not in ('cam', 'amn') or (which == 'amn' and 'amn' not in self.cfg.method): raise ValueError(f"activation_maps: which must be 'cam'{' or amn' if 'amn' in self.cfg.method else ' (this run has no AMN)'}, got {which!r}")
+    if which not in ('cam', 'amn') or (which == 'amn' and 'amn' not in self.cfg.method):
+        allowed = "'cam' or 'amn'" if 'amn' in self.cfg.method else "'cam' (this run has no AMN)"
+        raise ValueError(f"activation_maps: which must be {allowed}, got {which!r}")
     ids = self.class_ids(classes)
-    img = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
+    img = as_rgb(image)
     x = image_tensor(img)
     if which == 'amn': return compute_amn(run.amn_model(), x, ids, self.cfg.amn.scales)
     extra = ()
@@ -590,12 +603,15 @@ def activation_maps(self:Run, image, # an image file or a uint8 (H, W, 3) RGB ar
 Run.class_ids, Run.activation_maps = class_ids, activation_maps
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d7
-def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette or grey), one per image of the split
+def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette, grey, or RGB in VOC's colours), one per image of the split
                    root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
                    split:str='val' # ids file ImageSets/Segmentation/<split>.txt
                   ) -> dict:
     "mIoU, boundary F and per-class IoU of a folder of label maps against a split's ground truth."
     ds, masks = VOCSegmentation(root, split), Path(masks)
+    missing = [n for n in ds.ids if not (masks/f'{n}.png').exists()]
+    if len(missing) == len(ds): raise ValueError(f"{masks} holds no label map of split {split}'s {len(ds)} images ({missing[0]}.png, ...); give the split they are of (--split)")
+    if missing: raise ValueError(f"{masks}: {len(missing)} of split {split}'s {len(ds)} images have no label map: {', '.join(f'{n}.png' for n in missing[:5])}{', ...' if len(missing) > 5 else ''}")
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i, name in enumerate(ds.ids):
         gt, pred = ds.mask(i), load_mask(masks/f'{name}.png')
@@ -683,6 +699,7 @@ def seed_groups(folders:list # run folders
 # %% ../nbs/06_pipeline.ipynb #8c4e55c7
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
+    p.add_argument('--version', action='version', version=f'wsss_nb {__version__}')
     sub = p.add_subparsers(dest='command', required=True)
     for name, help in (('run', 'run the pipeline once'), ('demo', 'run the baseline pipeline with the dense CRF on the scene dataset: every stage, figure and picture')):
         s = sub.add_parser(name, help=help)
@@ -696,7 +713,7 @@ def _parser():
             s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first")
             for opt, split in (('--train-split', 'train'), ('--val-split', 'val')):
                 s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
-            s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy or JSON id -> class ids); a dataset without masks needs it")
+            s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy, or JSON id -> class ids or names); a dataset without masks needs it")
             s.add_argument('--pseudo-masks', default=None, help="a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): train and score the segmentation network on them, no CAMs")
             s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
             s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's (and AMN's) backbone; default: small on scene, resnet50 on voc")
@@ -873,6 +890,8 @@ def main(argv=None):
             if a.seed is not None: cfg = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed))
             out = Path(a.out or (src.with_name(f'{src.stem}_s{cfg.seed}') if given else f'{Path(a.run)}_s{cfg.seed}'))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
+        if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
+            print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError) as e:

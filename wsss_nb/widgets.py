@@ -18,7 +18,7 @@ from .metrics import ConfusionMatrix, threshold_curve, best_threshold
 from .cam import Plugin, compute_cam, load_cam
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS
-from .pipeline import Run, RunConfig, crf_pseudo_mask
+from .pipeline import Run, RunConfig, as_rgb, crf_pseudo_mask
 from .conta import ContaConfig
 import torch
 
@@ -424,7 +424,7 @@ class ImageExplorer(LiveFigure):
                          [[self.name, 'CAM: ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
 
 def image_explorer(run, # a finished run folder, or `Run`
-                   image=None, # an image file or uint8 (H, W, 3) array; None: a scene drawn beyond the run's images (the first held-out image on VOC)
+                   image=None, # an image file or uint8 image array (`pipeline.as_rgb`); None: a scene drawn beyond the run's images (the first held-out image on VOC)
                    classes=None # its classes, names or ids; None: the drawn scene's (or held-out image's) true labels
                   ) -> ImageExplorer:
     "The explorer of a run's networks on an image of your own."
@@ -434,7 +434,7 @@ def image_explorer(run, # a finished run folder, or `Run`
     if image is None and run.cfg.dataset == 'scene': s = draw_scene(run.cfg.scene, 10**6); image, name, truth = s['image'], 'a new scene', s['labels']
     elif image is None: ds = run.dataset(run.cfg.val_split); image, name, truth = ds.image(0), ds.ids[0], ds.label_ids(0)
     else: truth = []
-    image = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
+    image = as_rgb(image)
     res = run.dir/'results.json'
     return ImageExplorer(run, image, run.class_ids(truth if classes is None else classes), name, load_json(res)['threshold'] if res.exists() else 0.3)
 
