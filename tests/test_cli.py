@@ -347,6 +347,16 @@ def test_torchrun_two_processes(tmp_path):
     res = load_json(tmp_path/'ddp/results.json')
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48
 
+def test_torchrun_mixed_precision_with_plugins(tmp_path):
+    "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29534', '-m', 'wsss_nb.pipeline',
+                        'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', '--amp', 'float16', '--method', 'conta,likelihood', '--rounds', '1', *TINY],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = load_json(tmp_path/'ddp/results.json')
+    assert [r['round'] for r in res['rounds']] == [0, 1] and all(0 <= r['pseudo_mask_miou'] <= 1 for r in res['rounds'])
+    assert load_json(tmp_path/'ddp/config.json')['cam_train']['amp'] == 'float16'
+
 def test_bench_runs_as_a_script():
     "`python -m wsss_nb.bench` reaches its `main` (the notebook's `__main__` cell runs it only as a script)."
     p = subprocess.run([sys.executable, '-m', 'wsss_nb.bench', '--help'], capture_output=True, text=True, timeout=120)
