@@ -277,11 +277,11 @@ def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch):
     assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
 
 def test_voc_without_weights_says_so(tmp_path, capsys):
-    "A VOC run of ResNets without --weights says they start from random weights (the run itself fails here: no such folder)."
+    "A VOC run of ResNets without --weights says they start from random weights, and an option the run does not use is named (the run itself fails here: no such folder)."
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--out', str(tmp_path/'run'))
     assert code != 0 and 'start from random weights' in err and 'nowhere' in err, err
-    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--out', str(tmp_path/'run'))
-    assert 'random weights' not in err, err
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--rounds', '2', '--out', str(tmp_path/'run'))
+    assert 'random weights' not in err and 'note: --rounds not used by this run (--method baseline' in err, err
 
 def test_version(capsys):
     import wsss_nb

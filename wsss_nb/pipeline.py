@@ -29,7 +29,8 @@ __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES'
            'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results',
            'run_config_json', 'begin', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment',
            'image_files', 'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams',
-           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'init_distributed', 'main']
+           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed',
+           'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -832,6 +833,15 @@ def config_from_args(a) -> RunConfig:
     elif a.quick: cfg = quick_config(cfg)
     return check_config(cfg)
 
+def unused_options(a) -> list:
+    "The options of `wsss_nb run` given a value of their own that the run does not use: a method's without that method, the scene's on VOC."
+    if a.command != 'run': return []
+    default, methods = vars(_parser().parse_args(['run'])), {m.strip() for m in a.method.split(',')}
+    owner = lambda k: ('conta' if k.startswith('conta_') or k in ('rounds', 'no_context') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_')
+                       else 'scene' if k in ('confounding', 'location_bias', 'n_train', 'n_val') else None)
+    unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods
+    return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
+
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
@@ -890,6 +900,7 @@ def main(argv=None):
             if a.seed is not None: cfg = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed))
             out = Path(a.out or (src.with_name(f'{src.stem}_s{cfg.seed}') if given else f'{Path(a.run)}_s{cfg.seed}'))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
+        if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
