@@ -668,7 +668,7 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                   markdown:bool=False # a Markdown table (GitHub's) instead of aligned plain text
                  ) -> str:
     "A table of the headline figures of one or more runs: a row per CONTA round, the CAM of an AMN run in a row of its own."
-    cols = [('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('best thr', 'best_threshold', '{:.2f}'),
+    cols = [('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('threshold', 'threshold', None),
             ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('+CRF', 'crf_boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
     rows = [(['run'] if names else []) + ['method'] + [h for h, _, _ in cols]]
@@ -681,6 +681,9 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                 if k is None:  # (means only)
                     pb = [_cell([r.get(x) for r in rs], '{:.2f}').split(' ± ')[0] for x in ('part_recall', 'body_recall')]
                     row.append('-' if '-' in pb else '/'.join(pb))
+                elif k == 'threshold':  # the pseudo-masks' threshold, and the curve's best where that differs (a --threshold given)
+                    t, b = (_cell([r.get(x, r.get('best_threshold')) for r in rs], '{:.2f}') for x in ('threshold', 'best_threshold'))
+                    row.append(t if b in (t, '-') else f'{t} (best {b})')
                 else: row.append(_cell([r.get(k) for r in rs], f))
             rows.append(row)
     if markdown: return '\n'.join('| ' + ' | '.join(c.replace('|', '\\|') for c in r) + ' |' for r in [rows[0], ['---'] * len(rows[0]), *rows[1:]])
