@@ -12,7 +12,7 @@ from .core import *
 from .models import make_backbone
 from .metrics import dilate
 from .cam import Plugin, Learner, make_loader
-from .seg import ASPP, ASPPv2
+from .seg import deeplab_head
 from .kernels.threshold import cam_to_label, seed_labels
 from .kernels.crf import DenseCRF, crf_inference_label
 
@@ -77,14 +77,9 @@ class AMN(nn.Module):
                  head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (the reference's)
                 ):
         super().__init__()
-        small = backbone.stride <= 8  # (the small CNN's stride-4 maps: smaller rates, as in `DeepLab`)
         self.backbone, self.n_fg, self.conditioning = backbone, n_fg, conditioning
         self.label_conditioning, self.dropout = nn.Linear(n_fg, backbone.out_channels), nn.Dropout(dropout)
-        if head == 'v2': self.aspp, self.classifier = ASPPv2(backbone.out_channels, n_fg + 1, (1, 2, 3, 4) if small else (6, 12, 18, 24)), nn.Identity()
-        elif head == 'v3':
-            width = 64 if small else 256
-            self.aspp, self.classifier = ASPP(backbone.out_channels, width, (1, 2, 4) if small else (6, 12, 18)), nn.Conv2d(width, n_fg + 1, 1)
-        else: raise ValueError(f"AMN: unknown head {head!r}; choose 'v3' or 'v2'")
+        self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_fg + 1, head, backbone.stride <= 8)  # the segmentation network's head, K+1 scores
 
     def forward(self, x, # (N, 3, H, W) images
                 labels # (N, K) or (K,) multi-hot image labels

@@ -95,7 +95,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
         if t.epochs < 1 or t.batch_size < 1 or not t.lr > 0: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
         if t.schedule not in ('poly', 'constant'): raise ValueError(f"{opt}: unknown schedule {t.schedule!r}; choose 'poly' or 'constant'")
-        if t.amp not in (None, *AMP_DTYPES): raise ValueError(f"--amp: unknown precision {t.amp!r}; choose from {', '.join(AMP_DTYPES)}")
+        try: amp_dtype(t.amp)
+        except ValueError as e: raise ValueError(f"--{e}") from None
     if cfg.seg_head not in ('v2', 'v3'): raise ValueError(f"--seg-head: unknown head {cfg.seg_head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):

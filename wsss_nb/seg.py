@@ -15,8 +15,8 @@ from .cam import Learner, make_loader
 from .kernels.crf import DenseCRF, unary_from_softmax
 
 # %% auto #0
-__all__ = ['ASPP', 'ASPPv2', 'DeepLab', 'segmentation_loss', 'train_segmentation', 'predict_proba', 'predict', 'crf_segmentation',
-           'evaluate_segmentation']
+__all__ = ['ASPP', 'ASPPv2', 'deeplab_head', 'DeepLab', 'segmentation_loss', 'train_segmentation', 'predict_proba', 'predict',
+           'crf_segmentation', 'evaluate_segmentation']
 
 # %% ../nbs/05_seg.ipynb #3b16f587
 class ASPP(nn.Module):
@@ -47,6 +47,18 @@ class ASPPv2(nn.Module):
     def forward(self, x): return sum(b(x) for b in self.branches)
 
 # %% ../nbs/05_seg.ipynb #51912d3e
+def deeplab_head(in_ch:int, # backbone channels
+                 n_classes:int, # output scores
+                 head:str='v3', # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
+                 small:bool=False, # a stride-4 backbone (the small CNNs): rates about 1/6 of the stride-16 ones, a narrower ASPP
+                 rates:tuple=None # dilation rates; None picks by `small`
+                ) -> tuple:
+    "(aspp, classifier) of a DeepLab head (the classifier an identity for 'v2', whose branches score the classes)."
+    if head == 'v2': return ASPPv2(in_ch, n_classes, rates or ((1, 2, 3, 4) if small else (6, 12, 18, 24))), nn.Identity()
+    if head != 'v3': raise ValueError(f"unknown head {head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
+    width = 64 if small else 256
+    return ASPP(in_ch, width, rates or ((1, 2, 4) if small else (6, 12, 18))), nn.Conv2d(width, n_classes, 1)
+
 class DeepLab(nn.Module):
     "Backbone + ASPP (+ 1x1 classifier), logits upsampled to the input size."
     def __init__(self, backbone:nn.Module, # a backbone from `models`
@@ -55,12 +67,8 @@ class DeepLab(nn.Module):
                  head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
                 ):
         super().__init__()
-        small = backbone.stride <= 8  # (the small CNN's stride-4 maps: rates about 1/6 of the stride-16 ones)
-        if head == 'v2': self.aspp, self.classifier = ASPPv2(backbone.out_channels, n_classes, rates or ((1, 2, 3, 4) if small else (6, 12, 18, 24))), nn.Identity()
-        elif head == 'v3':
-            rates, width = rates or ((1, 2, 4) if small else (6, 12, 18)), 64 if small else 256
-            self.aspp, self.classifier = ASPP(backbone.out_channels, width, rates), nn.Conv2d(width, n_classes, 1)
-        else: raise ValueError(f"--seg-head: unknown head {head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
+        try: self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_classes, head, backbone.stride <= 8, rates)
+        except ValueError as e: raise ValueError(f"--seg-head: {e}") from None
         self.backbone = backbone
     def forward(self, x):
         y = self.classifier(self.aspp(self.backbone(x)))
