@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, random, shutil, tempfile, dataclasses
+import os, atexit, glob, json, random, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'get_device',
            'rank', 'is_main_process', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
-           'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+           'scratch_dir', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -149,6 +149,14 @@ def load_json(path:str|Path):
     "Read a JSON file (an invalid one is an error that names it)."
     try: return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+# %% ../nbs/00_core.ipynb #d996cf9c
+def scratch_dir(prefix:str='wsss_nb_' # start of the folder's name
+               )->Path:
+    "A new temporary folder, removed with its contents when Python exits: where the notebooks' examples and tests write their runs."
+    d = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return Path(d)
 
 # %% ../nbs/00_core.ipynb #7aa11233
 def load_image(path:str|Path) -> np.ndarray:
