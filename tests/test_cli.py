@@ -164,7 +164,7 @@ def test_segmentation_backbone_of_its_own(tmp_path):
     assert p.returncode == 0 and (tmp_path/'pred/scene_000000.png').exists(), p.stderr
 
 def test_imagenet_statistics_kept(tmp_path):
-    "With ImageNet weights (a stand-in in a torch hub cache of our own) every ResNet of the run keeps their BatchNorm statistics, a CONTA round's classifier started from the segmentation network too."
+    "With ImageNet weights (a stand-in in a torch hub cache of our own) every ResNet of the run keeps their BatchNorm statistics, a CONTA round's classifier started from the segmentation network too; the classifiers' first two stages do not learn."
     sd = torchvision.models.resnet50().state_dict()
     for k in sd:
         if k.endswith(('running_mean', 'running_var')): sd[k] = torch.rand_like(sd[k]) + 0.5
@@ -173,8 +173,13 @@ def test_imagenet_statistics_kept(tmp_path):
              '--epochs', '2', '--batch-size', '4', '--no-progress', '--out', str(tmp_path/'run'), env=dict(TORCH_HOME=str(tmp_path/'torch')))
     assert p.returncode == 0, p.stderr
     stats = lambda d: sorted(round(float(v.sum()), 2) for k, v in d.items() if k.endswith('running_var') and 'aspp' not in k)
-    for f in ('cam/classifier.pt', 'seg/seg.pt', 'rounds/1/cam/classifier.pt', 'rounds/1/seg/seg.pt'):
-        assert stats(torch.load(tmp_path/'run'/f, weights_only=True)) == stats(sd), f
+    nets = {f: torch.load(tmp_path/'run'/f, weights_only=True) for f in ('cam/classifier.pt', 'seg/seg.pt', 'rounds/1/cam/classifier.pt', 'rounds/1/seg/seg.pt')}
+    for f, net in nets.items(): assert stats(net) == stats(sd), f
+    cls0, seg0, cls1 = nets['cam/classifier.pt'], nets['seg/seg.pt'], nets['rounds/1/cam/classifier.pt']
+    assert torch.equal(cls0['backbone.features.5.3.conv2.weight'], sd['layer2.3.conv2.weight'])  # IRN's classifier: no gradient before layer3...
+    assert not torch.equal(cls0['backbone.features.6.0.conv2.weight'], sd['layer3.0.conv2.weight'])  # ...which learns
+    assert not torch.equal(seg0['backbone.features.5.3.conv2.weight'], sd['layer2.3.conv2.weight'])  # the segmentation network fine-tunes layer2
+    assert torch.equal(cls1['backbone.pre.5.3.conv2.weight'], seg0['backbone.features.5.3.conv2.weight'])  # round 1's classifier starts from it, with layer2 frozen again
 
 def test_dataset_of_other_classes(tmp_path):
     "A dataset in VOC layout with its own classes.txt runs; its run's network then segments images where that dataset is gone."

@@ -53,13 +53,15 @@ class FixedBatchNorm2d(nn.BatchNorm2d):
     "BatchNorm that keeps its statistics: it normalises by the running mean and variance in training too (IRN's `FixedBatchNorm`)."
     def forward(self, x): return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
-def keep_imagenet_statistics(resnet:nn.Module # a `ResNet50` or `ResNet101` with ImageNet weights (fine-tuned or not)
+def keep_imagenet_statistics(resnet:nn.Module, # a `ResNet50` or `ResNet101` with ImageNet weights (fine-tuned or not)
+                             frozen_stages:int=0 # residual stages frozen too: 2 for IRN's classifier, whose gradient stops after layer2
                             ) -> nn.Module:
-    "Fine-tune `resnet` as IRN, AMN and DeepLab do: its BatchNorm statistics fixed (`FixedBatchNorm2d`), its stem (conv1, bn1) frozen."
+    "Fine-tune `resnet` as IRN, AMN and DeepLab do: its BatchNorm statistics fixed (`FixedBatchNorm2d`), its stem (conv1, bn1) and first `frozen_stages` stages frozen."
     for m in resnet.modules():
         if type(m) is nn.BatchNorm2d: m.__class__ = FixedBatchNorm2d  # same parameters and buffers, another forward
     conv1, bn1 = resnet.features[:2]
-    for p in (*bn1.parameters(), *(conv1.parameters() if conv1.in_channels == 3 else ())): p.requires_grad_(False)  # (a conv1 with extra input channels must learn them)
+    stages = [p for s in resnet.features[4:4 + frozen_stages] for p in s.parameters()]
+    for p in (*bn1.parameters(), *(conv1.parameters() if conv1.in_channels == 3 else ()), *stages): p.requires_grad_(False)  # (a conv1 with extra input channels must learn them)
     return resnet
 
 class ResNet50(nn.Module):

@@ -189,9 +189,8 @@ def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (we
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
     c = self.cfg
     bb = make_backbone(c.backbone, weights=imagenet_weights(c, c.backbone) if trained and (self.round == 0 or c.conta.init == 'scratch') else None)
-    if trained and self.round >= 1 and c.conta.init == 'seg':
-        bb = self.prev.segmenter().backbone
-        if imagenet_weights(c, c.backbone): keep_imagenet_statistics(bb)  # fine-tuned from ImageNet, as in round 0
+    if trained and self.round >= 1 and c.conta.init == 'seg': bb = self.prev.segmenter().backbone
+    if trained and imagenet_weights(c, c.backbone): keep_imagenet_statistics(bb, frozen_stages=2)  # fine-tuned from ImageNet as IRN's classifier: statistics kept, no gradient before layer3
     if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention, c.conta.att_init), c.conta.block, c.conta.m_init)
     return bb
 
