@@ -58,6 +58,35 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
     assert metrics(res) == metrics(ref)
     assert res['stage_seconds']['train_cam'] == ref['stage_seconds']['train_cam']  # not re-run
 
+def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch):
+    "Ctrl-C within a per-image stage keeps the images it finished: the same command makes only the others, with the uninterrupted run's figures; once an earlier stage is made again, they are made again too."
+    import wsss_nb.pipeline as pl
+    out, _ = tiny_run
+    run = tmp_path/'run'; shutil.copytree(out, run)
+    for stage in ('pseudo_mask', 'train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
+    for d in ('pseudo_mask', 'seg', 'figures'): shutil.rmtree(run/d)
+    (run/'results.json').unlink()
+    made, save = [], pl.save_mask
+    def save_until(stop):
+        def f(mask, path):
+            if len(made) == stop: raise KeyboardInterrupt
+            made.append(Path(path).name); save(mask, path)
+        return f
+    again = ['run', '--out', str(run), '--seed', '1', '--crf', *TINY]
+    monkeypatch.setattr(pl, 'save_mask', save_until(5))
+    with pytest.raises(SystemExit): main(again)
+    kept = sorted(p.name for p in (run/'.pseudo_mask.partial').iterdir()); assert kept == sorted(made) and len(kept) == 5
+    made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(None))
+    main(again)
+    assert len(made) == 48 - 5 + 16 and not set(made) & set(kept)  # the other pseudo-masks, then the held-out predictions
+    assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json'))  # its CRF figures count the kept masks too
+    for stage in ('make_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
+    shutil.rmtree(run/'pseudo_mask'); made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(5))
+    with pytest.raises(SystemExit): main(again)
+    (run/'stages/make_cam.json').unlink(); made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(None))
+    main(again)
+    assert len(made) == 48 + 16  # new CAMs: the kept pseudo-masks were made from the old ones, so all are made again
+
 def test_folder_older_than_an_option_resumes(tiny_run, tmp_path):
     "A run folder written before an option existed holds that option at its default: it is the same run."
     out, _ = tiny_run
@@ -301,7 +330,7 @@ def test_terminated_run_cleans_up_and_resumes(tmp_path):
     while not (out/'stages/train_cam.json').exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
     p.send_signal(signal.SIGTERM); _, err = p.communicate(timeout=120)
     assert p.returncode == 143 and 'interrupted (SIGTERM)' in err and 'resumes' in err and 'Traceback' not in err, (p.returncode, err)
-    assert not [f for f in out.rglob('.*')], sorted(out.rglob('.*'))  # no atomic_dir/atomic_path leftovers
+    assert not [f for f in out.rglob('.*') if f.suffix != '.partial'], sorted(out.rglob('.*'))  # no atomic_dir/atomic_path leftovers but a stage's finished images
     assert wsss('run', '--out', str(out), *TINY).returncode == 0 and (out/'results.json').exists()
 
 def test_installs_from_a_built_wheel(tiny_run, tmp_path):

@@ -127,18 +127,24 @@ def atomic_path(path:str|Path # the file to write
 
 # %% ../nbs/00_core.ipynb #f730e545
 @contextmanager
-def atomic_dir(path:str|Path # the folder to create
+def atomic_dir(path:str|Path, # the folder to create
+               resume:bool=False # keep the files of a failed or killed attempt (in `.<name>.partial`) for the next one
               ):
-    "Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed (and a killed earlier attempt's is removed first)."
+    "Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed (and a killed earlier attempt's is removed first), unless `resume`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob(f'.{glob.escape(path.name)}.*'): shutil.rmtree(old, ignore_errors=True)  # (a process killed outright cleans up nothing)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
+    partial = path.parent/f'.{path.name}.partial'
+    for old in path.parent.glob(f'.{glob.escape(path.name)}.*'):  # (a process killed outright cleans up nothing)
+        if not (resume and old == partial): shutil.rmtree(old, ignore_errors=True)
+    if resume:
+        partial.mkdir(exist_ok=True); tmp = partial
+        for half in tmp.glob('.*'): half.unlink()  # files `atomic_path` was writing when the attempt was killed
+    else: tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
     try:
         yield tmp
         if path.exists(): shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+        if tmp.exists() and not resume: shutil.rmtree(tmp)
 
 # %% ../nbs/00_core.ipynb #e13d77dc
 def save_json(obj, path:str|Path):

@@ -143,11 +143,13 @@ class Run:
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
     def _train_tf(self): return train_transform(self.cfg.crop)
     @property
+    def round0(self) -> Run:
+        "Round 0: the run itself, or the run whose CONTA round this is (it holds the data stage and the rounds)."
+        return self if self.prev is None else self.prev.round0
+    @property
     def classes(self) -> tuple:
         "Class names, background first, as the run's data stage recorded them (its networks then load where the data is absent)."
-        first = self
-        while first.prev is not None: first = first.prev  # a CONTA round: round 0 has the data stage
-        f = first.dir/'stages/data.json'
+        f = self.round0.dir/'stages/data.json'
         return tuple(load_json(f)['results']['classes']) if f.exists() else dataset_classes(self.root)
 
     def stage(self, name:str, # the stage, done by method `_{name}`
@@ -160,7 +162,9 @@ class Run:
         _barrier(); todo = not done.exists(); _barrier()
         if todo:
             t0 = time.time(); res = fn() if every_process or is_main_process() else None
-            if is_main_process(): save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
+            if is_main_process():
+                save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
+                for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old)  # a later stage's files from an interrupted attempt: made from what this stage just replaced
             _barrier()
         rec = load_json(done)
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
@@ -224,8 +228,9 @@ def x_m(self:Run, name:str, # a training image's id
 
 def _make_cam(self:Run):
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
-    with atomic_dir(self.dir/'cam/npz') as tmp:
+    with atomic_dir(self.dir/'cam/npz', resume=True) as tmp:
         for i in tqdm(range(len(ds)), desc='CAMs', disable=not self.progress, leave=False):
+            if (tmp/f'{ds.ids[i]}.npz').exists(): continue  # written before the run was interrupted
             b = ds[i]  # (its labels come with it: no second read of the mask)
             extra = (self.x_m(ds.ids[i], b['labels']),) if self.context else ()
             save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist(), self.cfg.cam_scales, extra=extra))
@@ -286,13 +291,14 @@ def _pseudo_mask(self:Run):
     ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']
     score = self.cfg.crf and ds.annotated
     if score: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
-    with atomic_dir(self.dir/'pseudo_mask') as tmp:
+    with atomic_dir(self.dir/'pseudo_mask', resume=True) as tmp:
         for i, c, k in tqdm(self.cams(), total=len(ds), desc='pseudo-masks', disable=not self.progress, leave=False):
-            if self.cfg.crf:
-                pm = crf_pseudo_mask(DenseCRF(ds.image(i), self.cfg.crf_preset), c, k, thr)
-                if score: gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
-            else: pm = cam_to_label(c, k, thr)
-            save_mask(pm, tmp/f'{ds.ids[i]}.png')
+            f = tmp/f'{ds.ids[i]}.png'
+            if f.exists(): pm = load_mask(f)  # written before the run was interrupted
+            else:
+                pm = crf_pseudo_mask(DenseCRF(ds.image(i), self.cfg.crf_preset), c, k, thr) if self.cfg.crf else cam_to_label(c, k, thr)
+                save_mask(pm, f)
+            if score: gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
     return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if score else {}
 Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_maps, _eval_cam, _pseudo_mask
 
@@ -326,9 +332,9 @@ AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold_curve', 'boundar
 
 def _amn_seed(self:Run):
     c, ds = self.cfg.amn, self.dataset(self.cfg.train_split)
-    with atomic_dir(self.dir/'amn/seed') as tmp:
+    with atomic_dir(self.dir/'amn/seed', resume=True) as tmp:
         for i, cam, keys in tqdm(self.cams('cam'), total=len(ds), desc='AMN seeds', disable=not self.progress, leave=False):
-            save_mask(amn_seeds(cam, keys, ds.image(i), c.fg_threshold, c.bg_threshold, self.cfg.crf_preset if c.crf else None), tmp/f'{ds.ids[i]}.png')
+            if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(amn_seeds(cam, keys, ds.image(i), c.fg_threshold, c.bg_threshold, self.cfg.crf_preset if c.crf else None), tmp/f'{ds.ids[i]}.png')
 
 def _train_amn(self:Run):
     c, gt = self.cfg, self.dataset(self.cfg.train_split)
@@ -345,8 +351,9 @@ def amn_model(self:Run):
 
 def _make_amn(self:Run):
     c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
-    with atomic_dir(self.dir/'amn/npz') as tmp:
+    with atomic_dir(self.dir/'amn/npz', resume=True) as tmp:
         for i in tqdm(range(len(ds)), desc='AMN maps', disable=not self.progress, leave=False):
+            if (tmp/f'{ds.ids[i]}.npz').exists(): continue  # written before the run was interrupted
             b = ds[i]; ids = (b['labels'].nonzero().flatten() + 1).tolist()
             seeds = load_mask(self.dir/'amn/seed'/f'{ds.ids[i]}.png') if c.keep_bg_seed_scores else None
             maps, keys = compute_amn(model, b['image'], ids, c.scales, seeds=seeds) if ids else (np.zeros((0, *b['image'].shape[-2:]), np.float32), np.zeros(0, np.int64))
@@ -376,8 +383,9 @@ def _conta(self:Run):
 
 def _train_pred(self:Run):
     ds, model = self.dataset(self.cfg.train_split, eval_transform()), self.segmenter()
-    with atomic_dir(self.dir/'seg/train_pred') as tmp:
-        for i in tqdm(range(len(ds)), desc='train predictions', disable=not self.progress, leave=False): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
+    with atomic_dir(self.dir/'seg/train_pred', resume=True) as tmp:
+        for i in tqdm(range(len(ds)), desc='train predictions', disable=not self.progress, leave=False):
+            if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
 
 def stages(self:Run) -> list:
     "The stages of this run (round 0) or CONTA round, in order."
@@ -911,7 +919,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as e:
         print(f'wsss_nb: error: {e}', file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt as e:
-        resumes = ': the same command resumes the run after its last finished stage' if a.command in ('run', 'demo', 'rerun') else ''
+        resumes = ': the same command resumes the run where it stopped (its finished stages and the maps and masks written so far are kept)' if a.command in ('run', 'demo', 'rerun') else ''
         print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
     finally:
         if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
