@@ -87,6 +87,26 @@ def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch):
     main(again)
     assert len(made) == 48 + 16  # new CAMs: the kept pseudo-masks were made from the old ones, so all are made again
 
+def test_resume_within_training(tiny_run, tmp_path, monkeypatch):
+    "A run killed between two epochs resumes its training after the last finished epoch, and ends as the uninterrupted run."
+    from wsss_nb.cam import Learner
+    out, _ = tiny_run
+    run = tmp_path/'run'; shutil.copytree(out, run)
+    for f in run.glob('stages/*.json'):
+        if f.stem != 'data': f.unlink()
+    for d in ('cam', 'pseudo_mask', 'seg', 'figures'): shutil.rmtree(run/d)
+    (run/'results.json').unlink()
+    save, saved = Learner._save, []
+    def save_then_kill(self, scaler): save(self, scaler); raise KeyboardInterrupt
+    monkeypatch.setattr(Learner, '_save', save_then_kill)
+    again = ['run', '--out', str(run), '--seed', '1', '--crf', *TINY]
+    with pytest.raises(SystemExit): main(again)
+    assert (run/'cam/.classifier.pt.partial').exists() and not (run/'cam/classifier.pt').exists()
+    monkeypatch.setattr(Learner, '_save', lambda self, scaler: (saved.append(self.desc), save(self, scaler)))
+    main(again)
+    assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json')) and not list(run.rglob('.*.partial'))
+    assert 'classifier' not in saved  # it went on from its second (and last) epoch
+
 def test_folder_older_than_an_option_resumes(tiny_run, tmp_path):
     "A run folder written before an option existed holds that option at its default: it is the same run."
     out, _ = tiny_run

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
@@ -129,13 +130,15 @@ def train_amn(ds, # training set: the seeds as masks, the true image labels, a t
               backbone:str='small', # a fresh backbone of this name
               weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name)
               plugins:tuple=(), # more plug-ins
-              device='cpu', seed:int=0, progress:bool=True) -> tuple:
+              device='cpu', seed:int=0, progress:bool=True,
+              checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
+             ) -> tuple:
     "Train AMN on the seeds; returns (model, history)."
     set_seed(seed)
     model = AMN(make_backbone(backbone, weights=weights), ds.n_classes - 1, cfg.dropout, cfg.conditioning, cfg.head)
     loop = AdamLearner if cfg.optimizer == 'adam' else Learner
     learn = loop(model, make_loader(ds, cfg.train.batch_size, True, cfg.train.num_workers, seed), partial(amn_loss, eps=cfg.eps, balanced=cfg.balanced),
-                 cfg.train, [*plugins, ImageLabels()], device, progress, 'AMN')
+                 cfg.train, [*plugins, ImageLabels()], device, progress, 'AMN', checkpoint)
     return model, learn.fit()
 
 # %% ../nbs/07c_amn.ipynb #0924026d

@@ -56,10 +56,12 @@ class Learner:
                  plugins:tuple=(), # `Plugin`s of the methods in use
                  device:str|torch.device='cpu', # where to train
                  progress:bool=True, # show a progress bar
-                 desc:str='train' # progress bar label
+                 desc:str='train', # progress bar label
+                 checkpoint:str|Path|None=None # file of the training state after each epoch: an interrupted `fit` resumes from it (it is deleted when training ends)
                 ):
         self.model, self.loader, self.loss_func, self.cfg = model, loader, loss_func, cfg
         self.plugins, self.device, self.progress, self.desc = list(plugins), torch.device(device), progress, desc
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.history = []
 
     def _optimizer(self):
@@ -76,22 +78,46 @@ class Learner:
         for p in (p for pl in self.plugins for p in pl.parameters()):
             if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
 
+    def _save(self, scaler):
+        "Write the training state after epoch `self.epoch` (every process's random generators with it)."
+        rng = dict(rng_state(), loader=self.loader.generator.get_state() if self.loader.generator is not None else None)
+        states = [rng]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            states = [None] * torch.distributed.get_world_size(); torch.distributed.all_gather_object(states, rng)
+        if not is_main_process(): return
+        state = dict(epoch=self.epoch, model=self.model.state_dict(), opt=self.opt.state_dict(), scaler=scaler.state_dict(), history=self.history,
+                     plugins=[p.detach() for pl in self.plugins for p in pl.parameters()], rng=states)
+        with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
+
+    def _resume(self, scaler) -> int:
+        "Load the training state `_save` wrote; returns the epoch to go on from."
+        s = torch.load(self.checkpoint, map_location='cpu', weights_only=True)
+        self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
+        with torch.no_grad():
+            for p, v in zip([p for pl in self.plugins for p in pl.parameters()], s['plugins'], strict=True): p.copy_(v)
+        self.history = s['history']
+        if rank() < len(s['rng']):  # (with more processes than before, the new ones keep their seeds)
+            rng = s['rng'][rank()]; set_rng_state(rng)
+            if rng['loader'] is not None and self.loader.generator is not None: self.loader.generator.set_state(rng['loader'])
+        return s['epoch'] + 1
+
     def fit(self):
         "Run `cfg.epochs` epochs; returns the per-epoch history of mean losses."
         self.model.to(self.device).train()
         for p in self.plugins: p.before_fit(self)
         self.opt = self._optimizer()
         self.main_weight = float(np.prod([p.main_loss_weight for p in self.plugins]))
-        net = self.model
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
         if self.cfg.schedule not in ('poly', 'constant'): raise ValueError(f"{self.desc}: unknown schedule {self.cfg.schedule!r}; choose 'poly' or 'constant'")
         amp = amp_dtype(self.cfg.amp)
         scaler = torch.amp.GradScaler(self.device.type, enabled=amp == torch.float16)  # float16 gradients underflow unless the loss is scaled up
-        total, step = self.cfg.epochs * len(self.loader), 0
+        start = self._resume(scaler) if self.checkpoint is not None and self.checkpoint.exists() else 0
+        net = self.model
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+        total, step = self.cfg.epochs * len(self.loader), start * len(self.loader)
         if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
-        bar = tqdm(total=total, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False)
-        for self.epoch in range(self.cfg.epochs):
+        bar = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False)
+        for self.epoch in range(start, self.cfg.epochs):
             if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
             sums = {}
             for batch in self.loader:
@@ -117,7 +143,9 @@ class Learner:
                 bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
             self.history.append({k: v / len(self.loader) for k, v in sums.items()})
             for p in self.plugins: p.after_epoch(self)
+            if self.checkpoint is not None and self.epoch + 1 < self.cfg.epochs: self._save(scaler)
         bar.close()
+        if self.checkpoint is not None and is_main_process(): self.checkpoint.unlink(missing_ok=True)
         self.model.eval()
         return self.history
 
@@ -136,11 +164,13 @@ def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      backbone:str|nn.Module='small', # backbone name, or a backbone module to start from (e.g. an earlier round's)
                      weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name; with a backbone name)
                      plugins:tuple=(), # method plug-ins
-                     device='cpu', seed:int=0, progress:bool=True) -> tuple:
+                     device='cpu', seed:int=0, progress:bool=True,
+                     checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
+                    ) -> tuple:
     "Train the CAM classifier; returns (model, history)."
     set_seed(seed)
     model = Classifier(backbone if isinstance(backbone, nn.Module) else make_backbone(backbone, weights=weights), ds.n_classes - 1)
-    learn = Learner(model, make_loader(ds, cfg.batch_size, True, cfg.num_workers, seed), classification_loss, cfg, plugins, device, progress, 'classifier')
+    learn = Learner(model, make_loader(ds, cfg.batch_size, True, cfg.num_workers, seed), classification_loss, cfg, plugins, device, progress, 'classifier', checkpoint)
     return model, learn.fit()
 
 # %% ../nbs/04_cam.ipynb #58b829b0

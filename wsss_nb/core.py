@@ -13,9 +13,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'get_device',
-           'rank', 'is_main_process', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
-           'scratch_dir', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+__all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
+           'set_rng_state', 'get_device', 'rank', 'is_main_process', 'voc_palette', 'colorize', 'atomic_path',
+           'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'load_image', 'load_mask', 'save_mask', 'save_image',
+           'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -66,6 +67,19 @@ def set_seed(seed:int # one seed for Python, NumPy and torch
             ):
     "Seed every random number generator the pipeline uses."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+def rng_state() -> dict:
+    "The state of every random number generator `set_seed` seeds (CUDA's too), as tensors and plain values that `torch.save` keeps."
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return dict(python=random.getstate(), numpy=(torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss), torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+def set_rng_state(state:dict # from `rng_state`
+                 ):
+    "Put every random number generator back where `rng_state` found it."
+    random.setstate(state['python']); keys, *rest = state['numpy']
+    np.random.set_state(('MT19937', keys.numpy().astype(np.uint32), *rest)); torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
 # %% ../nbs/00_core.ipynb #31330c5c
 def get_device(device:str='auto' # 'auto', 'cpu', 'cuda' or 'cuda:N'

@@ -164,7 +164,7 @@ class Run:
             t0 = time.time(); res = fn() if every_process or is_main_process() else None
             if is_main_process():
                 save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
-                for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old)  # a later stage's files from an interrupted attempt: made from what this stage just replaced
+                for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
             _barrier()
         rec = load_json(done)
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
@@ -209,7 +209,7 @@ def _train_cam(self:Run):
     c = self.cfg
     set_seed(c.seed)  # the backbone's initialisation is part of the run's seed
     model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
-                                   self.plugins('cam'), self.device, c.seed, self.progress)
+                                   self.plugins('cam'), self.device, c.seed, self.progress, self.dir/'cam/.classifier.pt.partial')
     if is_main_process():
         with atomic_path(self.dir/'cam/classifier.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
@@ -306,7 +306,7 @@ Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_ma
 def _train_seg(self:Run):
     c = self.cfg
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
-    model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head)
+    model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head, self.dir/'seg/.seg.pt.partial')
     if is_main_process():
         with atomic_path(self.dir/'seg/seg.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist])
@@ -339,7 +339,7 @@ def _amn_seed(self:Run):
 def _train_amn(self:Run):
     c, gt = self.cfg, self.dataset(self.cfg.train_split)
     ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
-    model, hist = train_amn(ds, c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress)
+    model, hist = train_amn(ds, c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress, self.dir/'amn/.amn.pt.partial')
     if is_main_process():
         with atomic_path(self.dir/'amn/amn.pt') as tmp: torch.save(model.state_dict(), tmp)
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])

@@ -4,6 +4,7 @@
 
 # %% ../nbs/05_seg.ipynb #40fb9ee0
 from __future__ import annotations
+from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -84,12 +85,13 @@ def train_segmentation(ds, # `VOCSegmentation` whose masks are the pseudo-masks,
                        cfg:TrainConfig, # the stage's hyper-parameters
                        backbone:str='small', weights:str|None=None, plugins:tuple=(),
                        device='cpu', seed:int=0, progress:bool=True,
-                       head:str='v3' # `DeepLab`'s head: 'v3' or 'v2'
+                       head:str='v3', # `DeepLab`'s head: 'v3' or 'v2'
+                       checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
                       ) -> tuple:
     "Train the segmentation network; returns (model, history)."
     set_seed(seed)
     model = DeepLab(make_backbone(backbone, weights=weights), ds.n_classes, head=head)
-    learn = Learner(model, make_loader(ds, cfg.batch_size, True, cfg.num_workers, seed), segmentation_loss, cfg, plugins, device, progress, 'segmentation')
+    learn = Learner(model, make_loader(ds, cfg.batch_size, True, cfg.num_workers, seed), segmentation_loss, cfg, plugins, device, progress, 'segmentation', checkpoint)
     return model, learn.fit()
 
 # %% ../nbs/05_seg.ipynb #8a2f061a
