@@ -411,6 +411,20 @@ def test_torchrun_mixed_precision_with_plugins(tmp_path):
     assert [r['round'] for r in res['rounds']] == [0, 1] and all(0 <= r['pseudo_mask_miou'] <= 1 for r in res['rounds'])
     assert load_json(tmp_path/'ddp/config.json')['cam_train']['amp'] == 'float16'
 
+def test_torchrun_resumes_a_killed_training(tmp_path):
+    "DDP killed by SIGTERM between two epochs (a job's time limit): the same command goes on after the last finished epoch, every process with its own random state, and ends as the uninterrupted run."
+    run = lambda out, port: [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port), '-m', 'wsss_nb.pipeline',
+                             'run', '--out', str(tmp_path/out), '--device', 'cpu', *TINY]
+    assert subprocess.run(run('ref', 29535), capture_output=True, timeout=600).returncode == 0
+    p, ck = subprocess.Popen(run('ddp', 29536), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), tmp_path/'ddp/cam/.classifier.pt.partial'
+    t0 = time.time()
+    while not ck.exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.02)
+    p.send_signal(signal.SIGTERM); p.wait(timeout=300)
+    assert ck.exists() and not (tmp_path/'ddp/cam/classifier.pt').exists()
+    p = subprocess.run(run('ddp', 29537), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert metrics(load_json(tmp_path/'ddp/results.json')) == metrics(load_json(tmp_path/'ref/results.json'))
+
 def test_bench_runs_as_a_script():
     "`python -m wsss_nb.bench` reaches its `main` (the notebook's `__main__` cell runs it only as a script)."
     p = subprocess.run([sys.executable, '-m', 'wsss_nb.bench', '--help'], capture_output=True, text=True, timeout=120)
