@@ -58,7 +58,7 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
     assert metrics(res) == metrics(ref)
     assert res['stage_seconds']['train_cam'] == ref['stage_seconds']['train_cam']  # not re-run
 
-def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch):
+def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch, capsys):
     "Ctrl-C within a per-image stage keeps the images it finished: the same command makes only the others, with the uninterrupted run's figures; once an earlier stage is made again, they are made again too."
     import wsss_nb.pipeline as pl
     out, _ = tiny_run
@@ -76,8 +76,9 @@ def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setattr(pl, 'save_mask', save_until(5))
     with pytest.raises(SystemExit): main(again)
     kept = sorted(p.name for p in (run/'.pseudo_mask.partial').iterdir()); assert kept == sorted(made) and len(kept) == 5
-    made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(None))
+    made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(None)); capsys.readouterr()
     main(again)
+    assert 'stages done, and the kept work of an interrupted one)' in capsys.readouterr().err
     assert len(made) == 48 - 5 + 16 and not set(made) & set(kept)  # the other pseudo-masks, then the held-out predictions
     assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json'))  # its CRF figures count the kept masks too
     for stage in ('make_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
@@ -318,16 +319,17 @@ def test_failure_in_a_late_stage_leaves_no_output(tmp_path, capsys, monkeypatch)
     assert code != 0 and 'on purpose' in err
     assert not (tmp_path/'run').exists()
 
-def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch):
-    "Ctrl-C in a late stage keeps the stages already finished; the same command then resumes from them."
+def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch, capsys):
+    "Ctrl-C in a late stage keeps the stages already finished; the same command then resumes from them, and says so."
     from wsss_nb.pipeline import Run
     train_seg = Run._train_seg
     def interrupt(self): raise KeyboardInterrupt
     monkeypatch.setattr(Run, '_train_seg', interrupt)
     with pytest.raises(SystemExit) as e: main(['run', '--out', str(tmp_path/'run'), *TINY])
     assert e.value.code == 130 and (tmp_path/'run/stages/train_cam.json').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
-    monkeypatch.setattr(Run, '_train_seg', train_seg)
+    monkeypatch.setattr(Run, '_train_seg', train_seg); capsys.readouterr()
     main(['run', '--out', str(tmp_path/'run'), *TINY])
+    assert f"resuming the run in {tmp_path/'run'} (5 stages done)" in capsys.readouterr().err
     assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
 
 def test_voc_without_weights_says_so(tmp_path, capsys):

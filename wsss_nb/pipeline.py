@@ -914,6 +914,9 @@ def main(argv=None):
         if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
+        if (out/'config.json').exists() and is_main_process():
+            done = len(list(out.rglob('stages/*.json')))
+            print(f"wsss_nb: resuming the run in {out} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(out.rglob('.*.partial'), None) else ')'), file=sys.stderr)
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError) as e:
