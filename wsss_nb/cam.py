@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
+import dataclasses
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -80,24 +81,32 @@ class Learner:
 
     def _save(self, scaler):
         "Write the training state after epoch `self.epoch` (every process's random generators with it)."
-        rng = dict(rng_state(), loader=self.loader.generator.get_state() if self.loader.generator is not None else None)
+        rng = dict(rng_state(self.device), loader=self.loader.generator.get_state() if self.loader.generator is not None else None)
         states = [rng]
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             states = [None] * torch.distributed.get_world_size(); torch.distributed.all_gather_object(states, rng)
         if not is_main_process(): return
-        state = dict(epoch=self.epoch, model=self.model.state_dict(), opt=self.opt.state_dict(), scaler=scaler.state_dict(), history=self.history,
+        state = dict(training=self._fingerprint(), epoch=self.epoch, model=self.model.state_dict(), opt=self.opt.state_dict(), scaler=scaler.state_dict(), history=self.history,
                      plugins=[p.detach() for pl in self.plugins for p in pl.parameters()], rng=states)
         with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
+
+    def _fingerprint(self) -> dict:
+        "What a checkpoint must have been written by: this loop's label, configuration and parameter shapes."
+        return dict(desc=self.desc, cfg=dataclasses.asdict(self.cfg), shapes=[list(p.shape) for p in (*self.model.parameters(), *(p for pl in self.plugins for p in pl.parameters()))])
 
     def _resume(self, scaler) -> int:
         "Load the training state `_save` wrote; returns the epoch to go on from."
         s = torch.load(self.checkpoint, map_location='cpu', weights_only=True)
+        if s.get('training') != (mine := self._fingerprint()):
+            theirs = s.get('training') or {}
+            differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'shapes') if mine[k] != theirs.get(k)]
+            raise ValueError(f"{self.checkpoint}: a checkpoint of another training ({', '.join(differ)} differ); delete it to start afresh")
         self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
         with torch.no_grad():
             for p, v in zip([p for pl in self.plugins for p in pl.parameters()], s['plugins'], strict=True): p.copy_(v)
         self.history = s['history']
         if rank() < len(s['rng']):  # (with more processes than before, the new ones keep their seeds)
-            rng = s['rng'][rank()]; set_rng_state(rng)
+            rng = s['rng'][rank()]; set_rng_state(rng, self.device)
             if rng['loader'] is not None and self.loader.generator is not None: self.loader.generator.set_state(rng['loader'])
         return s['epoch'] + 1
 
@@ -157,7 +166,7 @@ def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0)
         sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed); shuffle = None
     n = len(sampler) if sampler is not None else len(ds)  # images this process sees per epoch
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      drop_last=shuffle is not False and n > batch_size, generator=g, persistent_workers=num_workers > 0)
+                      drop_last=shuffle is not False and n > batch_size, generator=g)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
 
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      cfg:TrainConfig, # the stage's hyper-parameters

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, atexit, glob, json, random, shutil, tempfile, dataclasses
+import os, glob, json, multiprocessing.util, random, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,18 +68,20 @@ def set_seed(seed:int # one seed for Python, NumPy and torch
     "Seed every random number generator the pipeline uses."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
-def rng_state() -> dict:
-    "The state of every random number generator `set_seed` seeds (CUDA's too), as tensors and plain values that `torch.save` keeps."
+def rng_state(device:str|torch.device='cpu' # the training device: a CUDA device's generator is kept too
+             ) -> dict:
+    "The state of every random number generator `set_seed` seeds, as tensors and plain values that `torch.save` keeps."
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return dict(python=random.getstate(), numpy=(torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss), torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+    cuda = torch.cuda.get_rng_state(device) if torch.device(device).type == 'cuda' else None
+    return dict(python=random.getstate(), numpy=(torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss), torch=torch.get_rng_state(), cuda=cuda)
 
-def set_rng_state(state:dict # from `rng_state`
+def set_rng_state(state:dict, # from `rng_state`
+                  device:str|torch.device='cpu' # the training device now (it may be another GPU than before)
                  ):
     "Put every random number generator back where `rng_state` found it."
     random.setstate(state['python']); keys, *rest = state['numpy']
     np.random.set_state(('MT19937', keys.numpy().astype(np.uint32), *rest)); torch.set_rng_state(state['torch'])
-    if state['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
+    if state['cuda'] is not None and torch.device(device).type == 'cuda': torch.cuda.set_rng_state(state['cuda'], device)
 
 # %% ../nbs/00_core.ipynb #31330c5c
 def get_device(device:str='auto' # 'auto', 'cpu', 'cuda' or 'cuda:N'
@@ -173,9 +175,9 @@ def load_json(path:str|Path):
 # %% ../nbs/00_core.ipynb #d996cf9c
 def scratch_dir(prefix:str='wsss_nb_' # start of the folder's name
                )->Path:
-    "A new temporary folder, removed with its contents when Python exits: where the notebooks' examples and tests write their runs."
+    "A new temporary folder, removed with its contents when its process exits (a worker process of `multiprocessing` too): where the notebooks' examples and tests write their runs."
     d = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(d,), kwargs=dict(ignore_errors=True), exitpriority=0)  # (`atexit` does not run in a worker)
     return Path(d)
 
 # %% ../nbs/00_core.ipynb #7aa11233

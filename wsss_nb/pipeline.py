@@ -163,8 +163,8 @@ class Run:
         if todo:
             t0 = time.time(); res = fn() if every_process or is_main_process() else None
             if is_main_process():
-                save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
                 for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
+                save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
             _barrier()
         rec = load_json(done)
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
@@ -456,9 +456,12 @@ def begin(self:Run):
 
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json; returns the results."
-    created = not self.dir.exists()
+    created, resumed = not self.dir.exists(), (self.dir/'config.json').exists()
     try:
         self.begin()
+        if resumed and is_main_process():  # (the folder holds this run: `begin` refuses another)
+            done = len(list(self.dir.rglob('stages/*.json')))
+            print(f"wsss_nb: resuming the run in {self.dir} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(self.dir.rglob('.*.partial'), None) else ')'), file=sys.stderr)
         for name in self.stages(): self.stage(name)
         self.rounds = rounds = self.round_results()
         self.stage('figures')
@@ -914,9 +917,6 @@ def main(argv=None):
         if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
-        if (out/'config.json').exists() and is_main_process():
-            done = len(list(out.rglob('stages/*.json')))
-            print(f"wsss_nb: resuming the run in {out} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(out.rglob('.*.partial'), None) else ')'), file=sys.stderr)
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError) as e:

@@ -458,6 +458,7 @@ class TrainingMonitor(LiveFigure, Plugin):
     def before_fit(self, learn): self.history, self.epochs = [], learn.cfg.epochs
     def after_epoch(self, learn):
         if not is_main_process(): return
+        self.history += [dict(h) for h in learn.history[len(self.history):-1]]  # the epochs before a resume: their losses (no mIoU was measured)
         self.history.append(dict(learn.history[-1], **({'mIoU': self.evaluate(learn)} if self.evaluate else {})))
         self.refresh()
 
@@ -467,7 +468,7 @@ class TrainingMonitor(LiveFigure, Plugin):
         self.text.value = f"{self.title}: epoch {len(h)}/{self.epochs} · " + ' · '.join(f"{k} {v:.1%}" if k == 'mIoU' else f"{k} {v:.4f}" for k, v in last.items())
         for k in last:
             if k not in self.lines: self.lines[k], = self.loss_ax.plot([], [], marker='.', label=k); self.loss_ax.legend(fontsize=7)
-            self.lines[k].set_data(ep, [(100 if k == 'mIoU' else 1) * r[k] for r in h])
+            self.lines[k].set_data(ep, [(100 if k == 'mIoU' else 1) * r.get(k, np.nan) for r in h])
             self.lines[k].axes.relim(); self.lines[k].axes.autoscale_view()
 
 def cam_miou(ds, # a dataset with the eval transform (normalised images, masks)
