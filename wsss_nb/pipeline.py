@@ -922,7 +922,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as e:
         print(f'wsss_nb: error: {e}', file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt as e:
-        resumes = ': the same command resumes the run where it stopped (its finished stages and the maps and masks written so far are kept)' if a.command in ('run', 'demo', 'rerun') else ''
+        resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
         print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
     finally:
         if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
