@@ -397,7 +397,7 @@ def test_real_voc_sample_smoke(tmp_path):
 
 def test_torchrun_two_processes(tmp_path):
     "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder."
-    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
                         'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', *TINY], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
@@ -405,7 +405,7 @@ def test_torchrun_two_processes(tmp_path):
 
 def test_torchrun_mixed_precision_with_plugins(tmp_path):
     "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."
-    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29534', '-m', 'wsss_nb.pipeline',
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29534', '-m', 'wsss_nb.pipeline',
                         'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', '--amp', 'float16', '--method', 'conta,likelihood', '--rounds', '1', *TINY],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -415,7 +415,7 @@ def test_torchrun_mixed_precision_with_plugins(tmp_path):
 
 def test_torchrun_resumes_a_killed_training(tmp_path):
     "DDP killed by SIGTERM between two epochs (a job's time limit): the same command goes on after the last finished epoch, every process with its own random state, and ends as the uninterrupted run."
-    run = lambda out, port: [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port), '-m', 'wsss_nb.pipeline',
+    run = lambda out, port: [sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', str(port), '-m', 'wsss_nb.pipeline',
                              'run', '--out', str(tmp_path/out), '--device', 'cpu', *TINY]
     assert subprocess.run(run('ref', 29535), capture_output=True, timeout=600).returncode == 0
     p, ck = subprocess.Popen(run('ddp', 29536), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), tmp_path/'ddp/cam/.classifier.pt.partial'
