@@ -325,10 +325,10 @@ def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch, capsys):
     train_seg = Run._train_seg
     def interrupt(self): raise KeyboardInterrupt
     monkeypatch.setattr(Run, '_train_seg', interrupt)
-    with pytest.raises(SystemExit) as e: main(['run', '--out', str(tmp_path/'run'), *TINY])
+    with pytest.raises(SystemExit) as e: main(['run', '--out', str(tmp_path/'run'), '--workers', '2', *TINY])  # (with data-loading workers)
     assert e.value.code == 130 and (tmp_path/'run/stages/train_cam.json').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
     monkeypatch.setattr(Run, '_train_seg', train_seg); capsys.readouterr()
-    main(['run', '--out', str(tmp_path/'run'), *TINY])
+    main(['run', '--out', str(tmp_path/'run'), '--workers', '2', *TINY])
     assert f"resuming the run in {tmp_path/'run'} (5 stages done)" in capsys.readouterr().err
     assert 0 <= load_json(tmp_path/'run/results.json')['seg_miou'] <= 1
 

@@ -94,6 +94,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
         if t.epochs < 1 or t.batch_size < 1 or not t.lr > 0: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
+        if t.num_workers < 0: raise ValueError(f"--workers: must be 0 or more, got {t.num_workers}")
         if t.schedule not in ('poly', 'constant'): raise ValueError(f"{opt}: unknown schedule {t.schedule!r}; choose 'poly' or 'constant'")
         try: amp_dtype(t.amp)
         except ValueError as e: raise ValueError(f"--{e}") from None
@@ -746,6 +747,7 @@ def _parser():
             s.add_argument('--seg-lr', type=float, default=None, help="the segmentation network's learning rate (as --lr)")
             s.add_argument('--batch-size', type=int, default=None, help='images per step of every network (per process under torchrun)')
             s.add_argument('--amp', default=None, choices=tuple(AMP_DTYPES), help="mixed precision for every network's training: 'float16' (GPUs; with gradient scaling) or 'bfloat16'")
+            s.add_argument('--workers', type=int, default=None, help="data-loading worker processes of every network's training (per process under torchrun; default 0: in the training process). On a GPU, 4 or more keep it fed")
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
             s.add_argument('--n-train', type=int, default=None, help='scene: training images')
             s.add_argument('--n-val', type=int, default=None, help='scene: held-out images')
@@ -841,7 +843,7 @@ def config_from_args(a) -> RunConfig:
                                                            seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
         for opt, stage, key in ((a.lr, 'cam_train', 'lr'), (a.seg_epochs, 'seg_train', 'epochs'), (a.seg_lr, 'seg_train', 'lr')):
             if opt is not None: cfg = dataclasses.replace(cfg, **{stage: dataclasses.replace(getattr(cfg, stage), **{key: opt})})
-        for opt, key in ((a.batch_size, 'batch_size'), (a.amp, 'amp')):
+        for opt, key in ((a.batch_size, 'batch_size'), (a.amp, 'amp'), (a.workers, 'num_workers')):
             if opt is not None: cfg = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **{key: opt}) for s in ('cam_train', 'seg_train')},
                                                           amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
     elif a.quick: cfg = quick_config(cfg)
