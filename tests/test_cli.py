@@ -383,10 +383,11 @@ def test_real_voc_sample_smoke(tmp_path):
     "The real-data path end to end on PASCAL VOC photos (small backbone, one epoch: a smoke run, not a benchmark), training on an ids file outside the dataset folder."
     ids = (VOC/'ImageSets/Segmentation/demo20.txt').read_text().split()[:16]; (tmp_path/'ids.txt').write_text('\n'.join(ids) + '\n')
     p = wsss('run', '--dataset', 'voc', '--root', str(VOC), '--train-split', str(tmp_path/'ids.txt'), '--val-split', 'demo20', '--backbone', 'small',
-             '--epochs', '1', '--crop', '192', '--quick', '--out', str(tmp_path/'voc'), '--no-progress')
+             '--epochs', '1', '--crop', '192', '--quick', '--n-val', '8', '--out', str(tmp_path/'voc'), '--no-progress')
     assert p.returncode == 0, p.stderr
     res = load_json(tmp_path/'voc/results.json')
     assert res['dataset'] == 'voc' and len(res['classes']) == 21 and 0 <= res['seg_miou'] <= 1
+    assert (res['n_train'], res['n_val'], len(list((tmp_path/'voc/seg/pred').glob('*.png')))) == (16, 8, 8)  # --quick's 256 and 64 of a split hold all 16; --n-val takes 8 of demo20's 20
     assert 'context_leakage' not in res  # a scene-only diagnostic
     masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
     assert [m.stem for m in masks] == sorted(ids) and Image.open(masks[0]).mode == 'P'

@@ -222,7 +222,8 @@ class VOCSegmentation(Dataset):
                  labels_file:str|Path=None, # image-level labels; None reads them from the masks
                  mask_dir:str|Path=None, # 'SegmentationClass', 'SegmentationClassAug' or a folder of pseudo-masks; None picks Aug when present
                  classes:tuple=None, # class names with background first; None reads scene.json or uses VOC's
-                 cache:bool=False # keep decoded images and masks in memory (small datasets such as the scene)
+                 cache:bool=False, # keep decoded images and masks in memory (small datasets such as the scene)
+                 n_images:int=None # use this many of the split's images, evenly spaced over it (a first look at a large split); None: all
                 ):
         self.root = Path(root)
         if not self.root.is_dir(): raise ValueError(f"dataset root not found: {self.root}")
@@ -232,6 +233,9 @@ class VOCSegmentation(Dataset):
             raise ValueError(f"split file not found: {ids_file}" + (f" (there: {', '.join(there)}; --train-split/--val-split name another)" if there else ''))
         self.ids = [l.split()[0] for l in ids_file.read_text().splitlines() if l.strip()]
         if not self.ids: raise ValueError(f"split file is empty: {ids_file}")
+        if n_images is not None:
+            if n_images < 1: raise ValueError(f"n_images: need at least one image, got {n_images}")
+            if n_images < len(self.ids): self.ids = [self.ids[k] for k in np.linspace(0, len(self.ids) - 1, n_images).round().astype(int)]
         if mask_dir is None: mask_dir = 'SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass'
         self.mask_dir = self.root/mask_dir # an absolute path (e.g. a run's pseudo-masks) replaces the root
         self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform

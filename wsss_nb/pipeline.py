@@ -43,6 +43,7 @@ class RunConfig:
     train_split:str='train' # split whose pseudo-masks are made (and the classifier trained on)
     val_split:str='val' # held-out split for the segmentation network
     labels_file:str|None=None # image-level labels file (IRN's cls_labels.npy or JSON); None reads them from the masks
+    subset:tuple|None=None # voc: (n_train, n_val), how many images of the training and the held-out split to use, evenly spaced over each (None in either: all of it)
     method:tuple=('baseline',) # methods to compose
     pseudo_masks:str|None=None # a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): the segmentation network trains on them, no CAM is made
     backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50' or 'resnet101'
@@ -65,10 +66,12 @@ class RunConfig:
 
 # %% ../nbs/06_pipeline.ipynb #5a0de9ba
 def quick_config(cfg:RunConfig) -> RunConfig:
-    "The `--quick` variant of `cfg`: a smaller scene and shorter training, for a first look in well under a minute."
+    "The `--quick` variant of `cfg`: 256 training and 64 held-out images (a smaller scene; on VOC that many of each split) and shorter training, for a first look."
     short = lambda t, e: dataclasses.replace(t, epochs=min(t.epochs, e), batch_size=min(t.batch_size, 16), lr=2 * t.lr) # shorter schedule, more and larger steps
-    return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, n_train=min(cfg.scene.n_train, 256), n_val=min(cfg.scene.n_val, 64)),
-                               cam_scales=(1.0,), cam_train=short(cfg.cam_train, 10), seg_train=short(cfg.seg_train, 4))
+    cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, n_train=min(cfg.scene.n_train, 256), n_val=min(cfg.scene.n_val, 64)),
+                              cam_scales=(1.0,), cam_train=short(cfg.cam_train, 10), seg_train=short(cfg.seg_train, 4))
+    if cfg.dataset != 'voc': return cfg
+    return dataclasses.replace(cfg, subset=tuple(q if n is None else min(n, q) for n, q in zip(cfg.subset or (None, None), (256, 64))))
 
 def seg_backbone(cfg:RunConfig) -> str:
     "The segmentation network's backbone: `seg_backbone`, else the classifier's."
@@ -91,6 +94,9 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
     if not 0 <= cfg.scene.location_bias <= 1: raise ValueError(f"--location-bias: must be in [0, 1], got {cfg.scene.location_bias}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
+    if cfg.subset is not None:
+        if cfg.dataset != 'voc': raise ValueError("subset: a VOC run's; the scene's image counts are scene.n_train and scene.n_val")
+        if len(cfg.subset) != 2 or any(n is not None and n < 1 for n in cfg.subset): raise ValueError(f"--n-train/--n-val: need at least one image each, got {cfg.subset}")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
         if t.epochs < 1 or t.batch_size < 1 or not t.lr > 0: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
@@ -140,8 +146,10 @@ class Run:
     @property
     def root(self) -> Path: return self._root or (self.dir/'data' if self.cfg.dataset == 'scene' else Path(self.cfg.root))
     def dataset(self, split:str, transform=None, mask_dir=None):
-        "The run's dataset split (`mask_dir`: read masks from another folder, e.g. the pseudo-masks)."
-        return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene')
+        "The run's dataset split, the part `subset` asks for (`mask_dir`: read masks from another folder, e.g. the pseudo-masks)."
+        n_train, n_val = self.cfg.subset or (None, None)
+        return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene',
+                               n_images=n_train if split == self.cfg.train_split else n_val if split == self.cfg.val_split else None)
     def _train_tf(self): return train_transform(self.cfg.crop)
     @property
     def round0(self) -> Run:
@@ -722,7 +730,7 @@ def _parser():
         s.add_argument('--out', default=None, help='run folder (default: runs/<command>)')
         s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
         s.add_argument('--seed', type=int, default=0)
-        s.add_argument('--quick', action='store_true', help='a first look: on the scene a smaller scene and shorter training (well under a minute); on voc only shorter training. The options you give win over it')
+        s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images (on voc that many of each split, evenly spaced) and shorter training; on the scene well under a minute. The options you give win over it')
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
         if name == 'run':
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
@@ -749,8 +757,8 @@ def _parser():
             s.add_argument('--amp', default=None, choices=tuple(AMP_DTYPES), help="mixed precision for every network's training: 'float16' (GPUs; with gradient scaling) or 'bfloat16'")
             s.add_argument('--workers', type=int, default=None, help="data-loading worker processes of every network's training (per process under torchrun; default 0: in the training process). On a GPU, 4 or more keep it fed")
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
-            s.add_argument('--n-train', type=int, default=None, help='scene: training images')
-            s.add_argument('--n-val', type=int, default=None, help='scene: held-out images')
+            s.add_argument('--n-train', type=int, default=None, help="training images: the scene's; on voc that many of --train-split's, evenly spaced (default: all)")
+            s.add_argument('--n-val', type=int, default=None, help="held-out images: the scene's; on voc that many of --val-split's, evenly spaced (default: all)")
             g = s.add_argument_group('CONTA (--method conta)')
             g.add_argument('--rounds', type=int, default=ContaConfig.rounds, help='rounds after round 0 (the baseline)')
             g.add_argument('--no-context', action='store_true', help='the same rounds without M: plain self-training')
@@ -823,8 +831,10 @@ def config_from_args(a) -> RunConfig:
         if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if seg_pre else 1.0))
         if a.quick: cfg = quick_config(cfg)  # before the options below, which win over it
-        for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), (a.n_train, 'n_train'), (a.n_val, 'n_val')):
+        for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), *(() if voc else ((a.n_train, 'n_train'), (a.n_val, 'n_val')))):
             if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
+        if voc and (a.n_train, a.n_val) != (None, None):  # a part of each split
+            cfg = dataclasses.replace(cfg, subset=tuple(old if n is None else n for n, old in zip((a.n_train, a.n_val), cfg.subset or (None, None))))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
                                                           x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init,
                                                           att_init=a.conta_att_init),
@@ -854,7 +864,7 @@ def unused_options(a) -> list:
     if a.command != 'run': return []
     default, methods = vars(_parser().parse_args(['run'])), {m.strip() for m in a.method.split(',')}
     owner = lambda k: ('conta' if k.startswith('conta_') or k in ('rounds', 'no_context') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_')
-                       else 'scene' if k in ('confounding', 'location_bias', 'n_train', 'n_val') else None)
+                       else 'scene' if k in ('confounding', 'location_bias') else None)
     unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods
     return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
 
