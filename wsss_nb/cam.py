@@ -30,7 +30,10 @@ class Classifier(nn.Module):
     def forward(self, x, *extra): # extra: more input maps for a backbone that takes them (e.g. CONTA's context prior)
         cam = self.head(self.backbone(x, *extra))
         return dict(logits=cam.mean((2, 3)), cam=cam)
-    def param_groups(self): return [list(self.backbone.parameters()), list(self.head.parameters())]
+    def param_groups(self):
+        "[the backbone's parameters, the new layers': the head's and those the backbone adds to a pretrained one (its `new_parameters()`, CONTA's attention say)]"
+        new = list(getattr(self.backbone, 'new_parameters', list)())
+        return [[p for p in self.backbone.parameters() if not any(p is q for q in new)], new + list(self.head.parameters())]
 
 def classification_loss(out:dict, batch:dict) -> torch.Tensor:
     "Multi-label soft-margin loss of the pooled logits against the image-level labels."

@@ -168,6 +168,10 @@ class ContextBackbone(nn.Module):
         M = F.interpolate(self.context(prior)[0], f.shape[-2:], mode='bilinear', align_corners=False)
         return self.post(torch.cat([f, M], 1))
 
+    def new_parameters(self) -> list:
+        "The attention's W1, W2: layers no pretrained backbone has, trained at the head's rate (`Classifier.param_groups`)."
+        return list(self.attention.parameters())
+
 # %% ../nbs/07a_conta.ipynb #e28d3187
 def context_weight(backbone:ContextBackbone) -> float:
     "How much the layers after the cut weigh M: mean |weight| on M's input channel over mean |weight| on the feature channels, in the convolutions that read both."
