@@ -60,33 +60,40 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
 
 def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch, capsys):
     "Ctrl-C within a per-image stage keeps the images it finished: the same command makes only the others, with the uninterrupted run's figures; once an earlier stage is made again, they are made again too."
-    import wsss_nb.pipeline as pl
+    import wsss_nb.pipeline as pl, wsss_nb.seg as sg
     out, _ = tiny_run
     run = tmp_path/'run'; shutil.copytree(out, run)
     for stage in ('pseudo_mask', 'train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
     for d in ('pseudo_mask', 'seg', 'figures'): shutil.rmtree(run/d)
     (run/'results.json').unlink()
     made, save = [], pl.save_mask
+    def patch(f): monkeypatch.setattr(pl, 'save_mask', f); monkeypatch.setattr(sg, 'save_mask', f)  # the pipeline's stages and the held-out evaluation write with it
     def save_until(stop):
         def f(mask, path):
             if len(made) == stop: raise KeyboardInterrupt
             made.append(Path(path).name); save(mask, path)
         return f
     again = ['run', '--out', str(run), '--seed', '1', '--crf', *TINY]
-    monkeypatch.setattr(pl, 'save_mask', save_until(5))
+    patch(save_until(5))
     with pytest.raises(SystemExit): main(again)
     kept = sorted(p.name for p in (run/'.pseudo_mask.partial').iterdir()); assert kept == sorted(made) and len(kept) == 5
-    made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(None)); capsys.readouterr()
+    made.clear(); patch(save_until(None)); capsys.readouterr()
     main(again)
     assert 'stages done, and the kept work of an interrupted one)' in capsys.readouterr().err
-    assert len(made) == 48 - 5 + 16 and not set(made) & set(kept)  # the other pseudo-masks, then the held-out predictions
+    assert len(made) == 48 - 5 + 2 * 16 and not set(made) & set(kept)  # the other pseudo-masks, then the held-out predictions, with and without the CRF
     assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json'))  # its CRF figures count the kept masks too
     for stage in ('make_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
-    shutil.rmtree(run/'pseudo_mask'); made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(5))
+    shutil.rmtree(run/'pseudo_mask'); made.clear(); patch(save_until(5))
     with pytest.raises(SystemExit): main(again)
-    (run/'stages/make_cam.json').unlink(); made.clear(); monkeypatch.setattr(pl, 'save_mask', save_until(None))
+    (run/'stages/make_cam.json').unlink(); made.clear(); patch(save_until(None))
     main(again)
-    assert len(made) == 48 + 16  # new CAMs: the kept pseudo-masks were made from the old ones, so all are made again
+    assert len(made) == 48 + 2 * 16  # new CAMs: the kept pseudo-masks were made from the old ones, so all are made again
+    for stage in ('eval_seg', 'figures'): (run/'stages'/f'{stage}.json').unlink()
+    shutil.rmtree(run/'seg/pred'); made.clear(); patch(save_until(7))  # stopped within the held-out evaluation: 3 images done, the 4th's CRF prediction written alone
+    with pytest.raises(SystemExit): main(again)
+    made.clear(); patch(save_until(None)); main(again)
+    assert len(made) == 2 * (16 - 3)  # the 4th image and the others, with and without the CRF
+    assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json'))
 
 def test_resume_within_training(tiny_run, tmp_path, monkeypatch):
     "A run killed between two epochs resumes its training after the last finished epoch, and ends as the uninterrupted run."

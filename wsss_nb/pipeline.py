@@ -328,9 +328,8 @@ def segmenter(self:Run) -> DeepLab:
 
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
-    res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf and ds.annotated else None)
-    with atomic_dir(self.dir/'seg/pred') as tmp:
-        for name, p in zip(ds.ids, res['preds']): save_mask(p, tmp/f'{name}.png')
+    with atomic_dir(self.dir/'seg/pred', resume=True) as tmp:  # (an interrupted evaluation's predictions are kept: the next makes only the others)
+        res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf and ds.annotated else None, out=tmp)
     if not ds.annotated: return {}  # predictions without a ground truth to score them against
     iou = {c: None if np.isnan(v) else v for c, v in zip(ds.classes, res['iou'].tolist())}  # (None: a class absent from the split and never predicted)
     return dict(seg_miou=res['miou'], seg_iou=iou, seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))

@@ -127,13 +127,21 @@ def crf_segmentation(image:np.ndarray, # (H, W, 3) uint8 RGB image
 
 def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval transform
                           scales:tuple=(1.0,), progress:bool=True,
-                          crf_preset:str|None=None # also score the predictions refined by the dense CRF with these parameters
+                          crf_preset:str|None=None, # also score the predictions refined by the dense CRF with these parameters
+                          out:str|Path|None=None, # write each prediction to out/<id>.png (its CRF refinement to out/crf/<id>.png); those already there are read, not made again
                          ) -> dict:
     "mIoU and boundary F of the network's predictions on `ds` (and of their CRF refinement: `crf_*`), and the predictions."
     cm, bf, preds = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), []
     crf_cm, crf_bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
-        b = ds[i]; prob = predict_proba(model, b['image'], scales); gt = b['mask'].numpy()
-        p = prob.argmax(0).cpu().numpy().astype(np.uint8); cm.update(gt, p); bf.update(gt, p); preds.append(p)
-        if crf_preset: q = crf_segmentation(ds.image(i), prob, crf_preset); crf_cm.update(gt, q); crf_bf.update(gt, q)
+        f, g = (None, None) if out is None else (Path(out)/f'{ds.ids[i]}.png', Path(out)/'crf'/f'{ds.ids[i]}.png')
+        if f is not None and f.exists() and (not crf_preset or g.exists()):  # made by an interrupted evaluation
+            gt, p, q = ds.mask(i), load_mask(f), load_mask(g) if crf_preset else None
+        else:
+            b = ds[i]; prob = predict_proba(model, b['image'], scales); gt = b['mask'].numpy()
+            p, q = prob.argmax(0).cpu().numpy().astype(np.uint8), crf_segmentation(ds.image(i), prob, crf_preset) if crf_preset else None
+            if crf_preset and g is not None: save_mask(q, g)
+            if f is not None: save_mask(p, f)  # last: it marks the image done
+        cm.update(gt, p); bf.update(gt, p); preds.append(p)
+        if crf_preset: crf_cm.update(gt, q); crf_bf.update(gt, q)
     return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=cm.iou, preds=preds) | (dict(crf_miou=crf_cm.miou, crf_boundary_f=crf_bf.mean_f) if crf_preset else {})
