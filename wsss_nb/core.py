@@ -153,7 +153,7 @@ def atomic_dir(path:str|Path, # the folder to create
         if not (resume and old == partial): shutil.rmtree(old, ignore_errors=True)
     if resume:
         partial.mkdir(exist_ok=True); tmp = partial
-        for half in tmp.glob('.*'): half.unlink()  # files `atomic_path` was writing when the attempt was killed
+        for half in [f for f in tmp.rglob('.*') if f.is_file()]: half.unlink()  # files `atomic_path` was writing when the attempt was killed (in subfolders too)
     else: tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
     try:
         yield tmp
