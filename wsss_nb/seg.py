@@ -130,7 +130,7 @@ def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval 
                           crf_preset:str|None=None, # also score the predictions refined by the dense CRF with these parameters
                           out:str|Path|None=None, # write each prediction to out/<id>.png (its CRF refinement to out/crf/<id>.png); those already there are read, not made again
                          ) -> dict:
-    "mIoU and boundary F of the network's predictions on `ds` (and of their CRF refinement: `crf_*`), and the predictions."
+    "mIoU and boundary F of the network's predictions on `ds` (and of their CRF refinement: `crf_*`), and the predictions (unless written to `out`)."
     cm, bf, preds = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), []
     crf_cm, crf_bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
@@ -142,6 +142,7 @@ def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval 
             p, q = prob.argmax(0).cpu().numpy().astype(np.uint8), crf_segmentation(ds.image(i), prob, crf_preset) if crf_preset else None
             if crf_preset and g is not None: save_mask(q, g)
             if f is not None: save_mask(p, f)  # last: it marks the image done
-        cm.update(gt, p); bf.update(gt, p); preds.append(p)
+        cm.update(gt, p); bf.update(gt, p)
+        if out is None: preds.append(p)  # (with `out` they are on disk, not also in memory: hundreds of MB on VOC's held-out split)
         if crf_preset: crf_cm.update(gt, q); crf_bf.update(gt, q)
-    return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=cm.iou, preds=preds) | (dict(crf_miou=crf_cm.miou, crf_boundary_f=crf_bf.mean_f) if crf_preset else {})
+    return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=cm.iou) | ({} if out else dict(preds=preds)) | (dict(crf_miou=crf_cm.miou, crf_boundary_f=crf_bf.mean_f) if crf_preset else {})
