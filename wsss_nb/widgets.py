@@ -19,7 +19,6 @@ from .cam import Plugin, compute_cam, load_cam
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS
 from .pipeline import Run, RunConfig, as_rgb, crf_pseudo_mask
-from .conta import ContaConfig
 import torch
 
 # %% auto #0
