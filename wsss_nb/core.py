@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, multiprocessing.util, random, shutil, tempfile, dataclasses
+import os, glob, json, multiprocessing.util, random, secrets, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,17 +129,21 @@ def colorize(mask:np.ndarray # (H, W) integer label map
     return voc_palette()[np.asarray(mask, np.uint8)]
 
 # %% ../nbs/00_core.ipynb #eeba3016
+def _temp_name(path:Path, suffix:str='') -> Path:
+    "A hidden name beside `path`, only named: what is created under it is created inside the caller's `try`, so a signal (SIGTERM, Ctrl-C) arriving between its creation and the `try` cannot leave it behind."
+    return path.parent/f'.{path.name}.{secrets.token_hex(4)}{suffix}'
+
 @contextmanager
 def atomic_path(path:str|Path # the file to write
                ):
-    "Yield a temporary path beside `path`; on success rename it to `path`, on error remove it."
+    "Yield a temporary path beside `path` (not yet created); on success rename it to `path`, on error remove it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix); os.close(fd)
+    tmp = _temp_name(path, path.suffix)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp): os.remove(tmp)
+        if tmp.exists(): tmp.unlink()
 
 # %% ../nbs/00_core.ipynb #f730e545
 @contextmanager
@@ -151,11 +155,10 @@ def atomic_dir(path:str|Path, # the folder to create
     partial = path.parent/f'.{path.name}.partial'
     for old in path.parent.glob(f'.{glob.escape(path.name)}.*'):  # (a process killed outright cleans up nothing)
         if not (resume and old == partial): shutil.rmtree(old, ignore_errors=True)
-    if resume:
-        partial.mkdir(exist_ok=True); tmp = partial
-        for half in [f for f in tmp.rglob('.*') if f.is_file()]: half.unlink()  # files `atomic_path` was writing when the attempt was killed (in subfolders too)
-    else: tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
+    tmp = partial if resume else _temp_name(path)
     try:
+        tmp.mkdir(exist_ok=resume)
+        for half in [f for f in tmp.rglob('.*') if f.is_file()]: half.unlink()  # files `atomic_path` was writing when the attempt was killed (in subfolders too)
         yield tmp
         if path.exists(): shutil.rmtree(path)
         os.replace(tmp, path)
