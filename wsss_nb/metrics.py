@@ -18,6 +18,7 @@ def _check_cam(cam, keys):
     if not np.issubdtype(cam.dtype, np.floating): cam = cam.astype(np.float64)
     if cam.ndim != 3: raise ValueError(f"cam must be (k,H,W), got shape {cam.shape}")
     if keys.shape != (cam.shape[0],): raise ValueError(f"keys must have shape ({cam.shape[0]},), got {keys.shape}")
+    if np.isnan(cam).any(): raise ValueError("cam has NaN values")
     return cam, keys
 
 # %% ../nbs/02_metrics.ipynb #13d79805
@@ -95,6 +96,8 @@ def threshold_analysis(cams, # per image: (k,H,W) normalised CAMs
     "The mIoU-vs-threshold curve and `oracle_threshold` in one pass over the images: each image's argmax over classes taken once, each pseudo-mask made and scored once."
     if not len(cams) == len(keys) == len(gts): raise ValueError(f"got {len(cams)} cams, {len(keys)} keys, {len(gts)} gts")
     thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
+    ts = [round(float(t), 6) for t in thresholds]  # the curve's keys: the thresholds themselves (np.arange's float noise rounded off)
+    if len(set(ts)) < len(ts): raise ValueError(f"thresholds repeat: {ts}")
     totals, oracle, chosen = [ConfusionMatrix(n_classes, ignore) for _ in thresholds], ConfusionMatrix(n_classes, ignore), []
     for cam, key, gt in zip(cams, keys, gts):
         cam, key = _check_cam(cam, key)
@@ -103,8 +106,8 @@ def threshold_analysis(cams, # per image: (k,H,W) normalised CAMs
         cms = [ConfusionMatrix(n_classes, ignore).update(gt, np.where(top > cam.dtype.type(t), fg, np.uint8(0))) for t in thresholds]
         for total, cm in zip(totals, cms): total.matrix += cm.matrix
         i = max(range(len(cms)), key=lambda i: (np.nan_to_num(cms[i].miou, nan=-1.0), -i))  # the image's own best threshold (an image of only ignore pixels: the lowest)
-        oracle.matrix += cms[i].matrix; chosen.append(round(float(thresholds[i]), 2))
-    return {round(float(t), 2): total.miou for t, total in zip(thresholds, totals)}, oracle.miou, chosen
+        oracle.matrix += cms[i].matrix; chosen.append(ts[i])
+    return {t: total.miou for t, total in zip(ts, totals)}, oracle.miou, chosen
 
 def threshold_curve(cams, # per image: (k,H,W) normalised CAMs
                     keys, # per image: (k,) class ids of those CAMs

@@ -35,8 +35,11 @@ def cam_to_label(cam:np.ndarray, # (k, H, W) float normalised CAMs of the image'
     if keys.shape != (cam.shape[0],): raise ValueError(f"keys must have shape ({cam.shape[0]},), got {keys.shape}")
     if not np.issubdtype(cam.dtype, np.floating): cam = cam.astype(np.float64)
     if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError("class ids must be in 0..255")
+    t = cam.dtype.type(threshold)  # the threshold at the maps' precision, as the NumPy reference compares them
+    if cam.dtype == np.float16: cam, t = cam.astype(np.float32), np.float32(t)  # (a mixed-precision run's maps: Numba has no float16; exact in float32)
+    if np.isnan(cam).any(): raise ValueError("cam has NaN values")
     out = np.empty(cam.shape[1:], np.uint8)
-    return _cam_to_label(np.ascontiguousarray(cam), keys.astype(np.uint8), cam.dtype.type(threshold), out)
+    return _cam_to_label(np.ascontiguousarray(cam), keys.astype(np.uint8), t, out)
 
 # %% ../../nbs/02b_kernels.threshold.ipynb #f9b3ee4d
 @njit(parallel=True, cache=True)
@@ -67,8 +70,9 @@ def _confusion(gt, pred, n, ignore, cm):
     bad = 0
     for i in range(gt.size):
         g, p = gt[i], pred[i]
+        if p < 0 or p >= n: bad += 1; continue
         if g == ignore: continue
-        if g >= n or p >= n: bad += 1; continue
+        if g < 0 or g >= n: bad += 1; continue
         cm[g, p] += 1
     return bad
 
@@ -82,9 +86,9 @@ def confusion_matrix(gts, # iterable of (H, W) integer ground-truth maps
     for gt, pred in zip(gts, preds, strict=True):
         gt, pred = np.asarray(gt), np.asarray(pred)
         if gt.shape != pred.shape: raise ValueError(f"gt shape {gt.shape} != pred shape {pred.shape}")
-        if (pred == ignore).any() or gt.min() < 0 or pred.min() < 0: raise ValueError("labels must be in 0..n-1 (255 only in the ground truth)")
+        if not (np.issubdtype(gt.dtype, np.integer) and np.issubdtype(pred.dtype, np.integer)): raise ValueError(f"label maps must be integer, got gt {gt.dtype} and pred {pred.dtype}")
         if _confusion(gt.ravel().astype(np.int64), pred.ravel().astype(np.int64), n_classes, ignore, cm):
-            raise ValueError(f"labels outside 0..{n_classes - 1} and {ignore}")
+            raise ValueError(f"labels outside 0..{n_classes - 1} (and {ignore} in the ground truth only)")
     return cm
 
 # %% ../../nbs/02b_kernels.threshold.ipynb #d2138219
