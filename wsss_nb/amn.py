@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
+from .data import check_normalised
 from .models import make_backbone
 from .metrics import dilate
 from .cam import Plugin, Learner, make_loader
@@ -153,19 +154,21 @@ def compute_amn(model:AMN, # a trained `AMN`
                ) -> tuple:
     "AMN's maps (k, H, W) float32 in [0, 1] of the image's classes and their ids, as `cam.compute_cam` returns CAMs."
     keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
+    if len(set(keys.tolist())) < len(keys): raise ValueError(f"compute_amn: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
     if not keys.size: raise ValueError("compute_amn: the image has no foreground class; AMN's maps need at least one")
     if keys.min() < 1 or keys.max() > model.n_fg: raise ValueError(f"label ids {keys.tolist()} outside 1..{model.n_fg}")
     H, W = image.shape[-2:]
     if seeds is not None and np.shape(seeds) != (H, W): raise ValueError(f"compute_amn: seeds are {np.shape(seeds)} but the image is {(H, W)}")
-    model.eval(); dev = next(model.parameters()).device
+    check_normalised(image, 'compute_amn'); dev = next(model.parameters()).device
     labels = torch.zeros(model.n_fg, device=dev); labels[keys - 1] = 1
     acc = 0
-    for s in scales:
-        x = F.interpolate(image[None].to(dev).float(), (max(1, round(H * s)), max(1, round(W * s))), mode='bilinear', align_corners=False)
-        if flip: x = torch.cat([x, x.flip(-1)])
-        z = model(x, labels)['logits']
-        z = (z[0] + z[1].flip(-1)) / 2 if flip else z[0]
-        acc = acc + F.interpolate(z[None], (H, W), mode='bilinear', align_corners=False)[0]
+    with eval_mode(model):
+        for s in scales:
+            x = F.interpolate(image[None].to(dev).float(), (max(1, round(H * s)), max(1, round(W * s))), mode='bilinear', align_corners=False)
+            if flip: x = torch.cat([x, x.flip(-1)])
+            z = model(x, labels)['logits']
+            z = (z[0] + z[1].flip(-1)) / 2 if flip else z[0]
+            acc = acc + F.interpolate(z[None], (H, W), mode='bilinear', align_corners=False)[0]
     p = (acc / len(scales)).softmax(0)[np.concatenate([[0], keys])]  # background and the image's classes
     lo, hi = p.flatten(1).min(1).values[:, None, None], p.flatten(1).max(1).values[:, None, None]
     maps = (p - lo) / (hi - lo + 1e-5)

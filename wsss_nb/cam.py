@@ -130,6 +130,7 @@ class Learner:
         if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
         bar = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False)
         for self.epoch in range(start, self.cfg.epochs):
+            self.model.train()  # (again each epoch: a plug-in's after_epoch may have evaluated the model)
             if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
             sums = {}
             for batch in self.loader:
@@ -196,25 +197,28 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
                ) -> tuple:
     "Normalised CAMs (k, H, W) float32 of the image's k classes, and their class ids."
     keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
+    if len(set(keys.tolist())) < len(keys): raise ValueError(f"compute_cam: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
     if keys.size and (keys.min() < 1 or keys.max() > model.head.out_channels): raise ValueError(f"label ids {keys.tolist()} outside 1..{model.head.out_channels}")
+    check_normalised(image, 'compute_cam')
     H, W = image.shape[-2:]
     dev = next(model.parameters()).device
     acc = torch.zeros(len(keys), H, W, device=dev)
     if not keys.size: return acc.cpu().numpy(), keys
-    model.eval()
-    for s in scales:
-        size = (max(1, round(H * s)), max(1, round(W * s)))
-        xs = [F.interpolate(t[None].to(dev).float(), size, mode='bilinear', align_corners=False) for t in (image, *extra)]
-        if flip: xs = [torch.cat([x, x.flip(-1)]) for x in xs]
-        cam = F.relu(model(*xs)['cam'][:, keys - 1])
-        cam = cam[0] + cam[1].flip(-1) if flip else cam[0]
-        acc += F.interpolate(cam[None], (H, W), mode='bilinear', align_corners=False)[0]
+    with eval_mode(model):
+        for s in scales:
+            size = (max(1, round(H * s)), max(1, round(W * s)))
+            xs = [F.interpolate(t[None].to(dev).float(), size, mode='bilinear', align_corners=False) for t in (image, *extra)]
+            if flip: xs = [torch.cat([x, x.flip(-1)]) for x in xs]
+            cam = F.relu(model(*xs)['cam'][:, keys - 1])
+            cam = cam[0] + cam[1].flip(-1) if flip else cam[0]
+            acc += F.interpolate(cam[None], (H, W), mode='bilinear', align_corners=False)[0]
     acc /= acc.flatten(1).max(1).values[:, None, None] + 1e-5
     return acc.cpu().numpy().astype(np.float32), keys
 
 # %% ../nbs/04_cam.ipynb #61ce468e
 def save_cam(path, cam:np.ndarray, keys:np.ndarray):
     "Write an image's CAMs and class ids as .npz, atomically."
+    if Path(path).suffix != '.npz': raise ValueError(f"save_cam: {path}: the file is .npz (`load_cam` reads a .npy as IRN's format; `save_irn_cam` writes that)")
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f: np.savez(f, cam=cam.astype(np.float32), keys=keys.astype(np.int64))
 

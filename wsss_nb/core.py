@@ -14,9 +14,9 @@ from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
-           'set_rng_state', 'get_device', 'rank', 'is_main_process', 'voc_palette', 'colorize', 'atomic_path',
-           'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'load_image', 'load_mask', 'save_mask', 'save_image',
-           'overlay']
+           'set_rng_state', 'get_device', 'eval_mode', 'rank', 'is_main_process', 'voc_palette', 'colorize',
+           'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'load_image', 'load_mask', 'save_mask',
+           'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -94,6 +94,14 @@ def get_device(device:str='auto' # 'auto', 'cpu', 'cuda' or 'cuda:N'
         raise ValueError(f"--device {device}: no usable CUDA device on this machine")
     if dev.type not in ('cpu', 'cuda'): raise ValueError(f"--device: unsupported device {device!r}")
     return dev
+
+# %% ../nbs/00_core.ipynb #c9bef1cd
+@contextmanager
+def eval_mode(model:torch.nn.Module):
+    "Run the block with `model` in eval mode (batch-norm statistics fixed, dropout off), then put it back in the mode it was in: inference in the middle of a training leaves it training."
+    was = model.training; model.eval()
+    try: yield model
+    finally: model.train(was)
 
 # %% ../nbs/00_core.ipynb #223a636c
 def rank() -> int:
@@ -212,19 +220,29 @@ def load_mask(path:str|Path) -> np.ndarray:
 def save_mask(mask:np.ndarray, # (H, W) label map with values in 0..255
               path:str|Path):
     "Write a label map as a VOC palette PNG, atomically."
-    im = Image.fromarray(np.asarray(mask, np.uint8), mode='P'); im.putpalette(voc_palette().ravel().tolist())
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer): raise ValueError(f"save_mask: expected an (H, W) integer label map, got {mask.dtype} {mask.shape}")
+    if mask.size and (mask.min() < 0 or mask.max() > 255): raise ValueError(f"save_mask: label values must lie in 0..255, got {mask.min()}..{mask.max()}")
+    im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(voc_palette().ravel().tolist())
     with atomic_path(path) as tmp: im.save(tmp, format='PNG')
 
 def save_image(image:np.ndarray, path:str|Path):
     "Write a uint8 (H, W, 3) image, atomically (format from the suffix)."
-    with atomic_path(path) as tmp: Image.fromarray(image).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()])
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3: raise ValueError(f"save_image: expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None: raise ValueError(f"save_image: unknown image file suffix {Path(path).suffix!r} ({path}); use e.g. .png or .jpg")
+    with atomic_path(path) as tmp: Image.fromarray(image).save(tmp, format=fmt)
 
 # %% ../nbs/00_core.ipynb #44776a62
 def overlay(image:np.ndarray, # uint8 (H, W, 3)
             cam:np.ndarray, # float (H, W) in [0, 1]
             alpha:float=0.5 # weight of the heat map
            ) -> np.ndarray:
-    "Blend a class activation map over an image as a jet heat map."
+    "Blend a class activation map over an image as a jet heat map: a uint8 (H, W, 3) image (`save_image` writes it)."
     import matplotlib
+    image = np.asarray(image)
+    if image.dtype != np.uint8: raise ValueError(f"overlay: expected a uint8 (H, W, 3) image (0..255), got {image.dtype}")
+    if np.shape(cam) != image.shape[:2]: raise ValueError(f"overlay: the map is {np.shape(cam)} but the image is {image.shape[:2]}")
     heat = matplotlib.colormaps['jet'](np.clip(cam, 0, 1))[..., :3]
-    return ((1 - alpha) * image / 255 + alpha * heat).clip(0, 1)
+    return np.round(255 * ((1 - alpha) * image / 255 + alpha * heat).clip(0, 1)).astype(np.uint8)

@@ -17,7 +17,8 @@ from .core import *
 # %% auto #0
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
            'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes',
-           'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform']
+           'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform',
+           'check_normalised']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
 @dataclass
@@ -52,7 +53,7 @@ def scene_classes(cfg:SceneConfig) -> tuple:
 def _body(k, cfg): return k // 2 if cfg.shared_bodies else k
 
 def class_context(k:int, cfg:SceneConfig):
-    "The preferred context of class `k` (0-based): ('texture', name) for even k, ('class', partner) for odd k."
+    "The preferred context of class `k` (0-based): ('texture', index into `CONTEXT_TEXTURES`) for even k while textures last, else ('class', the next class)."
     if k % 2 == 0 and k // 2 < len(CONTEXT_TEXTURES): return ('texture', k // 2)
     return ('class', (k + 1) % cfg.n_classes)
 
@@ -307,7 +308,7 @@ def find_voc_sample() -> Path|None:
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def train_transform(crop:int=None, # random crop side (VOC: 448); None keeps the whole image (scene)
-                    scale:tuple=(0.7, 1.3) # random rescale range before cropping
+                    scale:tuple=(0.7, 1.3) # before cropping, the image's shorter side is resized to a random size in [crop * scale[0], crop * scale[1])
                    ):
     "Augmentation for training: random flip (and rescale + crop, padding the mask with 255), then normalisation."
     ts = [v2.RandomHorizontalFlip()]
@@ -318,3 +319,13 @@ def train_transform(crop:int=None, # random crop side (VOC: 448); None keeps the
 def eval_transform():
     "Normalisation only."
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+def check_normalised(image:torch.Tensor, # what a network's inference was given
+                     who:str # the function that checks, for the message
+                    ):
+    "Raise a clear error unless `image` is a (3, H, W) float tensor normalised as `eval_transform` does (values about -2.2..2.7): raw 0..255 pixels would run, and give wrong maps."
+    if not torch.is_tensor(image) or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"{who}: expected a (3, H, W) image tensor, got {type(image).__name__} of shape {tuple(np.shape(image))}")
+    if not image.is_floating_point() or image.numel() and image.abs().max() > 10:
+        raise ValueError(f"{who}: expected an image normalised as eval_transform() does (float, ImageNet mean and std), got {image.dtype} with values up to {image.max().item():g}; "
+                         "read the dataset with transform=eval_transform()")

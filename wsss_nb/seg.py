@@ -102,13 +102,14 @@ def predict_proba(model:nn.Module, # a trained `DeepLab`
                   flip:bool=True # also the mirrored image
                  ) -> torch.Tensor:
     "Class probabilities (C, H, W) of one image: the softmax averaged over the scales (and flips)."
-    model.eval(); dev = next(model.parameters()).device
+    check_normalised(image, 'predict_proba'); dev = next(model.parameters()).device
     H, W = image.shape[-2:]; acc = 0
-    for s in scales:
-        x = F.interpolate(image[None].to(dev).float(), (max(1, round(H * s)), max(1, round(W * s))), mode='bilinear', align_corners=False)
-        if flip: x = torch.cat([x, x.flip(-1)])
-        p = F.interpolate(model(x)['seg'], (H, W), mode='bilinear', align_corners=False).softmax(1)
-        acc = acc + (p[0] + p[1].flip(-1) if flip else p[0])
+    with eval_mode(model):
+        for s in scales:
+            x = F.interpolate(image[None].to(dev).float(), (max(1, round(H * s)), max(1, round(W * s))), mode='bilinear', align_corners=False)
+            if flip: x = torch.cat([x, x.flip(-1)])
+            p = F.interpolate(model(x)['seg'], (H, W), mode='bilinear', align_corners=False).softmax(1)
+            acc = acc + (p[0] + p[1].flip(-1) if flip else p[0])
     return acc / (len(scales) * (2 if flip else 1))
 
 def predict(model:nn.Module, image:torch.Tensor, scales:tuple=(1.0,), flip:bool=True # as `predict_proba`

@@ -474,12 +474,10 @@ def cam_miou(ds, # a dataset with the eval transform (normalised images, masks)
              images:int=16, # the first images of `ds` scored
              threshold:float=0.3 # background threshold of the pseudo-masks
             ):
-    "A `TrainingMonitor` evaluator: the pseudo-mask mIoU of the classifier's CAMs on a few images (training mode restored)."
+    "A `TrainingMonitor` evaluator: the pseudo-mask mIoU of the classifier's CAMs on a few images."
     items = [ds[i] for i in range(min(images, len(ds)))]
     def evaluate(learn):
-        model, mode = learn.model, learn.model.training
         cm = ConfusionMatrix(ds.n_classes)
-        for b in items: cm.update(b['mask'].numpy(), cam_to_label(*compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist()), threshold))
-        model.train(mode)
+        for b in items: cm.update(b['mask'].numpy(), cam_to_label(*compute_cam(learn.model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist()), threshold))
         return cm.miou
     return evaluate
