@@ -188,6 +188,8 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     assert metrics(load_json(tmp_path/'again_s2/results.json')) != metrics(load_json(out/'results.json'))
     p = wsss('table', '--mean', str(out), str(tmp_path/'again_s2'))
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and '(seeds 1, 2)' in p.stdout and ' ± ' in p.stdout, p.stdout + p.stderr
+    p = wsss('rerun', str(again/'config.json'), '--seed', '2', '--no-progress')  # the run's own config.json: the same run beside it (finished: nothing to do), not one inside it
+    assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not (again/'config_s2').exists(), p.stderr
     code, err = cli_error(capsys, 'rerun', str(tmp_path), '--seed', '3')
     assert code != 0 and 'not a run folder' in err, err
     sent = tmp_path/'sent'; sent.mkdir(); shutil.copy(out/'config.json', sent/'theirs.json')  # only the configuration, as a colleague sends it

@@ -392,7 +392,7 @@ def main(argv=None):
     s.add_argument('--only', choices=sorted(PIPELINE_RUNS), default=None)
     s.add_argument('--json', default=None, help='also write the rows as JSON')
     c = sub.add_parser('crf', help='our dense CRF and the thresholding kernels against their references, on VOC photos')
-    c.add_argument('--root', default=None, help='VOC folder (default: ../shared/data/voc2012-sample)')
+    c.add_argument('--root', default=None, help="VOC folder (default: the shared/data/voc2012-sample found in this folder or one above it)")
     c.add_argument('--images', type=int, default=6, help='photos to time (the first of the sample)')
     c.add_argument('--repeats', type=int, default=7, help='runs per figure (median)')
     c.add_argument('--json', default=None, help='also write the rows as JSON')
@@ -420,18 +420,30 @@ def main(argv=None):
     m.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's and AMN's backbone (default: small)")
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     a = p.parse_args(argv)
+    try: _run_bench(p, a)
+    except (ValueError, FileNotFoundError) as e: p.exit(1, f"{p.prog}: error: {e}\n")
+    except KeyboardInterrupt:
+        p.exit(130, f"{p.prog}: interrupted" + (": the same command resumes (its finished runs are kept)\n" if a.what in ('conta', 'likelihood', 'amn') else "\n"))
+
+def _run_bench(p, a):
+    "The benchmark `a` asks for (the arguments `main` parsed with `p`)."
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
         import dataclasses
-        from wsss_nb.pipeline import RunConfig, quick_config
-        seeds, base = tuple(int(x) for x in a.seeds.split(',')), quick_config(RunConfig()) if a.quick else RunConfig()
+        from wsss_nb.pipeline import RunConfig, quick_config, check_config
+        try: seeds = tuple(int(x) for x in a.seeds.split(','))
+        except ValueError: p.error(f"--seeds: comma-separated integers, got {a.seeds!r}")
+        base = quick_config(RunConfig()) if a.quick else RunConfig()
         if a.what == 'likelihood': a.out = a.out or 'runs/bench/likelihood' + ('_variants' if a.variants else '')
         a.json = a.json or str(Path(a.out)/f'{a.what}.json')
     if a.what == 'conta':
-        conf = tuple(float(x) for x in a.confounding.split(',') if x)
-        rows = bench_conta(a.out, seeds, a.rounds, conf, base=dataclasses.replace(base, scene=dataclasses.replace(base.scene, location_bias=a.location_bias)))
+        try: conf = tuple(float(x) for x in a.confounding.split(',') if x)
+        except ValueError: p.error(f"--confounding: comma-separated numbers, got {a.confounding!r}")
+        base = check_config(dataclasses.replace(base, scene=dataclasses.replace(base.scene, location_bias=a.location_bias)))  # (a bad value said before any run)
+        rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
         print(format_conta(rows, seeds, conf))
     elif a.what == 'likelihood':
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
+        if a.sigma is not None and not a.sigma > 0: p.error(f"--sigma: must be > 0, got {a.sigma}")
         rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
         print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds))
     elif a.what == 'amn':
@@ -439,7 +451,7 @@ def main(argv=None):
         if unknown: p.error(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AMN_VARIANTS)}")
         variants = {v: AMN_VARIANTS[v] for v in a.variants.split(',')}
         scene = {k: v for k, v in (('confounding', a.confounding), ('size', a.size)) if v is not None}
-        base = dataclasses.replace(base, scene=dataclasses.replace(base.scene, **scene), backbone=a.backbone or base.backbone)
+        base = check_config(dataclasses.replace(base, scene=dataclasses.replace(base.scene, **scene), backbone=a.backbone or base.backbone))
         rows = bench_amn(a.out, seeds, variants, base)
         print(format_amn(rows, seeds, variants))
     elif a.what == 'pipeline':
@@ -449,7 +461,7 @@ def main(argv=None):
         from wsss_nb.data import VOCSegmentation, find_voc_sample
         from wsss_nb.kernels.threshold import bench_threshold
         root = a.root or find_voc_sample()
-        if root is None: sys.exit('no VOC folder: give --root')
+        if root is None: p.error('no VOC folder here: give --root')
         ds = VOCSegmentation(root, 'demo20' if (Path(root)/'ImageSets/Segmentation/demo20.txt').exists() else 'train')
         rows = bench_crf([ds.image(i) for i in range(a.images)], [ds.mask(i) for i in range(a.images)], repeats=a.repeats)
         print(format_crf(rows)); print()

@@ -231,7 +231,7 @@ class VOCSegmentation(Dataset):
         ids_file = Path(split) if str(split).endswith('.txt') else self.root/'ImageSets/Segmentation'/f'{split}.txt'
         if not ids_file.exists():
             there = sorted(f.stem for f in ids_file.parent.glob('*.txt')) if ids_file.parent.is_dir() else []
-            raise ValueError(f"split file not found: {ids_file}" + (f" (there: {', '.join(there)}; --train-split/--val-split name another)" if there else ''))
+            raise ValueError(f"split file not found: {ids_file}" + (f" (the splits there: {', '.join(there)}; or the path of an ids file)" if there else ''))
         self.ids = [l.split()[0] for l in ids_file.read_text().splitlines() if l.strip()]
         if not self.ids: raise ValueError(f"split file is empty: {ids_file}")
         if n_images is not None:

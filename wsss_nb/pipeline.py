@@ -85,6 +85,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
     if cfg.dataset == 'voc' and not cfg.root: raise ValueError("--root: --dataset voc needs the VOC folder")
+    if cfg.dataset == 'scene' and cfg.root: raise ValueError(f"--root {cfg.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
     if not cfg.method: raise ValueError("--method: give at least one method")
     for m in cfg.method:
         if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
@@ -808,7 +809,7 @@ def _parser():
     s = sub.add_parser('rerun', help="run a run's configuration again: with another seed (for `table --mean`), or as it was (someone's config.json)")
     s.add_argument('run', help="the run folder whose config.json to take, or a config.json")
     s.add_argument('--seed', type=int, default=None, help="a new seed (of the training and of a generated scene, as `run --seed` sets both; default: the configuration's)")
-    s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>; for a config.json, <name>_s<seed> beside it)")
+    s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>, also for a run's own config.json; for another .json file, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
     s = sub.add_parser('table', help="print the results of finished runs side by side")
@@ -923,7 +924,7 @@ def main(argv=None):
             if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
             cfg = config_from_dict(RunConfig, load_json(src))
             if a.seed is not None: cfg = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed))
-            out = Path(a.out or (src.with_name(f'{src.stem}_s{cfg.seed}') if given else f'{Path(a.run)}_s{cfg.seed}'))
+            out = Path(a.out or (f'{src.parent}_s{cfg.seed}' if src.name == 'config.json' else src.with_name(f'{src.stem}_s{cfg.seed}')))  # (a run's own config.json: beside the run, not in it)
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
         if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
