@@ -601,6 +601,7 @@ def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or 
     if isinstance(classes, (str, int, np.integer)): classes = [classes]
     unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
     if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
+    if bad := [c for c in classes if not isinstance(c, str) and not 1 <= int(c) < len(self.classes)]: raise ValueError(f"class id(s) {bad} outside 1..{len(self.classes) - 1}")
     return [self.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
 
 def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)

@@ -52,9 +52,11 @@ class LiveFigure:
         finally: self._held = held
 
     def set(self, **values):
-        "Set several controls at once, then update once."
+        "Set several controls at once (in the order the controls are shown: an image before its class), then update once."
+        if unknown := set(values) - set(self.controls): raise ValueError(f"no control {sorted(unknown)}; these are {list(self.controls)}")
         with self.holding():
-            for k, v in values.items(): self.controls[k].value = v
+            for k in self.controls:
+                if k in values: self.controls[k].value = values[k]
         self.refresh()
 
     def refresh(self):
@@ -132,8 +134,8 @@ class SceneExplorer(LiveFigure):
         self.cfg, self.shown, self.counted, self._scenes = cfg or SceneConfig(), shown, counted, {}
         super().__init__(dict(confounding=slider('confounding', self.cfg.confounding, 0.0, 1.0, 0.05),
                               location=slider('location bias', self.cfg.location_bias, 0.0, 1.0, 0.1),
-                              objects=slider('objects per image (max)', self.cfg.max_objects, 1, 5, 1),
-                              seed=slider('seed', self.cfg.seed, 0, 99, 1)), (12, 3.4))
+                              objects=slider('objects per image (max)', self.cfg.max_objects, 1, min(max(5, self.cfg.max_objects), self.cfg.n_classes), 1),  # (no more than the classes)
+                              seed=slider('seed', self.cfg.seed, 0, max(99, self.cfg.seed), 1)), (12, 3.4))
         gs = self.fig.add_gridspec(1, 2, width_ratios=(3, 1), left=0.01, right=0.99, bottom=0.25, top=0.9, wspace=0.1)
         self.mosaic = Mosaic(self.fig.add_subplot(gs[0]), 2, shown, caption_lines=3, fontsize=6)
         ax = self.fig.add_subplot(gs[1]); K, T = self.cfg.n_classes, n_textures(self.cfg)
@@ -188,9 +190,9 @@ def image_miou(gt:np.ndarray, pred:np.ndarray) -> float:
 
 # %% ../nbs/09_widgets.ipynb #c324636f
 def source_curve(run:Run, folder:Path, ds, gts:list, thresholds) -> dict:
-    "The mIoU-vs-threshold curve of a map source over `ds`: stored in results.json for the run's CAMs, else computed."
-    res = run.dir/'results.json'
-    if folder == run.dir/'cam/npz' and res.exists() and 'threshold_curve' in (stored := load_json(res)):
+    "The mIoU-vs-threshold curve of a map source over `ds`: as the run's evaluation stage of those maps stored it (the CAMs', each round's, AMN's), else computed."
+    stage = folder.parent.parent/'stages'/f'eval_{folder.parent.name}.json'  # <x>/cam/npz: <x>/stages/eval_cam.json
+    if folder.name == 'npz' and stage.exists() and 'threshold_curve' in (stored := load_json(stage)['results']):
         return {float(t): v for t, v in stored['threshold_curve'].items()}
     cams = [load_cam(folder/f'{i}.npz') for i in ds.ids]
     return threshold_curve([c for c, _ in cams], [k for _, k in cams], gts, ds.n_classes, thresholds)
@@ -212,7 +214,7 @@ class CAMExplorer(LiveFigure):
         image = widgets.Dropdown(options=list(zip(labels, range(len(ds)))), value=0, description='image')
         cls = widgets.Dropdown(options=self._classes(0), description='class')
         image.observe(self._image_changed, 'value')  # (before the redraw: the class list follows the image)
-        thr = slider('threshold', min(ts, key=lambda t: abs(t - threshold)), ts[0], ts[-1], round(ts[1] - ts[0], 4), readout_format='.2f')
+        thr = slider('threshold', min(ts, key=lambda t: abs(t - threshold)), ts[0], ts[-1], round(ts[1] - ts[0], 4) if len(ts) > 1 else 0.05, readout_format='.2f')
         super().__init__(dict(image=image, cls=cls, threshold=thr), (2.2 * (len(sources) + 1) + (4 if curves else 0), 4.4))
         gs = self.fig.add_gridspec(1, 2 if curves else 1, width_ratios=(len(sources) + 1, 1.6)[:2 if curves else 1], left=0.01, right=0.98, bottom=0.12, top=0.95, wspace=0.12)
         self.mosaic, self.markers = Mosaic(self.fig.add_subplot(gs[0]), 2, len(sources) + 1), {}
@@ -254,7 +256,7 @@ def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the sam
                 ) -> CAMExplorer:
     "The CAM and threshold explorer over every map source of the run(s)."
     runs = [_as_run(r) for r in (runs if isinstance(runs, (list, tuple)) else [runs])]
-    data = lambda r: (r.cfg.dataset, r.cfg.root, r.cfg.train_split, r.cfg.scene if r.cfg.dataset == 'scene' else None)
+    data = lambda r: (r.cfg.dataset, r.cfg.root, r.cfg.train_split, r.cfg.subset, r.cfg.labels_file, r.cfg.scene if r.cfg.dataset == 'scene' else None)
     if any(data(r) != data(runs[0]) for r in runs): raise ValueError("cam_explorer: the runs are over different datasets; their maps cannot be compared")
     ds = runs[0].dataset(runs[0].cfg.train_split)
     gts, sources, curves = [ds.mask(i) for i in range(len(ds))] if ds.annotated else None, {}, {}
@@ -313,15 +315,18 @@ def crf_explorer(image=None, # (H, W, 3) uint8 photo with `cam` and `keys`; or N
                  gt:np.ndarray=None, # its ground truth, for the mIoUs
                  run=None, # a run folder (or `Run`): its CAMs of training image `image_id`
                  image_id:str|int=0, # an id or index in the run's training split
-                 threshold:float=None, # background score; None: the run's threshold, or 0.3
+                 threshold:float=None, # background score; None: the threshold of the run's CAMs, or 0.3
                  preset:str='irn' # where the sliders start
                 ) -> CRFExplorer:
     "The dense CRF explorer on a photo and its CAMs, or on an image of a run."
     if run is not None:
         run = _as_run(run); ds = run.dataset(run.cfg.train_split)
-        i = ds.ids.index(image_id) if isinstance(image_id, str) else image_id
-        cam, keys = load_cam(run.dir/'cam/npz'/f'{ds.ids[i]}.npz'); image, gt = ds.image(i), ds.mask(i)
-        if threshold is None and (run.dir/'results.json').exists(): threshold = load_json(run.dir/'results.json')['threshold']
+        if image_id not in ds.ids and not (isinstance(image_id, (int, np.integer)) and 0 <= image_id < len(ds)):
+            raise ValueError(f"crf_explorer: no image {image_id!r} in the run's training split (ids such as {ds.ids[0]!r}, or indices 0..{len(ds) - 1})")
+        i = ds.ids.index(image_id) if isinstance(image_id, str) else int(image_id)
+        if not (f := run.dir/'cam/npz'/f'{ds.ids[i]}.npz').exists(): raise ValueError(f"crf_explorer: {run.dir} has no CAMs of {ds.ids[i]} yet (its make_cam stage makes them)")
+        cam, keys = load_cam(f); image, gt = ds.image(i), ds.mask(i)
+        if threshold is None and (stage := run.dir/'stages/eval_cam.json').exists(): threshold = load_json(stage)['results']['threshold']  # (the CAMs' own: results.json's may be AMN's or a later round's)
     if image is None or cam is None or keys is None: raise ValueError("crf_explorer: give an image with its cam and keys, or a run")
     return CRFExplorer(image, cam, keys, gt, 0.3 if threshold is None else threshold, preset)
 
@@ -429,13 +434,13 @@ def image_explorer(run, # a finished run folder, or `Run`
     "The explorer of a run's networks on an image of your own."
     run = _as_run(run)
     if run.cfg.pseudo_masks: raise ValueError(f"image_explorer: {run.dir} trained its segmentation network on given pseudo-masks: it has no classifier to make CAMs with (`Run.segment` segments an image)")
+    if not (run.dir/'results.json').exists(): raise ValueError(f"image_explorer: {run.dir} is not finished (no results.json); the command that made it resumes it")
     name = Path(image).name if isinstance(image, (str, Path)) else 'image'
     if image is None and run.cfg.dataset == 'scene': s = draw_scene(run.cfg.scene, 10**6); image, name, truth = s['image'], 'a new scene', s['labels']
     elif image is None: ds = run.dataset(run.cfg.val_split); image, name, truth = ds.image(0), ds.ids[0], ds.label_ids(0)
     else: truth = []
     image = as_rgb(image)
-    res = run.dir/'results.json'
-    return ImageExplorer(run, image, run.class_ids(truth if classes is None else classes), name, load_json(res)['threshold'] if res.exists() else 0.3)
+    return ImageExplorer(run, image, run.class_ids(truth if classes is None else classes), name, load_json(run.dir/'results.json')['threshold'])
 
 # %% ../nbs/09_widgets.ipynb #947070c1
 class TrainingMonitor(LiveFigure, Plugin):
@@ -454,7 +459,9 @@ class TrainingMonitor(LiveFigure, Plugin):
             self.lines['mIoU'], = self.miou_ax.plot([], [], marker='.', color='C3')
         self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.18, top=0.88, wspace=0.3)
 
-    def before_fit(self, learn): self.history, self.epochs = [], learn.cfg.epochs
+    def before_fit(self, learn):
+        self.history, self.epochs = [], learn.cfg.epochs
+        for k in [k for k in self.lines if k != 'mIoU']: self.lines.pop(k).remove()  # (a monitor used again: the last training's lines go)
     def after_epoch(self, learn):
         if not is_main_process(): return
         self.history += [dict(h) for h in learn.history[len(self.history):-1]]  # the epochs before a resume: their losses (no mIoU was measured)
