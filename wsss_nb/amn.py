@@ -43,10 +43,10 @@ def check_amn(c:AMNConfig) -> AMNConfig:
     "Reject inconsistent option values, naming the option."
     if not 0 < c.bg_threshold <= c.fg_threshold < 1: raise ValueError(f"--amn-bg/--amn-fg: need 0 < bg <= fg < 1, got bg {c.bg_threshold}, fg {c.fg_threshold}")
     if not 0 <= c.eps < 1: raise ValueError(f"--amn-eps: must be in [0, 1), got {c.eps}")
-    if not 0 <= c.dropout < 1: raise ValueError(f"--amn-dropout: must be in [0, 1), got {c.dropout}")
+    if not 0 <= c.dropout < 1: raise ValueError(f"AMNConfig.dropout: must be in [0, 1), got {c.dropout}")
     if c.head not in ('v2', 'v3'): raise ValueError(f"--amn-head: unknown head {c.head!r}; choose 'v3' or 'v2' (the reference's)")
-    if c.optimizer not in ('adam', 'sgd'): raise ValueError(f"--amn-optimizer: unknown value {c.optimizer!r}; choose from adam, sgd")
-    if not c.scales or min(c.scales) <= 0: raise ValueError(f"--amn-scales: need positive scales, got {c.scales}")
+    if c.optimizer not in ('adam', 'sgd'): raise ValueError(f"AMNConfig.optimizer: unknown value {c.optimizer!r}; choose from adam, sgd")
+    if not c.scales or min(c.scales) <= 0: raise ValueError(f"AMNConfig.scales: need positive scales, got {c.scales}")
     return c
 
 # %% ../nbs/07c_amn.ipynb #e85a4dcf
