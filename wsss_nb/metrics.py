@@ -19,6 +19,7 @@ def _check_cam(cam, keys):
     if cam.ndim != 3: raise ValueError(f"cam must be (k,H,W), got shape {cam.shape}")
     if keys.shape != (cam.shape[0],): raise ValueError(f"keys must have shape ({cam.shape[0]},), got {keys.shape}")
     if np.isnan(cam).any(): raise ValueError("cam has NaN values")
+    if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError(f"class ids must be in 0..255, got {keys.tolist()}")
     return cam, keys
 
 # %% ../nbs/02_metrics.ipynb #13d79805

@@ -57,6 +57,7 @@ def seed_labels(fg_label:np.ndarray, # (H, W) label map at the (high) foreground
     "IRN's seed combination: foreground from `fg_label`, background where both agree, 255 where they disagree."
     fg_label, bg_label = np.asarray(fg_label), np.asarray(bg_label)
     if fg_label.shape != bg_label.shape or fg_label.ndim != 2: raise ValueError(f"seed_labels: need two (H, W) maps of one shape, got {fg_label.shape} and {bg_label.shape}")
+    if any(m.size and (m.min() < 0 or m.max() > 255) for m in (fg_label, bg_label)): raise ValueError("seed_labels: label values must lie in 0..255")
     return _seeds(np.ascontiguousarray(fg_label, np.uint8), np.ascontiguousarray(bg_label, np.uint8), np.empty(fg_label.shape, np.uint8))
 
 def seed_labels_np(fg_label, bg_label):
