@@ -348,6 +348,17 @@ def test_voc_without_weights_says_so(tmp_path, capsys):
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--rounds', '2', '--out', str(tmp_path/'run'))
     assert 'random weights' not in err and 'note: --rounds not used by this run (--method baseline' in err, err
 
+def test_warnings_are_one_line(monkeypatch, capsys, tmp_path):
+    "A warning during a command is one `wsss_nb: warning:` line, not Python's file, line and source; Python's own display comes back afterwards."
+    import warnings
+    from wsss_nb.pipeline import Run
+    def warn(self): warnings.warn('confounder set: class(es) [1] have no pixel'); raise ValueError('stopped here')
+    monkeypatch.setattr(Run, 'run', warn); shown = warnings.showwarning
+    with pytest.raises(SystemExit): main(['run', '--out', str(tmp_path/'run'), *TINY])
+    err = capsys.readouterr().err
+    assert 'wsss_nb: warning: confounder set: class(es) [1] have no pixel\n' in err and 'UserWarning' not in err and 'warnings.warn' not in err, err
+    assert warnings.showwarning is shown
+
 def test_version(capsys):
     import wsss_nb
     with pytest.raises(SystemExit): main(['--version'])

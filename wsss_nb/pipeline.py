@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, sys, time, json, shutil, signal, argparse, threading, dataclasses
+import os, sys, time, json, shutil, signal, argparse, threading, warnings, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -910,11 +910,13 @@ def _evaluate_cams(a):
           f"oracle per-image threshold {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {100 * ev['threshold_spread']:.1f} points ({split})")
 
 def _terminated(signum, frame): raise KeyboardInterrupt(signal.Signals(signum).name)
+def _one_line_warning(message, category, filename, lineno, file=None, line=None): print(f"wsss_nb: warning: {message}", file=sys.stderr)  # (not the source file and line)
 
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
     sigterm = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None  # a job's time limit cleans up as Ctrl-C does
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
@@ -938,6 +940,7 @@ def main(argv=None):
         resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
         print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
     finally:
+        warnings.showwarning = shown
         if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
