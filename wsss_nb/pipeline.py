@@ -109,6 +109,9 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
         raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
+    for bb in sorted({cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED)) if cfg.weights is not None else ():  # (a name torchvision does not know said before the data stage)
+        import torchvision
+        if cfg.weights not in (names := [w.name for w in getattr(torchvision.models, f'ResNet{bb[len("resnet"):]}_Weights')]): raise ValueError(f"--weights: unknown {bb} weights {cfg.weights!r}; choose from {names}")
     if cfg.pseudo_masks and cfg.method != ('baseline',): raise ValueError(f"--pseudo-masks: the segmentation network trains on the given pseudo-masks, so --method {'+'.join(cfg.method)} has nothing to make")
     if 'conta' in cfg.method:
         check_conta(cfg.conta)
