@@ -190,6 +190,8 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and '(seeds 1, 2)' in p.stdout and ' ± ' in p.stdout, p.stdout + p.stderr
     p = wsss('rerun', str(again/'config.json'), '--seed', '2', '--no-progress')  # the run's own config.json: the same run beside it (finished: nothing to do), not one inside it
     assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not (again/'config_s2').exists(), p.stderr
+    p = wsss('rerun', 'config.json', '--seed', '2', '--no-progress', cwd=again)  # the same, given relative to the run folder
+    assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not list(again.glob('*_s2')), p.stderr
     code, err = cli_error(capsys, 'rerun', str(tmp_path), '--seed', '3')
     assert code != 0 and 'not a run folder' in err, err
     sent = tmp_path/'sent'; sent.mkdir(); shutil.copy(out/'config.json', sent/'theirs.json')  # only the configuration, as a colleague sends it
@@ -345,6 +347,8 @@ def test_voc_without_weights_says_so(tmp_path, capsys):
     "A VOC run of ResNets without --weights says they start from random weights, and an option the run does not use is named (the run itself fails here: no such folder)."
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--out', str(tmp_path/'run'))
     assert code != 0 and 'start from random weights' in err and 'nowhere' in err, err
+    code, err = cli_error(capsys, 'run', '--root', str(tmp_path), '--out', str(tmp_path/'run'))  # a VOC folder without --dataset voc: not silently a scene run
+    assert code != 0 and 'a VOC folder is read with --dataset voc' in err, err
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--rounds', '2', '--out', str(tmp_path/'run'))
     assert 'random weights' not in err and 'note: --rounds not used by this run (--method baseline' in err, err
 

@@ -438,6 +438,7 @@ def _run_bench(p, a):
     if a.what == 'conta':
         try: conf = tuple(float(x) for x in a.confounding.split(',') if x)
         except ValueError: p.error(f"--confounding: comma-separated numbers, got {a.confounding!r}")
+        if any(not 0 <= c <= 1 for c in conf): p.error(f"--confounding: strengths in [0, 1], got {a.confounding}")
         base = check_config(dataclasses.replace(base, scene=dataclasses.replace(base.scene, location_bias=a.location_bias)))  # (a bad value said before any run)
         rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
         print(format_conta(rows, seeds, conf))

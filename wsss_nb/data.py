@@ -188,7 +188,7 @@ def read_labels_file(path:str|Path, # IRN's cls_labels.npy, or a .json file
     if path.suffix == '.npy':
         d = np.load(path, allow_pickle=True).item()
         out = {decode_int_filename(k): (np.flatnonzero(np.asarray(v)) + 1).tolist() for k, v in d.items()}
-    elif path.suffix == '.json': out = {str(k): [class_id(c, k) for c in v] for k, v in load_json(path).items()}
+    elif path.suffix == '.json': out = {str(k): sorted({class_id(c, k) for c in v}) for k, v in load_json(path).items()}  # (a class listed twice, once)
     else: raise ValueError(f"labels file {path}: expected .npy or .json")
     for k, v in out.items():
         if any(c < 1 or c > n_fg for c in v): raise ValueError(f"labels file {path}: image {k} has a class outside 1..{n_fg}")
@@ -327,5 +327,5 @@ def check_normalised(image:torch.Tensor, # what a network's inference was given
     if not torch.is_tensor(image) or image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"{who}: expected a (3, H, W) image tensor, got {type(image).__name__} of shape {tuple(np.shape(image))}")
     if not image.is_floating_point() or image.numel() and image.abs().max() > 10:
-        raise ValueError(f"{who}: expected an image normalised as eval_transform() does (float, ImageNet mean and std), got {image.dtype} with values up to {image.max().item():g}; "
+        raise ValueError(f"{who}: expected an image normalised as eval_transform() does (float, ImageNet mean and std), got {image.dtype}" + (f" with values up to {image.max().item():g}" if image.numel() else '') + "; "
                          "read the dataset with transform=eval_transform()")

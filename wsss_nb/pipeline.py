@@ -85,7 +85,6 @@ def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
     if cfg.dataset == 'voc' and not cfg.root: raise ValueError("--root: --dataset voc needs the VOC folder")
-    if cfg.dataset == 'scene' and cfg.root: raise ValueError(f"--root {cfg.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
     if not cfg.method: raise ValueError("--method: give at least one method")
     for m in cfg.method:
         if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
@@ -111,7 +110,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
         raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
     for bb in sorted({cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED)) if cfg.weights is not None else ():  # (a name torchvision does not know said before the data stage)
         import torchvision
-        if cfg.weights not in (names := [w.name for w in getattr(torchvision.models, f'ResNet{bb[len("resnet"):]}_Weights')]): raise ValueError(f"--weights: unknown {bb} weights {cfg.weights!r}; choose from {names}")
+        if cfg.weights not in (names := list(getattr(torchvision.models, f'ResNet{bb[len("resnet"):]}_Weights').__members__)): raise ValueError(f"--weights: unknown {bb} weights {cfg.weights!r}; choose from {names}")
     if cfg.pseudo_masks and cfg.method != ('baseline',): raise ValueError(f"--pseudo-masks: the segmentation network trains on the given pseudo-masks, so --method {'+'.join(cfg.method)} has nothing to make")
     if 'conta' in cfg.method:
         check_conta(cfg.conta)
@@ -605,7 +604,7 @@ def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or 
     unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
     if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
     if bad := [c for c in classes if not isinstance(c, str) and not 1 <= int(c) < len(self.classes)]: raise ValueError(f"class id(s) {bad} outside 1..{len(self.classes) - 1}")
-    return [self.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
+    return list(dict.fromkeys(self.classes.index(c) if isinstance(c, str) else int(c) for c in classes))  # (each once)
 
 def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)
                     classes, # the image's classes (its image-level labels): names or ids 1..K, one or a list
@@ -827,6 +826,7 @@ def config_from_args(a) -> RunConfig:
     cfg = RunConfig(seed=a.seed, scene=SceneConfig(seed=a.seed), crf=a.command == 'demo')  # the demo: the pipeline with the dense CRF
     if a.command == 'run':
         voc = a.dataset == 'voc'
+        if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
         cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, pseudo_masks=a.pseudo_masks,
                                   method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
                                   weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop or (448 if voc else None),
@@ -930,7 +930,8 @@ def main(argv=None):
             if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
             cfg = config_from_dict(RunConfig, load_json(src))
             if a.seed is not None: cfg = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed))
-            out = Path(a.out or (f'{src.parent}_s{cfg.seed}' if src.name == 'config.json' else src.with_name(f'{src.stem}_s{cfg.seed}')))  # (a run's own config.json: beside the run, not in it)
+            run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
+            out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
         if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
