@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
            'set_rng_state', 'get_device', 'eval_mode', 'rank', 'is_main_process', 'voc_palette', 'colorize',
-           'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'load_image', 'load_mask', 'save_mask',
-           'save_image', 'overlay']
+           'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask',
+           'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -192,10 +192,20 @@ def scratch_dir(prefix:str='wsss_nb_' # start of the folder's name
     return Path(d)
 
 # %% ../nbs/00_core.ipynb #7aa11233
-def load_image(path:str|Path) -> np.ndarray:
-    "Read an image file as uint8 (H, W, 3) RGB."
+def pil_rgb(im:Image.Image,
+            upright:bool=True # turned as its EXIF orientation says (as a photo viewer shows it); False: the stored pixels, which a dataset's masks are drawn on
+           ) -> np.ndarray:
+    "A PIL image as uint8 (H, W, 3) RGB; 16-bit grey scaled to 8 bits, other modes converted."
+    if upright: im = ImageOps.exif_transpose(im)
+    if im.mode.startswith('I'): im = Image.fromarray((np.asarray(im, np.float64) / 257).round().clip(0, 255).astype(np.uint8))  # (16-bit grey: 65535 is white)
+    return np.array(im.convert('RGB'))
+
+def load_image(path:str|Path,
+               upright:bool=False # as `pil_rgb` (a photo of your own: True)
+              ) -> np.ndarray:
+    "Read an image file as uint8 (H, W, 3) RGB (`pil_rgb`)."
     try:
-        with Image.open(path) as im: return np.array(im.convert('RGB'))
+        with Image.open(path) as im: return pil_rgb(im, upright)
     except FileNotFoundError: raise ValueError(f"missing image file: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"not a readable image file: {path} ({e})") from None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from PIL import Image
 from . import __version__
 from .core import *
 from .data import *
@@ -229,6 +230,7 @@ def _train_cam(self:Run):
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
     if self.cfg.pseudo_masks: raise ValueError(f"{self.dir}: a run on given pseudo-masks (--pseudo-masks) trains no classifier")
+    if not (self.dir/'cam/classifier.pt').exists(): raise ValueError(f"{self.dir}: no trained classifier yet ({self.dir/'cam/classifier.pt'} is missing); finish the run first")
     m = Classifier(self._cam_backbone(trained=False), len(self.classes) - 1)
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
@@ -358,6 +360,8 @@ def _train_amn(self:Run):
 def amn_model(self:Run):
     "The trained AMN, loaded from the run folder."
     c = self.cfg
+    if 'amn' not in c.method: raise ValueError(f"{self.dir}: a run without AMN (--method {','.join(c.method)})")
+    if not (self.dir/'amn/amn.pt').exists(): raise ValueError(f"{self.dir}: no trained AMN yet ({self.dir/'amn/amn.pt'} is missing); finish the run first")
     return load_checkpoint(AMN(make_backbone(c.backbone), len(self.classes) - 1, c.amn.dropout, c.amn.conditioning, c.amn.head), self.dir/'amn/amn.pt').to(self.device).eval()
 
 def _make_amn(self:Run):
@@ -537,10 +541,11 @@ def last_round(self:Run) -> Run:
     r = self.cfg.conta.rounds if 'conta' in self.cfg.method and self.round == 0 else 0
     return self.round_run(r) if r else self
 
-def as_rgb(image # an image file, or a uint8 array: (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA
+def as_rgb(image # an image file, a PIL image, or a uint8 array: (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA
           ) -> np.ndarray:
-    "The image as uint8 (H, W, 3) RGB, an array converted as `load_image` converts a file (grey repeated, alpha dropped)."
-    if isinstance(image, (str, Path)): return load_image(image)
+    "The image as uint8 (H, W, 3) RGB: a file or PIL image upright as its EXIF orientation says (a photo as a viewer shows it), an array converted as `load_image` converts a file (grey repeated, alpha dropped)."
+    if isinstance(image, (str, Path)): return load_image(image, upright=True)
+    if isinstance(image, Image.Image): return pil_rgb(image)
     a = np.asarray(image)
     if a.dtype == np.uint8 and a.ndim == 2: a = np.repeat(a[..., None], 3, 2)
     elif a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (1, 4): a = np.repeat(a, 3, 2) if a.shape[2] == 1 else a[..., :3]
@@ -561,7 +566,7 @@ def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`)
             crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
            ) -> list:
     "Label maps (H, W) uint8 of the images by the run's final segmentation network."
-    if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)): images = [images]
+    if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)): images = [images]
     net = self.last_round().segmenter()
     return [self._label_map(net, as_rgb(x), scales, crf) for x in images]
 
@@ -573,7 +578,7 @@ def image_files(paths:list # image files and folders of them
     out = []
     for p in map(Path, paths):
         if not p.is_dir(): out.append(p); continue
-        found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.name.startswith('.'))  # (not hidden files: macOS's ._x.png)
         if not found: raise ValueError(f"no image file ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
         out += found
     return out
@@ -584,14 +589,15 @@ def segment_files(self:Run, images:list, # image files, or folders of them
                   crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
                  ) -> list:
     "Write the label map of each image file as `<out>/<name>.png` (VOC palette), one image at a time; their paths."
-    images, out = image_files(images), Path(out or self.dir/'predict')
+    images, out = image_files([images] if isinstance(images, (str, Path)) else images), Path(out or self.dir/'predict')
     masks = [out/f'{x.stem}.png' for x in images]
     if len(set(masks)) < len(masks): raise ValueError(f"images of the same name would write one file: {sorted({x.name for x in images if sum(y.stem == x.stem for y in images) > 1})}")
     written = masks + ([out/f'{x.stem}_overlay.png' for x in images] if overlay else [])
+    if len(set(written)) < len(written): raise ValueError(f"an overlay would overwrite another image's label map: {sorted({p.name for p in written if written.count(p) > 1})}")
     if clash := {p.resolve() for p in written} & {x.resolve() for x in images}: raise ValueError(f"the output would overwrite the input image {sorted(map(str, clash))[0]}; choose another --out")
     net = self.last_round().segmenter()
     for x, m in zip(images, masks):
-        img = load_image(x); label = self._label_map(net, img, (1.0,), crf); save_mask(label, m)
+        img = load_image(x, upright=True); label = self._label_map(net, img, (1.0,), crf); save_mask(label, m)
         if overlay: save_image(np.where(label[..., None] > 0, img // 2 + colorize(label) // 2, img).astype(np.uint8), out/f'{x.stem}_overlay.png')
     return masks
 Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
@@ -600,10 +606,10 @@ Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _la
 def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or a list
              ) -> list:
     "The ids of `classes`, an unknown name an error that lists the run's."
-    if isinstance(classes, (str, int, np.integer)): classes = [classes]
+    if isinstance(classes, str) or np.ndim(classes) == 0: classes = [classes]
     unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
     if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
-    if bad := [c for c in classes if not isinstance(c, str) and not 1 <= int(c) < len(self.classes)]: raise ValueError(f"class id(s) {bad} outside 1..{len(self.classes) - 1}")
+    if bad := [c for c in classes if not isinstance(c, str) and not (c == int(c) and 1 <= int(c) < len(self.classes))]: raise ValueError(f"class id(s) {bad} outside 1..{len(self.classes) - 1}")
     return list(dict.fromkeys(self.classes.index(c) if isinstance(c, str) else int(c) for c in classes))  # (each once)
 
 def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)
@@ -631,14 +637,14 @@ def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette, g
                    root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
                    split:str='val' # ids file ImageSets/Segmentation/<split>.txt
                   ) -> dict:
-    "mIoU, boundary F and per-class IoU of a folder of label maps against a split's ground truth."
+    "mIoU, boundary F and per-class IoU of a folder of label maps against a split's ground truth (a pixel left unlabelled, 255, scores as background, as a run scores given pseudo-masks)."
     ds, masks = VOCSegmentation(root, split), Path(masks)
     missing = [n for n in ds.ids if not (masks/f'{n}.png').exists()]
     if len(missing) == len(ds): raise ValueError(f"{masks} holds no label map of split {split}'s {len(ds)} images ({missing[0]}.png, ...); give the split they are of (--split)")
     if missing: raise ValueError(f"{masks}: {len(missing)} of split {split}'s {len(ds)} images have no label map: {', '.join(f'{n}.png' for n in missing[:5])}{', ...' if len(missing) > 5 else ''}")
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i, name in enumerate(ds.ids):
-        gt, pred = ds.mask(i), load_mask(masks/f'{name}.png')
+        gt, pred = ds.mask(i), load_mask(masks/f'{name}.png'); pred = np.where(pred == IGNORE, 0, pred)
         try: cm.update(gt, pred); bf.update(gt, pred)
         except ValueError as e: raise ValueError(f"{masks/f'{name}.png'}: {e}") from None
     return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=dict(zip(ds.classes, cm.iou.tolist())), n_images=len(ds))

@@ -383,9 +383,9 @@ def conta_explorer(run # a CONTA run folder (or `Run`)
 # %% ../nbs/09_widgets.ipynb #e5f6a7b1
 def decode_image(data:bytes # the bytes of an image file
                 ) -> np.ndarray:
-    "The image as uint8 (H, W, 3) RGB."
+    "The image as uint8 (H, W, 3) RGB, upright as its EXIF orientation says (`pil_rgb`)."
     try:
-        with Image.open(io.BytesIO(data)) as im: return np.array(im.convert('RGB'))
+        with Image.open(io.BytesIO(data)) as im: return pil_rgb(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"not an image file ({e})") from None
 
 class ImageExplorer(LiveFigure):
