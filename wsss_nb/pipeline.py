@@ -743,7 +743,7 @@ def _parser():
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
         if name == 'run':
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
-            s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first")
+            s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first. Kept as given: an absolute path lets the run be opened from any folder")
             for opt, split in (('--train-split', 'train'), ('--val-split', 'val')):
                 s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
             s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy, or JSON id -> class ids or names); a dataset without masks needs it")
