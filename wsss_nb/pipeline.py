@@ -606,7 +606,7 @@ Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _la
 def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or a list
              ) -> list:
     "The ids of `classes`, an unknown name an error that lists the run's."
-    if isinstance(classes, str) or np.ndim(classes) == 0: classes = [classes]
+    if isinstance(classes, (str, int, float, np.number)) or getattr(classes, 'ndim', None) == 0: classes = [classes]  # (one class; a set is several)
     unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
     if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
     if bad := [c for c in classes if not isinstance(c, str) and not (c == int(c) and 1 <= int(c) < len(self.classes))]: raise ValueError(f"class id(s) {bad} outside 1..{len(self.classes) - 1}")
