@@ -13,7 +13,7 @@ from .core import *
 from .data import check_normalised
 from .models import make_backbone
 from .metrics import dilate
-from .cam import Plugin, Learner, make_loader
+from .cam import Plugin, Learner, make_loader, label_keys
 from .seg import deeplab_head
 from .kernels.threshold import cam_to_label, seed_labels
 from .kernels.crf import DenseCRF, crf_inference_label
@@ -153,10 +153,8 @@ def compute_amn(model:AMN, # a trained `AMN`
                 background:bool=False # also return the normalised background map, first, with key 0
                ) -> tuple:
     "AMN's maps (k, H, W) float32 in [0, 1] of the image's classes and their ids, as `cam.compute_cam` returns CAMs."
-    keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
-    if len(set(keys.tolist())) < len(keys): raise ValueError(f"compute_amn: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
+    keys = label_keys(label_ids, model.n_fg, 'compute_amn')
     if not keys.size: raise ValueError("compute_amn: the image has no foreground class; AMN's maps need at least one")
-    if keys.min() < 1 or keys.max() > model.n_fg: raise ValueError(f"label ids {keys.tolist()} outside 1..{model.n_fg}")
     H, W = image.shape[-2:]
     if seeds is not None and np.shape(seeds) != (H, W): raise ValueError(f"compute_amn: seeds are {np.shape(seeds)} but the image is {(H, W)}")
     check_normalised(image, 'compute_amn'); dev = next(model.parameters()).device

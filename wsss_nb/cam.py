@@ -16,8 +16,8 @@ from .metrics import *
 from .models import *
 
 # %% auto #0
-__all__ = ['Classifier', 'classification_loss', 'Plugin', 'Learner', 'make_loader', 'train_classifier', 'compute_cam', 'save_cam',
-           'save_irn_cam', 'load_cam', 'scene_truth', 'SceneDiagnostics']
+__all__ = ['Classifier', 'classification_loss', 'Plugin', 'Learner', 'make_loader', 'train_classifier', 'label_keys',
+           'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam', 'scene_truth', 'SceneDiagnostics']
 
 # %% ../nbs/04_cam.ipynb #1f651282
 class Classifier(nn.Module):
@@ -187,6 +187,16 @@ def train_classifier(ds, # a training `VOCSegmentation` with a train transform
     return model, learn.fit()
 
 # %% ../nbs/04_cam.ipynb #58b829b0
+def label_keys(label_ids, # the image's foreground class ids (1..K)
+               n_fg:int, # K
+               who:str # the function that checks, for the message
+              ) -> np.ndarray:
+    "The ids sorted as int64 class ids; repeats (a multi-hot vector given as ids) and ids outside 1..K are errors."
+    keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
+    if len(set(keys.tolist())) < len(keys): raise ValueError(f"{who}: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
+    if keys.size and (keys.min() < 1 or keys.max() > n_fg): raise ValueError(f"label ids {keys.tolist()} outside 1..{n_fg}")
+    return keys
+
 @torch.no_grad()
 def compute_cam(model:nn.Module, # a trained `Classifier`
                 image:torch.Tensor, # (3, H, W) normalised image
@@ -196,9 +206,7 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
                 extra:tuple=() # more model inputs, (C, H, W) maps resized with the image
                ) -> tuple:
     "Normalised CAMs (k, H, W) float32 of the image's k classes, and their class ids."
-    keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
-    if len(set(keys.tolist())) < len(keys): raise ValueError(f"compute_cam: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
-    if keys.size and (keys.min() < 1 or keys.max() > model.head.out_channels): raise ValueError(f"label ids {keys.tolist()} outside 1..{model.head.out_channels}")
+    keys = label_keys(label_ids, model.head.out_channels, 'compute_cam')
     check_normalised(image, 'compute_cam')
     H, W = image.shape[-2:]
     dev = next(model.parameters()).device

@@ -232,7 +232,7 @@ def save_mask(mask:np.ndarray, # (H, W) label map with values in 0..255
     "Write a label map as a VOC palette PNG, atomically."
     mask = np.asarray(mask)
     if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer): raise ValueError(f"save_mask: expected an (H, W) integer label map, got {mask.dtype} {mask.shape}")
-    if mask.size and (mask.min() < 0 or mask.max() > 255): raise ValueError(f"save_mask: label values must lie in 0..255, got {mask.min()}..{mask.max()}")
+    if mask.dtype != np.uint8 and mask.size and (mask.min() < 0 or mask.max() > 255): raise ValueError(f"save_mask: label values must lie in 0..255, got {mask.min()}..{mask.max()}")
     im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(voc_palette().ravel().tolist())
     with atomic_path(path) as tmp: im.save(tmp, format='PNG')
 

@@ -12,7 +12,7 @@ import torchvision
 
 # %% auto #0
 __all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatchNorm2d', 'keep_imagenet_statistics', 'ResNet50',
-           'ResNet101', 'load_imagenet_state_dict', 'load_checkpoint', 'make_backbone']
+           'ResNet101', 'resnet_weights', 'load_imagenet_state_dict', 'load_checkpoint', 'make_backbone']
 
 # %% ../nbs/03_models.ipynb #1430e697
 def _conv_bn(i, o, stride=1, dilation=1):
@@ -86,13 +86,19 @@ class ResNet101(ResNet50):
     "torchvision ResNet-101 backbone at output stride 16 (DeepLab-v2's; `weights`: a `ResNet101_Weights` name)."
     depth = 101
 
-def load_imagenet_state_dict(weights:str, # a `torchvision.models.ResNet50_Weights` (or `ResNet101_Weights`) name
+def resnet_weights(weights:str, # a `torchvision.models.ResNet50_Weights` (or `ResNet101_Weights`) name, 'DEFAULT' included
+                   depth:int=50 # 50 or 101
+                  ):
+    "torchvision's weights entry of that name (nothing loaded), or an error that lists the names."
+    kind = getattr(torchvision.models, f'ResNet{depth}_Weights')
+    try: return kind[weights]
+    except KeyError: raise ValueError(f"unknown resnet{depth} weights {weights!r}; choose from {list(kind.__members__)}") from None
+
+def load_imagenet_state_dict(weights:str, # as `resnet_weights`
                              depth:int=50 # 50 or 101
                             ) -> dict:
     "The ImageNet state dict of ResNet-50 or -101 through torchvision's weights API: from the torch hub cache, else downloaded into it."
-    kind = getattr(torchvision.models, f'ResNet{depth}_Weights')
-    try: w = kind[weights]
-    except KeyError: raise ValueError(f"unknown ResNet-{depth} weights {weights!r}; choose from {[w.name for w in kind]}") from None
+    w = resnet_weights(weights, depth)
     path = Path(torch.hub.get_dir())/'checkpoints'/w.url.rsplit('/', 1)[-1]  # where torchvision looks first
     try: return w.get_state_dict(progress=True)
     except Exception as e:

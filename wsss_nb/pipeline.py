@@ -15,7 +15,7 @@ from . import __version__
 from .core import *
 from .data import *
 from .metrics import *
-from .models import BACKBONES, PRETRAINED, keep_imagenet_statistics, load_checkpoint, make_backbone
+from .models import BACKBONES, PRETRAINED, keep_imagenet_statistics, load_checkpoint, make_backbone, resnet_weights
 from .cam import *
 from .seg import *
 from .conta import *
@@ -110,8 +110,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
         raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
     for bb in sorted({cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED)) if cfg.weights is not None else ():  # (a name torchvision does not know said before the data stage)
-        import torchvision
-        if cfg.weights not in (names := list(getattr(torchvision.models, f'ResNet{bb[len("resnet"):]}_Weights').__members__)): raise ValueError(f"--weights: unknown {bb} weights {cfg.weights!r}; choose from {names}")
+        try: resnet_weights(cfg.weights, int(bb[len('resnet'):]))
+        except ValueError as e: raise ValueError(f"--weights: {e}") from None
     if cfg.pseudo_masks and cfg.method != ('baseline',): raise ValueError(f"--pseudo-masks: the segmentation network trains on the given pseudo-masks, so --method {'+'.join(cfg.method)} has nothing to make")
     if 'conta' in cfg.method:
         check_conta(cfg.conta)
@@ -597,7 +597,7 @@ def segment_files(self:Run, images:list, # image files, or folders of them
     if clash := {p.resolve() for p in written} & {x.resolve() for x in images}: raise ValueError(f"the output would overwrite the input image {sorted(map(str, clash))[0]}; choose another --out")
     net = self.last_round().segmenter()
     for x, m in zip(images, masks):
-        img = load_image(x, upright=True); label = self._label_map(net, img, (1.0,), crf); save_mask(label, m)
+        img = as_rgb(x); label = self._label_map(net, img, (1.0,), crf); save_mask(label, m)
         if overlay: save_image(np.where(label[..., None] > 0, img // 2 + colorize(label) // 2, img).astype(np.uint8), out/f'{x.stem}_overlay.png')
     return masks
 Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
