@@ -217,12 +217,24 @@ def _voc_colours_to_ids(rgb:np.ndarray, path) -> np.ndarray:
     if (bad := pal[ids] != k).any(): raise ValueError(f"mask {path}: colour {tuple(rgb[bad][0].tolist())} is not a VOC palette colour (an RGB mask must use voc_palette's)")
     return ids.astype(np.uint8)
 
+def _palette_ids(im:Image.Image, path) -> np.ndarray:
+    "A palette mask's class ids: its indices, or its colours where the palette holds VOC's colours in another order (an image editor re-indexed it)."
+    m, pal = np.array(im), im.getpalette()
+    if not pal: return m
+    pal, used = np.array(pal, np.uint8).reshape(-1, 3), np.unique(m)
+    if used[-1] >= len(pal) or (pal[used] == voc_palette()[used]).all(): return m
+    try: ids = _voc_colours_to_ids(pal[used][None], path)[0]
+    except ValueError: return m  # a palette of its own (another dataset's colours): the indices are the classes
+    lut = np.arange(256, dtype=np.uint8); lut[used] = ids
+    return lut[m]
+
 def load_mask(path:str|Path) -> np.ndarray:
     "Read a label PNG (palette or grey, or RGB in VOC's colours) as uint8 (H, W) class ids."
     try:
         with Image.open(path) as im:
             if im.mode == 'RGB': return _voc_colours_to_ids(np.array(im), path)
-            if im.mode not in ('P', 'L'): raise ValueError(f"mask {path}: expected a palette, grey or RGB PNG, got mode {im.mode}")
+            if im.mode == 'P': return _palette_ids(im, path)
+            if im.mode != 'L': raise ValueError(f"mask {path}: expected a palette, grey or RGB PNG, got mode {im.mode}")
             return np.array(im)
     except FileNotFoundError: raise ValueError(f"missing mask file: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"corrupt mask file: {path} ({e})") from None

@@ -16,7 +16,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
-           'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes',
+           'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes', 'line_id',
            'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform',
            'check_normalised']
 
@@ -26,7 +26,7 @@ class SceneConfig:
     "The knobs of the scene SCM, each phenomenon can be turned up or off."
     n_classes:int=6 # K object classes (background is class 0, objects are 1..K)
     size:int=64 # image side in pixels
-    confounding:float=0.8 # strength of the class -> context link: P(context | class) = c + (1-c)*base_rate, P(context | no class) = (1-c)*base_rate
+    confounding:float=0.8 # strength of the class -> context link: P(context | class) = c + (1-c)*base_rate, P(context | no class) = (1-c)*base_rate (a co-occurring class: where the image has room, `max_objects`)
     base_rate:float=0.3 # how often a context appears when it is not caused by its class
     max_objects:int=3 # 1..max_objects objects per image (before co-occurring context objects, which respect the same cap)
     body_radius:tuple=(9, 14) # range of the body's half-size in pixels (at size 64)
@@ -36,7 +36,21 @@ class SceneConfig:
     noise:float=0.05 # std of per-pixel Gaussian noise (in [0, 1] units)
     n_train:int=1000 # images in the `train` split
     n_val:int=300 # images in the held-out `val` split
-    seed:int=0 # the whole dataset is a function of this seed
+    seed:int=0 # the whole dataset is a function of this seed (0 <= seed < 2**32)
+
+    def __post_init__(self):
+        "A clear error, naming the knob, for values the generator cannot draw."
+        top = 24 if self.shared_bodies else 12  # 12 distinct bodies (3 shapes and colours, 4 shades), each shared by a pair or not
+        checks = dict(n_classes=(1 <= self.n_classes <= top, f"must be 1..{top} (the scene has 12 distinct bodies{', one per pair' if self.shared_bodies else ''})"),
+                      max_objects=(self.max_objects >= 1, "must be at least 1"), size=(self.size >= 8, "must be at least 8 pixels"),
+                      confounding=(0 <= self.confounding <= 1, "must be in [0, 1]"), base_rate=(0 <= self.base_rate <= 1, "must be in [0, 1]"),
+                      location_bias=(0 <= self.location_bias <= 1, "must be in [0, 1]"),
+                      body_radius=(0 < self.body_radius[0] <= self.body_radius[1], "must be a range (low, high), 0 < low <= high"),
+                      part_radius=(0 < self.part_radius[0] <= self.part_radius[1], "must be a range (low, high), 0 < low <= high"),
+                      noise=(self.noise >= 0, "must not be negative"), n_train=(self.n_train >= 0, "must not be negative"), n_val=(self.n_val >= 0, "must not be negative"),
+                      seed=(0 <= self.seed < 2**32, "must be in 0..2**32-1 (a larger one repeats another seed's images)"))
+        for k, (ok, says) in checks.items():
+            if not ok: raise ValueError(f"SceneConfig.{k}: {says}, got {getattr(self, k)}")
 
 # %% ../nbs/01_data.ipynb #20d57d51
 _SHAPES = ('disc', 'box', 'diamond')
@@ -83,7 +97,7 @@ def draw_scene(cfg:SceneConfig, # the SCM's knobs
     K, S, c = cfg.n_classes, cfg.size, cfg.confounding
     scale = S / 64
     # causes: the classes, then their contexts
-    n_obj = int(rng.integers(1, cfg.max_objects + 1))
+    n_obj = int(rng.integers(1, min(cfg.max_objects, K) + 1))  # (no more objects than classes)
     classes = list(rng.choice(K, n_obj, replace=False))
     n_tex = min(len(CONTEXT_TEXTURES), K)
     textures = [False] * n_tex
@@ -164,7 +178,7 @@ def write_scene(root:str|Path, # the folder to create (must not exist or be empt
 
 # %% ../nbs/01_data.ipynb #06830539
 def _find_image(root, name):
-    for ext in ('.jpg', '.png', '.jpeg'):
+    for ext in ('.jpg', '.png', '.jpeg', '.JPG', '.PNG', '.JPEG'):
         p = root/'JPEGImages'/f'{name}{ext}'
         if p.exists(): return p
     return root/'JPEGImages'/f'{name}.jpg'
@@ -184,11 +198,24 @@ def read_labels_file(path:str|Path, # IRN's cls_labels.npy, or a .json file
             if c not in classes[1:]: raise ValueError(f"labels file {path}: image {k} has an unknown class {c!r}; the dataset's are {', '.join(classes[1:])}")
             return classes.index(c)
         return int(c)
+    def multi_hot(v, k):
+        v = np.asarray(v)
+        if v.shape != (n_fg,) or not np.isin(v, (0, 1)).all():
+            raise ValueError(f"labels file {path}: image {k} has {f'a vector of shape {v.shape}' if v.shape != (n_fg,) else 'values other than 0 and 1'}; "
+                             f"a .npy labels file (IRN's cls_labels.npy) holds per image a 0/1 vector over the {n_fg} foreground classes, background not included")
+        return (np.flatnonzero(v) + 1).tolist()
+    def class_list(v, k):
+        if not isinstance(v, list): raise ValueError(f"labels file {path}: image {k} has {v!r}; a JSON labels file maps each image id to a list of class ids or names")
+        return sorted({class_id(c, k) for c in v})  # (a class listed twice, once)
     if not path.exists(): raise ValueError(f"missing labels file: {path}")
     if path.suffix == '.npy':
-        d = np.load(path, allow_pickle=True).item()
-        out = {decode_int_filename(k): (np.flatnonzero(np.asarray(v)) + 1).tolist() for k, v in d.items()}
-    elif path.suffix == '.json': out = {str(k): sorted({class_id(c, k) for c in v}) for k, v in load_json(path).items()}  # (a class listed twice, once)
+        d = np.load(path, allow_pickle=True)
+        if d.shape != () or not isinstance(d.item(), dict): raise ValueError(f"labels file {path}: expected a dict saved by np.save (image id -> multi-hot vector, as IRN's cls_labels.npy), got an array of shape {d.shape}")
+        out = {decode_int_filename(k): multi_hot(v, k) for k, v in d.item().items()}
+    elif path.suffix == '.json':
+        d = load_json(path)
+        if not isinstance(d, dict): raise ValueError(f"labels file {path}: expected a JSON object (image id -> list of class ids or names), got a {type(d).__name__}")
+        out = {str(k): class_list(v, k) for k, v in d.items()}
     else: raise ValueError(f"labels file {path}: expected .npy or .json")
     for k, v in out.items():
         if any(c < 1 or c > n_fg for c in v): raise ValueError(f"labels file {path}: image {k} has a class outside 1..{n_fg}")
@@ -201,10 +228,15 @@ def dataset_classes(root:str|Path # a dataset folder
     root = Path(root)
     if (root/'scene.json').exists(): return tuple(load_json(root/'scene.json')['classes'])
     if not (root/'classes.txt').exists(): return VOC_CLASSES
-    names = tuple(l.strip() for l in (root/'classes.txt').read_text().splitlines() if l.strip())
+    names = tuple(l.strip() for l in (root/'classes.txt').read_text(encoding='utf-8-sig').splitlines() if l.strip())
     if not 2 <= len(names) <= IGNORE: raise ValueError(f"{root/'classes.txt'}: need 2 to {IGNORE} class names (background first), got {len(names)}")
     if len(set(names)) < len(names): raise ValueError(f"{root/'classes.txt'}: class names repeat: {sorted({n for n in names if names.count(n) > 1})}")
     return names
+
+def line_id(line:str) -> str:
+    "The image id of an ids file's line: its first word (VOC's and IRN's lists), or the name of the image a path names (DeepLab's lists: `/JPEGImages/<id>.jpg /SegmentationClassAug/<id>.png`)."
+    w = line.split()[0]
+    return Path(w).stem if '/' in w or Path(w).suffix.lower() in ('.jpg', '.jpeg', '.png') else w
 
 def check_label_map(m:np.ndarray, # a label map
                     n_classes:int, # classes, background included
@@ -218,7 +250,7 @@ def check_label_map(m:np.ndarray, # a label map
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."
     def __init__(self, root:str|Path, # the dataset folder (VOC2012 layout)
-                 split:str='train', # ids file ImageSets/Segmentation/<split>.txt, or the path of an ids file <name>.txt (IRN's voc12/train_aug.txt, say)
+                 split:str='train', # ids file ImageSets/Segmentation/<split>.txt, or the path of an ids file (with a folder or a suffix: IRN's voc12/train_aug.txt, say)
                  transform=None, # torchvision v2 transform applied jointly to (image, mask)
                  labels_file:str|Path=None, # image-level labels; None reads them from the masks
                  mask_dir:str|Path=None, # 'SegmentationClass', 'SegmentationClassAug' or a folder of pseudo-masks; None picks Aug when present
@@ -228,23 +260,24 @@ class VOCSegmentation(Dataset):
                 ):
         self.root = Path(root)
         if not self.root.is_dir(): raise ValueError(f"dataset root not found: {self.root}")
-        ids_file = Path(split) if str(split).endswith('.txt') else self.root/'ImageSets/Segmentation'/f'{split}.txt'
+        ids_file = Path(split) if Path(split).suffix or Path(split).parent != Path('.') else self.root/'ImageSets/Segmentation'/f'{split}.txt'
         if not ids_file.exists():
             there = sorted(f.stem for f in ids_file.parent.glob('*.txt')) if ids_file.parent.is_dir() else []
             raise ValueError(f"split file not found: {ids_file}" + (f" (the splits there: {', '.join(there)}; or the path of an ids file)" if there else ''))
-        self.ids = [l.split()[0] for l in ids_file.read_text().splitlines() if l.strip()]
+        self.ids = [line_id(l) for l in ids_file.read_text(encoding='utf-8-sig').splitlines() if l.strip()]
         if not self.ids: raise ValueError(f"split file is empty: {ids_file}")
         if n_images is not None:
             if n_images < 1: raise ValueError(f"n_images: need at least one image, got {n_images}")
             if n_images < len(self.ids): self.ids = [self.ids[k] for k in np.linspace(0, len(self.ids) - 1, n_images).round().astype(int)]
-        if mask_dir is None: mask_dir = 'SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass'
+        given, mask_dir = mask_dir is not None, mask_dir or ('SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass')
         self.mask_dir = self.root/mask_dir # an absolute path (e.g. a run's pseudo-masks) replaces the root
         self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform
         self.n_classes = len(self.classes)
         self._labels, self.labels_file = read_labels_file(labels_file, self.classes) if labels_file else None, labels_file
         self.annotated = self.mask_dir.is_dir() and any(self.mask_path(i).exists() for i in range(len(self.ids)))  # False: images and labels only
+        if not self.annotated and given: raise ValueError(f"split {split}: none of its {len(self.ids)} images has a mask in {self.mask_dir} (the mask_dir given)")
         if not self.annotated and self._labels is None:
-            raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir} (nothing to score) and no image-level labels file (--labels) to train from")
+            raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir}: nothing to score against, and without an image-level labels file (--labels) nothing to train from")
         self._cache = {} if cache else None
 
     def __len__(self): return len(self.ids)
