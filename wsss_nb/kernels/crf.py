@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02a_kernels.crf.ipynb #ca9bd05c
 from __future__ import annotations
-import math, functools
+import os, math, functools
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numba
@@ -65,6 +65,8 @@ _CHUNK = 256 # points (or vertices) per parallel task: scratch arrays are alloca
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15) # odd 64-bit multiplier of the key hash
 
 def _c(n:int)->tuple: return (0,) * n # a tuple of length n: the kernels take sizes (d+1 corners, C labels) as the length of such a tuple, a compile-time constant
+_MAX_TUPLE = 1024 # Numba's parallel loops take such tuples up to NUMBA_PARFOR_MAX_TUPLE_SIZE long (100 by default): raised, so that 255 labels (ADE20K's 150, COCO-Stuff's 182) and 126 feature dimensions run
+if int(os.environ.get('NUMBA_PARFOR_MAX_TUPLE_SIZE', 0)) < _MAX_TUPLE: os.environ['NUMBA_PARFOR_MAX_TUPLE_SIZE'] = str(_MAX_TUPLE); numba.config.reload_config()
 _UNROLL = 12 # label loops shorter than this run with a compile-time count, longer ones with a run-time count (measured: unrolled is faster up to 11 labels, vectorised from 13 on)
 
 @njit(cache=True, inline='always')
@@ -536,7 +538,7 @@ class PermutohedralLattice:
                  pad_to:int=4, # add phantom points at the origin up to a multiple of this, as pydensecrf does (1: none)
                  packed:bool|None=None, # keys packed into an int64 (None: where they fit; False: the general path)
                 ):
-        N, d = _check_features(features).shape
+        N, d = _check_features(features, pad_to).shape
         padded = features if N % pad_to == 0 else np.concatenate([features, np.zeros((-N % pad_to, d), np.float32)])
         rem, rank, bary = _embed(padded, _scale_factors(d), _c(d))
         packing = _packing(rem, d) if packed is not False else None
@@ -590,8 +592,9 @@ class PermutohedralLattice:
         return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2db9ee7f
-def _check_features(features):
-    "The features as given, after checking them."
+def _check_features(features, pad_to=1):
+    "The features as given, after checking them (and a lattice's `pad_to`)."
+    if not isinstance(pad_to, (int, np.integer)) or pad_to < 1: raise ValueError(f"pad_to must be an integer >= 1, got {pad_to!r}")
     if not isinstance(features, np.ndarray) or features.dtype != np.float32 or features.ndim != 2 or not features.flags.c_contiguous:
         raise ValueError("features must be a C-contiguous (N, d) float32 array")
     N, d = features.shape
@@ -865,17 +868,20 @@ class DenseCRF:
         "One mean-field update from `Q` (not in place)."
         _check_unary(unary, self.image.shape[:2])
         if not isinstance(Q, np.ndarray) or Q.shape != unary.shape: raise ValueError(f"Q must have the unary's shape {unary.shape}")
+        if not np.isfinite(Q).all(): raise ValueError("Q has NaN or infinite values")
         return self._labels(self.impl.step(self._pixels(-unary), self._pixels(Q.astype(np.float32))))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #196e495c
 def unary_from_softmax(prob:np.ndarray, # (M, ...) class probabilities (need not sum to 1)
-                       clip:float=1e-5, # lower bound on probabilities, > 0 so energies stay finite
+                       clip:float|None=1e-5, # lower bound on probabilities, > 0 so energies stay finite (None: none, as pydensecrf allows; a zero probability's infinite energy `DenseCRF` then refuses)
                       )->np.ndarray: # (M, ...) float32 C-contiguous energies
     "Energies `-log(clip(prob, clip, 1))`, as pydensecrf's `unary_from_softmax`."
     prob = np.asarray(prob)
     if prob.ndim < 2 or prob.shape[0] < 1: raise ValueError(f"prob must be (M, ...) with M >= 1, got shape {prob.shape}")
     if not np.issubdtype(prob.dtype, np.floating): raise ValueError(f"prob must be floating point, got {prob.dtype}")
     if not np.isfinite(prob).all(): raise ValueError("prob has NaN or infinite values")
+    if clip is None:
+        with np.errstate(divide='ignore'): return np.ascontiguousarray(-np.log(prob), np.float32)
     if not 0 < clip <= 1: raise ValueError(f"clip must be in (0, 1], got {clip}")
     return np.ascontiguousarray(-np.log(np.clip(prob, clip, 1.0)), np.float32)
 

@@ -93,7 +93,7 @@ class XpLattice:
                  xp=np, # array module: numpy or cupy
                  pad_to:int=4, # phantom points at the origin up to a multiple of this, as pydensecrf (1: none)
                 ):
-        _check_features(features)
+        _check_features(features, pad_to)
         N, d = features.shape
         self.xp, self.n_points, self.d = xp, N, d
         keys, bary = embed(xp.asarray(np.concatenate([features, np.zeros((-N % pad_to, d), np.float32)])), xp)

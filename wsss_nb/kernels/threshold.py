@@ -33,9 +33,11 @@ def cam_to_label(cam:np.ndarray, # (k, H, W) float normalised CAMs of the image'
     cam, keys = np.asarray(cam), np.asarray(keys)
     if cam.ndim != 3: raise ValueError(f"cam must be (k, H, W), got shape {cam.shape}")
     if keys.shape != (cam.shape[0],): raise ValueError(f"keys must have shape ({cam.shape[0]},), got {keys.shape}")
-    if not np.issubdtype(cam.dtype, np.floating): cam = cam.astype(np.float64)
+    if not cam.dtype.isnative: cam = cam.astype(cam.dtype.newbyteorder('='))  # (big-endian maps, from another machine's file)
+    if cam.dtype not in (np.float16, np.float32, np.float64): cam = cam.astype(np.float64)  # integers, bools; long double at float64's precision
+    if np.size(threshold) != 1: raise ValueError(f"threshold must be one number, got {threshold!r}")
     if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError("class ids must be in 0..255")
-    t = cam.dtype.type(threshold)  # the threshold at the maps' precision, as the NumPy reference compares them
+    t = cam.dtype.type(np.asarray(threshold).item())  # the threshold at the maps' precision, as the NumPy reference compares them
     if cam.dtype == np.float16: cam, t = cam.astype(np.float32), np.float32(t)  # (a mixed-precision run's maps: Numba has no float16; exact in float32)
     if np.isnan(cam).any(): raise ValueError("cam has NaN values")
     out = np.empty(cam.shape[1:], np.uint8)
