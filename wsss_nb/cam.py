@@ -65,6 +65,8 @@ class Learner:
                 ):
         self.model, self.loader, self.loss_func, self.cfg = model, loader, loss_func, cfg
         self.plugins, self.device, self.progress, self.desc = list(plugins), torch.device(device), progress, desc
+        names = [p.name for p in self.plugins if type(p).loss is not Plugin.loss]  # (each loss term and its history column is keyed by its plug-in's name)
+        if len(set(names)) < len(names) or 'loss' in names: raise ValueError(f"{desc}: plug-ins with a loss need names of their own, and not 'loss' (the main term's); got {names}")
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.history = []
 
@@ -94,15 +96,17 @@ class Learner:
         with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
 
     def _fingerprint(self) -> dict:
-        "What a checkpoint must have been written by: this loop's label, configuration and parameter shapes."
-        return dict(desc=self.desc, cfg=dataclasses.asdict(self.cfg), shapes=[list(p.shape) for p in (*self.model.parameters(), *(p for pl in self.plugins for p in pl.parameters()))])
+        "What a checkpoint must have been written by: this loop's label, configuration, data (images, batch size), the plug-ins that shape the training (a loss, inputs, a main-loss weight; not a monitor's) and parameter shapes."
+        shaping = [p.name for p in self.plugins if type(p).loss is not Plugin.loss or type(p).before_batch is not Plugin.before_batch or p.main_loss_weight != 1]
+        return dict(desc=self.desc, cfg=dataclasses.asdict(self.cfg), data=[len(self.loader.dataset), self.loader.batch_size], plugins=shaping,
+                    shapes=[list(p.shape) for p in (*self.model.parameters(), *(p for pl in self.plugins for p in pl.parameters()))])
 
     def _resume(self, scaler) -> int:
         "Load the training state `_save` wrote; returns the epoch to go on from."
         s = torch.load(self.checkpoint, map_location='cpu', weights_only=True)
         if s.get('training') != (mine := self._fingerprint()):
             theirs = s.get('training') or {}
-            differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'shapes') if mine[k] != theirs.get(k)]
+            differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'data', 'plugins', 'shapes') if mine[k] != theirs.get(k)]
             raise ValueError(f"{self.checkpoint}: a checkpoint of another training ({', '.join(differ)} differ); delete it to start afresh")
         self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
         with torch.no_grad():
@@ -114,8 +118,8 @@ class Learner:
         return s['epoch'] + 1
 
     def fit(self):
-        "Run `cfg.epochs` epochs; returns the per-epoch history of mean losses."
-        self.model.to(self.device).train()
+        "Run `cfg.epochs` epochs (a second call: another training from the model's weights, with a new optimiser); returns the per-epoch history of mean losses."
+        self.model.to(self.device).train(); self.history = []
         for p in self.plugins: p.before_fit(self)
         self.opt = self._optimizer()
         self.main_weight = float(np.prod([p.main_loss_weight for p in self.plugins]))
@@ -192,6 +196,7 @@ def label_keys(label_ids, # the image's foreground class ids (1..K)
                who:str # the function that checks, for the message
               ) -> np.ndarray:
     "The ids sorted as int64 class ids; repeats (a multi-hot vector given as ids) and ids outside 1..K are errors."
+    if any(float(c) != int(c) for c in label_ids): raise ValueError(f"{who}: label ids must be whole numbers (class ids 1..K), got {[float(c) for c in label_ids]}")
     keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
     if len(set(keys.tolist())) < len(keys): raise ValueError(f"{who}: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
     if keys.size and (keys.min() < 1 or keys.max() > n_fg): raise ValueError(f"label ids {keys.tolist()} outside 1..{n_fg}")
@@ -208,6 +213,7 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
     "Normalised CAMs (k, H, W) float32 of the image's k classes, and their class ids."
     keys = label_keys(label_ids, model.head.out_channels, 'compute_cam')
     check_normalised(image, 'compute_cam')
+    if not len(scales): raise ValueError("compute_cam: scales is empty; give at least one (1.0: the image as it is)")
     H, W = image.shape[-2:]
     dev = next(model.parameters()).device
     acc = torch.zeros(len(keys), H, W, device=dev)

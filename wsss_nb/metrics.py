@@ -192,7 +192,7 @@ def dilate(mask:np.ndarray, # (H,W) binary mask
 
 # %% ../nbs/02_metrics.ipynb #fb16d2bc
 class BoundaryF:
-    "Dataset-level boundary precision, recall and F-score per class, DAVIS-style tolerance."
+    "Dataset-level boundary precision, recall and F-score per class, tolerance a fraction of the diagonal (as DAVIS, rounded to the nearest pixel)."
     def __init__(self, n_classes:int, # number of classes, background (0) included
                  tolerance:float=0.008, # match distance as a fraction of the image diagonal
                  ignore:int=255, # ground-truth label that is not scored

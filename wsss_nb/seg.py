@@ -51,7 +51,7 @@ class ASPPv2(nn.Module):
 def deeplab_head(in_ch:int, # backbone channels
                  n_classes:int, # output scores
                  head:str='v3', # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
-                 small:bool=False, # a stride-4 backbone (the small CNNs): rates about 1/6 of the stride-16 ones, a narrower ASPP
+                 small:bool=False, # a stride-4 backbone (the small CNNs): smaller rates (1, 2, 4; v2's 1..4), a narrower ASPP
                  rates:tuple=None # dilation rates; None picks by `small`
                 ) -> tuple:
     "(aspp, classifier) of a DeepLab head (the classifier an identity for 'v2', whose branches score the classes)."
@@ -77,8 +77,10 @@ class DeepLab(nn.Module):
     def param_groups(self): return [list(self.backbone.parameters()), list(self.aspp.parameters()) + list(self.classifier.parameters())]
 
 def segmentation_loss(out:dict, batch:dict) -> torch.Tensor:
-    "Pixel-wise cross-entropy against the (pseudo-)mask, 255 ignored."
-    return F.cross_entropy(out['seg'], batch['mask'].long(), ignore_index=IGNORE)
+    "Pixel-wise cross-entropy against the (pseudo-)mask, 255 ignored (a batch with no labelled pixel: 0, with no gradient)."
+    mask = batch['mask'].long()
+    if not (mask != IGNORE).any(): return out['seg'].sum() * 0  # (the mean over no pixel would be NaN)
+    return F.cross_entropy(out['seg'], mask, ignore_index=IGNORE)
 
 # %% ../nbs/05_seg.ipynb #0f8dd03c
 def train_segmentation(ds, # `VOCSegmentation` whose masks are the pseudo-masks, with a train transform
@@ -103,6 +105,7 @@ def predict_proba(model:nn.Module, # a trained `DeepLab`
                  ) -> torch.Tensor:
     "Class probabilities (C, H, W) of one image: the softmax averaged over the scales (and flips)."
     check_normalised(image, 'predict_proba'); dev = next(model.parameters()).device
+    if not len(scales): raise ValueError("predict_proba: scales is empty; give at least one (1.0: the image as it is)")
     H, W = image.shape[-2:]; acc = 0
     with eval_mode(model):
         for s in scales:
