@@ -60,9 +60,11 @@ def amn_seeds(cam:np.ndarray, # (k, H, W) normalised CAMs of the image's classes
     "Seed label map (H, W) uint8: the foreground run's classes, 0 where both runs say background, 255 where they disagree."
     cam, keys = np.asarray(cam), np.asarray(keys)
     if cam.ndim != 3 or keys.shape != (cam.shape[0],): raise ValueError(f"amn_seeds: need (k, H, W) CAMs and k class ids, got {cam.shape} and {keys.shape}")
+    if not 0 < bg <= fg < 1: raise ValueError(f"amn_seeds: need 0 < bg <= fg < 1, got bg {bg}, fg {fg}")
+    if crf_preset is not None and image is None: raise ValueError(f"amn_seeds: crf_preset={crf_preset!r} needs the image (the dense CRF follows its colour edges)")
     idx = np.arange(len(keys) + 1)
     runs = [cam_to_label(cam, idx[1:], t) for t in (fg, bg)]  # indices 0..k: 0 is background
-    if image is not None and crf_preset is not None:
+    if crf_preset is not None:
         if image.shape[:2] != cam.shape[1:]: raise ValueError(f"amn_seeds: the image is {image.shape[1]}x{image.shape[0]} but the CAMs are {cam.shape[2]}x{cam.shape[1]}")
         crf = DenseCRF(np.ascontiguousarray(image), crf_preset)  # lattices built once, both runs
         runs = [crf_inference_label(crf, r, len(keys) + 1) for r in runs]
@@ -103,6 +105,7 @@ def amn_loss(out:dict, # the model's outputs: 'logits' (N, K+1, h, w)
              balanced:bool=True # 1/2 background mean + 1/2 foreground mean
             ) -> torch.Tensor:
     "Label-smoothed cross-entropy of the upsampled logits against the seeds, balanced between background and foreground."
+    if not 0 <= eps < 1: raise ValueError(f"amn_loss: eps must be in [0, 1), got {eps}")
     seeds, C = batch['mask'].long(), out['logits'].shape[1]
     if seeds.ndim != 3 or len(seeds) != len(out['logits']): raise ValueError(f"amn_loss: seeds must be (N, H, W) for {len(out['logits'])} images, got {tuple(seeds.shape)}")
     valid = seeds != IGNORE
@@ -135,7 +138,7 @@ def train_amn(ds, # training set: the seeds as masks, the true image labels, a t
               checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
              ) -> tuple:
     "Train AMN on the seeds; returns (model, history)."
-    set_seed(seed)
+    check_amn(cfg); set_seed(seed)
     model = AMN(make_backbone(backbone, weights=weights), ds.n_classes - 1, cfg.dropout, cfg.conditioning, cfg.head)
     loop = AdamLearner if cfg.optimizer == 'adam' else Learner
     learn = loop(model, make_loader(ds, cfg.train.batch_size, True, cfg.train.num_workers, seed), partial(amn_loss, eps=cfg.eps, balanced=cfg.balanced),

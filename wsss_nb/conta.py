@@ -67,6 +67,7 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
         m = np.asarray(m)
         if n > len(labels): raise ValueError(f"confounder set: more masks than the {len(labels)} label lists")
         if m.ndim != 2: raise ValueError(f"confounder set: masks must be (H, W) label maps, got shape {m.shape}")
+        if len(set(labels[n - 1])) < len(labels[n - 1]): raise ValueError(f"confounder set: image {n - 1} lists a class twice: {list(labels[n - 1])}")
         for k in labels[n - 1]:
             if not 1 <= k <= n_fg: raise ValueError(f"class id {k} outside 1..{n_fg}")
             b = m == k
@@ -145,13 +146,15 @@ def _widened(m:nn.Module, zero:bool=True) -> nn.Module:
 
 class ContextBackbone(nn.Module):
     "A backbone with CONTA's M concatenated as one more channel before block `block`."
-    def __init__(self, backbone:nn.Module, # a backbone of `models` (possibly trained)
+    def __init__(self, backbone:nn.Module, # a backbone of `models` (possibly trained), copied: training this one leaves it as it was
                  attention:ContextAttention, # maps x_m to M
                  block:int=-1, # index into `backbone.features` (-1 the last, 0 the input)
                  m_init:str='zero' # M's new weights: 'zero' or 'random'
                 ):
         super().__init__()
-        feats = list(backbone.features)
+        if not hasattr(backbone, 'features'): raise ValueError(f"ContextBackbone: wraps a backbone of `models` (one with `features`), got {type(backbone).__name__}")
+        if m_init not in ('zero', 'random'): raise ValueError(f"--conta-m-init: unknown value {m_init!r}; choose 'zero' or 'random'")
+        feats = list(copy.deepcopy(backbone).features)
         if not -len(feats) <= block < len(feats): raise ValueError(f"--conta-block: {block} outside -{len(feats)}..{len(feats) - 1} for this backbone")
         b = block % len(feats)
         self.pre, self.post = nn.Sequential(*feats[:b]), nn.Sequential(_widened(feats[b], m_init == 'zero'), *feats[b + 1:])
@@ -164,6 +167,7 @@ class ContextBackbone(nn.Module):
         return self.attention(F.adaptive_avg_pool2d(prior.float(), self.attention.size).flatten(1))
 
     def forward(self, x, prior):
+        if len(prior) != len(x): raise ValueError(f"ContextBackbone: {len(prior)} x_m maps for {len(x)} images")
         f = self.pre(x)
         M = F.interpolate(self.context(prior)[0], f.shape[-2:], mode='bilinear', align_corners=False)
         return self.post(torch.cat([f, M], 1))
@@ -196,13 +200,14 @@ def attention_report(backbone:ContextBackbone, # a CONTA round's classifier back
 
 # %% ../nbs/07a_conta.ipynb #a77e0007
 @torch.no_grad()
-def context_share(backbone:ContextBackbone, # a CONTA round's classifier backbone, in eval mode
+def context_share(backbone:ContextBackbone, # a CONTA round's classifier backbone (run in eval mode, then put back in its mode)
                   images:torch.Tensor, # (N, 3, H, W) normalised images
                   priors:torch.Tensor # (N, 1, H, W) their x_m maps
                  ) -> float:
     "M's part in the output of the convolutions that read it: mean |W_M * M| over mean |W_f * features|."
-    f = backbone.pre(images)
-    M = F.interpolate(backbone.context(priors)[0], f.shape[-2:], mode='bilinear', align_corners=False)
+    with eval_mode(backbone):  # (batch-norm statistics read, not updated)
+        f = backbone.pre(images)
+        M = F.interpolate(backbone.context(priors)[0], f.shape[-2:], mode='bilinear', align_corners=False)
     convs = [m for m in backbone.post.modules() if getattr(m, 'reads_context', False)]
     part = lambda x, w, c: F.conv2d(x, w, stride=c.stride, padding=c.padding, dilation=c.dilation).abs().mean()
     return float(sum(part(M, c.weight[:, -1:], c) for c in convs) / sum(part(f, c.weight[:, :-1], c) for c in convs))
@@ -213,6 +218,10 @@ class ContaPlugin(Plugin):
     name = 'conta'
     def __init__(self, how:str='union' # x_m of a multi-class image: 'union' or 'largest'
                 ): self.how = how
+    def before_fit(self, learn):
+        bb, n_fg = getattr(learn.model, 'backbone', None), learn.model.head.out_channels
+        if not isinstance(bb, ContextBackbone): raise ValueError(f"ContaPlugin: the classifier's backbone must be a ContextBackbone (which takes M), got {type(bb).__name__}")
+        if bb.attention.n != n_fg: raise ValueError(f"ContaPlugin: {bb.attention.n} confounders for a classifier of {n_fg} classes; the confounder set holds one class-average mask per foreground class")
     def before_batch(self, learn):
         learn.inputs = [learn.batch['image'], mask_prior(learn.batch['mask'], learn.batch['labels'], self.how)]
 

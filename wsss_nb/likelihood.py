@@ -91,11 +91,13 @@ def normalised_cam(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits
 
 # %% ../nbs/07b_likelihood.ipynb #2e8d0c7f
 def edge_weight(dx:torch.Tensor, # colour distances in [0, 1]
-                mu:float=2.5 # shifts the sign change to d = sigmoid(-mu)
+                mu:float=2.5 # shifts the sign change to d = sigmoid(-mu); in [-20, 20] (tanh is saturated beyond)
                ) -> torch.Tensor:
-    "w = tanh(mu + logit(d)): -1 for alike colours, +1 across a colour edge."
-    e, f = math.exp(2 * mu) * dx.clamp(1e-5, 1 - 1e-5)**2, (1 - dx.clamp(1e-5, 1 - 1e-5))**2
-    return (e - f) / (e + f)  # = tanh(mu + logit(d)), without the two transcendental functions
+    "w = tanh(mu + logit(d)): -1 for alike colours, +1 across a colour edge (in `dx`'s dtype)."
+    if not abs(mu) <= 20: raise ValueError(f"edge_weight: mu must be in [-20, 20], got {mu}")
+    d = dx.float().clamp(1e-5, 1 - 1e-5)  # (float32: e^(2 mu) overflows float16 from mu = 5.6)
+    e, f = math.exp(2 * mu) * d**2, (1 - d)**2
+    return ((e - f) / (e + f)).to(dx.dtype)  # = tanh(mu + logit(d)), without the two transcendental functions
 
 # %% ../nbs/07b_likelihood.ipynb #5962f95f
 def _check_image(image01, logits, fn):
