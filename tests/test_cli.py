@@ -164,6 +164,9 @@ def test_evaluate_scores_a_folder(tiny_run, tmp_path, capsys):
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[-1].startswith(f"best threshold {res['best_threshold']:.2f}: mIoU {res['pseudo_mask_miou']:.1%}, boundary F {res['boundary_f']:.1%}")
     assert p.stdout.splitlines()[-1].endswith('(train)') and f"0.50 {res['threshold_curve']['0.5']:.1%}" in p.stdout
+    cams = tmp_path/'cams'; shutil.copytree(out/'cam/npz', cams)
+    for f in list(cams.glob('*.npz')): shutil.copy(out/'seg/pred/scene_000050.png', cams/f'{f.stem}.png')  # each map beside its picture: still class maps
+    capsys.readouterr(); main(['evaluate', str(cams), '--root', str(out/'data')]); assert capsys.readouterr().out.splitlines()[-1] == p.stdout.splitlines()[-1]
 
 def test_table_of_finished_runs(tiny_run, tmp_path, capsys):
     "`wsss_nb table` prints a row per finished run with its figures, and names a folder that is not one."

@@ -429,9 +429,10 @@ def _run_bench(p, a):
     "The benchmark `a` asks for (the arguments `main` parsed with `p`)."
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
         import dataclasses
-        from wsss_nb.pipeline import RunConfig, quick_config, check_config
+        from wsss_nb.pipeline import RunConfig, quick_config, check_config, replace_scene
         try: seeds = tuple(int(x) for x in a.seeds.split(','))
         except ValueError: p.error(f"--seeds: comma-separated integers, got {a.seeds!r}")
+        if any(not 0 <= s < 2**32 for s in seeds): p.error(f"--seeds: each in 0..2**32-1, got {a.seeds}")
         base = quick_config(RunConfig()) if a.quick else RunConfig()
         if a.what == 'likelihood': a.out = a.out or 'runs/bench/likelihood' + ('_variants' if a.variants else '')
         a.json = a.json or str(Path(a.out)/f'{a.what}.json')
@@ -439,7 +440,7 @@ def _run_bench(p, a):
         try: conf = tuple(float(x) for x in a.confounding.split(',') if x)
         except ValueError: p.error(f"--confounding: comma-separated numbers, got {a.confounding!r}")
         if any(not 0 <= c <= 1 for c in conf): p.error(f"--confounding: strengths in [0, 1], got {a.confounding}")
-        base = check_config(dataclasses.replace(base, scene=dataclasses.replace(base.scene, location_bias=a.location_bias)))  # (a bad value said before any run)
+        base = check_config(replace_scene(base, location_bias=a.location_bias))  # (a bad value said before any run)
         rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
         print(format_conta(rows, seeds, conf))
     elif a.what == 'likelihood':
@@ -452,7 +453,7 @@ def _run_bench(p, a):
         if unknown: p.error(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AMN_VARIANTS)}")
         variants = {v: AMN_VARIANTS[v] for v in a.variants.split(',')}
         scene = {k: v for k, v in (('confounding', a.confounding), ('size', a.size)) if v is not None}
-        base = check_config(dataclasses.replace(base, scene=dataclasses.replace(base.scene, **scene), backbone=a.backbone or base.backbone))
+        base = check_config(replace_scene(dataclasses.replace(base, backbone=a.backbone or base.backbone), **scene))
         rows = bench_amn(a.out, seeds, variants, base)
         print(format_amn(rows, seeds, variants))
     elif a.what == 'pipeline':

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, sys, time, json, shutil, signal, argparse, threading, warnings, dataclasses
+import os, re, sys, time, json, shutil, signal, argparse, threading, warnings, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -26,12 +26,12 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'seg_backbone',
-           'imagenet_weights', 'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'score_maps',
-           'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results',
-           'run_config_json', 'begin', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment',
-           'image_files', 'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams',
-           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed',
-           'main']
+           'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m',
+           'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model',
+           'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'last_round',
+           'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps',
+           'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args',
+           'unused_options', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -82,6 +82,11 @@ def imagenet_weights(cfg:RunConfig, backbone:str) -> str|None:
     "The ImageNet weights `backbone` starts from in this run: `cfg.weights` for a ResNet, none for the small CNNs."
     return cfg.weights if backbone in PRETRAINED else None
 
+def replace_scene(cfg:RunConfig, **kw) -> RunConfig:
+    "`cfg` with the scene's knobs `kw` as the command line gives them: a value `SceneConfig` refuses is an error that names the option (`--location-bias`)."
+    try: return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **kw))
+    except ValueError as e: raise ValueError(re.sub(r'SceneConfig\.(\w+)', lambda m: '--' + m[1].replace('_', '-'), str(e))) from None
+
 def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
@@ -92,8 +97,6 @@ def check_config(cfg:RunConfig) -> RunConfig:
         if cfg.method.count(m) > 1: raise ValueError(f"--method: {m} is given twice")
     if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
-    if not 0 <= cfg.scene.confounding <= 1: raise ValueError(f"--confounding: must be in [0, 1], got {cfg.scene.confounding}")
-    if not 0 <= cfg.scene.location_bias <= 1: raise ValueError(f"--location-bias: must be in [0, 1], got {cfg.scene.location_bias}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.subset is not None:
         if cfg.dataset != 'voc': raise ValueError("subset: a VOC run's; the scene's image counts are scene.n_train and scene.n_val")
@@ -260,6 +263,11 @@ def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseu
     ds = self.dataset(self.cfg.train_split)
     for i, name in enumerate(ds.ids): yield (i, *load_cam(self.dir/which/'npz'/f'{name}.npz'))
 
+def spread_or_none(curve:dict, lo:float=0.05, hi:float=0.70) -> float|None:
+    "`threshold_spread` of the curve, or None where no threshold of it lies in [lo, hi] (a grid of one's own)."
+    try: return threshold_spread(curve, lo, hi)
+    except ValueError: return None
+
 def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
                cs:list, # (index, maps (k, H, W), class ids (k,)) of each image of `ds`
                thresholds=None, # of the curve; None: 0.05, 0.10, ..., 0.95
@@ -276,7 +284,7 @@ def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
         pm = cam_to_label(c, k, thr); cm.update(gts[i], pm); bf.update(gts[i], pm)
         if diagnostics: diagnostics.update(i, c, k, pm)
     return dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
-                threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=threshold_spread(curve), boundary_f=bf.mean_f,
+                threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=spread_or_none(curve), boundary_f=bf.mean_f,
                 oracle_pseudo_mask_miou=oracle_miou)
 
 def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
@@ -377,7 +385,7 @@ def _make_amn(self:Run):
 def _eval_amn(self:Run):
     res = self.evaluate_maps('amn')
     section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r},
-                         **({'threshold_spread': threshold_spread({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)} if 'threshold_curve' in r else {})}
+                         **({'threshold_spread': spread_or_none({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)} if 'threshold_curve' in r else {})}
     return {**res, 'cam': section(self.results), 'amn': section(res)}
 Run._amn_seed, Run._train_amn, Run.amn_model, Run._make_amn, Run._eval_amn = _amn_seed, _train_amn, amn_model, _make_amn, _eval_amn
 
@@ -660,8 +668,13 @@ def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them,
     def read(i, name):
         f = next((f for f in (folder/f'{name}.npz', folder/f'{name}.npy') if f.exists()), None)
         if f is None: raise ValueError(f"missing class maps of image {name}: {folder/name}.npz (or IRN's .npy)")
-        try: return i, *load_cam(f)
+        try: cam, keys = load_cam(f)
         except (OSError, KeyError, ValueError) as e: raise ValueError(f"{f}: {e}") from None
+        with Image.open(ds.image_path(i)) as im: W, H = im.size
+        if cam.ndim != 3 or len(cam) != len(keys): raise ValueError(f"{f}: {cam.shape[0] if cam.ndim == 3 else cam.shape} maps for {len(keys)} class ids (AMN's own .npy holds a background map first: not read here)")
+        if cam.shape[1:] != (H, W): raise ValueError(f"{f}: maps of {cam.shape[2]}x{cam.shape[1]} but image {name} is {W}x{H}")
+        if len(keys) and not 1 <= keys.min() <= keys.max() < ds.n_classes: raise ValueError(f"{f}: class ids {keys.tolist()} outside 1..{ds.n_classes - 1} (IRN's .npy keys are 0-based, without background)")
+        return i, cam, keys
     return score_maps(ds, [read(i, name) for i, name in enumerate(ds.ids)], thresholds)
 
 # %% ../nbs/06_pipeline.ipynb #1daf35fa
@@ -710,6 +723,10 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                 if k is None:  # (means only)
                     pb = [_cell([r.get(x) for r in rs], '{:.2f}').split(' ± ')[0] for x in ('part_recall', 'body_recall')]
                     row.append('-' if '-' in pb else '/'.join(pb))
+                elif k == 'pseudo_mask_miou':  # the pseudo-masks' mIoU at their threshold, and the curve's best where that differs (a --threshold given)
+                    at = [r.get('pseudo_mask_miou_at_threshold', r.get(k)) if r.get('threshold', r.get('best_threshold')) != r.get('best_threshold') else r.get(k) for r in rs]
+                    m, b = _cell(at, f), _cell([r.get(k) for r in rs], f)
+                    row.append(m if m == b else f'{m} (best {b})')
                 elif k == 'threshold':  # the pseudo-masks' threshold, and the curve's best where that differs (a --threshold given)
                     t, b = (_cell([r.get(x, r.get('best_threshold')) for r in rs], '{:.2f}') for x in ('threshold', 'best_threshold'))
                     row.append(t if b in (t, '-') else f'{t} (best {b})')
@@ -829,7 +846,7 @@ def _parser():
 
 def config_from_args(a) -> RunConfig:
     "The `RunConfig` of parsed command-line arguments."
-    cfg = RunConfig(seed=a.seed, scene=SceneConfig(seed=a.seed), crf=a.command == 'demo')  # the demo: the pipeline with the dense CRF
+    cfg = replace_scene(RunConfig(seed=a.seed, crf=a.command == 'demo'), seed=a.seed)  # the demo: the pipeline with the dense CRF
     if a.command == 'run':
         voc = a.dataset == 'voc'
         if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
@@ -842,7 +859,7 @@ def config_from_args(a) -> RunConfig:
                                           seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if seg_pre else 1.0))
         if a.quick: cfg = quick_config(cfg)  # before the options below, which win over it
         for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), *(() if voc else ((a.n_train, 'n_train'), (a.n_val, 'n_val')))):
-            if opt is not None: cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **{key: opt}))
+            if opt is not None: cfg = replace_scene(cfg, **{key: opt})
         if voc and (a.n_train, a.n_val) != (None, None):  # a part of each split
             cfg = dataclasses.replace(cfg, subset=tuple(old if n is None else n for n, old in zip((a.n_train, a.n_val), cfg.subset or (None, None))))
         cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
@@ -896,7 +913,8 @@ def _predict(a):
 def _evaluate(a):
     folder = Path(a.masks)
     if not folder.is_dir(): raise ValueError(f"not a folder: {folder}")
-    if not any(folder.glob('*.png')) and any(f.suffix in ('.npz', '.npy') for f in folder.iterdir()): return _evaluate_cams(a)
+    n_png, n_maps = len(list(folder.glob('*.png'))), sum(f.suffix in ('.npz', '.npy') for f in folder.iterdir())
+    if n_maps and n_maps >= n_png: return _evaluate_cams(a)  # class maps (beside their pictures, say), else label maps
     a.split = a.split or 'val'
     ev = evaluate_masks(a.masks, a.root, a.split)
     w = max(map(len, ev['iou']))
@@ -916,7 +934,7 @@ def _evaluate_cams(a):
     ev = evaluate_cams(a.masks, a.root, split)
     print('mIoU by threshold: ' + ', '.join(f"{float(t):.2f} {v:.1%}" for t, v in ev['threshold_curve'].items()))
     print(f"best threshold {ev['best_threshold']:.2f}: mIoU {ev['pseudo_mask_miou']:.1%}, boundary F {ev['boundary_f']:.1%}; "
-          f"oracle per-image threshold {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {100 * ev['threshold_spread']:.1f} points ({split})")
+          f"oracle per-image threshold {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {'-' if ev['threshold_spread'] is None else format(100 * ev['threshold_spread'], '.1f')} points ({split})")
 
 def _terminated(signum, frame): raise KeyboardInterrupt(signal.Signals(signum).name)
 def _one_line_warning(message, category, filename, lineno, file=None, line=None): print(f"wsss_nb: warning: {message}", file=sys.stderr)  # (not the source file and line)
@@ -935,7 +953,7 @@ def main(argv=None):
             given = a.run.endswith('.json'); src = Path(a.run) if given else Path(a.run)/'config.json'
             if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
             cfg = config_from_dict(RunConfig, load_json(src))
-            if a.seed is not None: cfg = dataclasses.replace(cfg, seed=a.seed, scene=dataclasses.replace(cfg.scene, seed=a.seed))
+            if a.seed is not None: cfg = replace_scene(dataclasses.replace(cfg, seed=a.seed), seed=a.seed)
             run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
             out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
