@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, multiprocessing.util, random, secrets, shutil, tempfile, dataclasses
+import os, glob, json, functools, multiprocessing.util, random, secrets, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +119,9 @@ VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', '
 IGNORE = 255 # label of pixels that no metric or loss counts
 
 # %% ../nbs/00_core.ipynb #98014a2b
-def voc_palette() -> np.ndarray:
-    "VOC's (256, 3) uint8 colour map: class id -> RGB."
+@functools.cache
+def _voc_palette() -> np.ndarray:
+    "VOC's colour map, computed once (read-only: every mask read and written compares or writes it)."
     pal = np.zeros((256, 3), np.uint8)
     for i in range(256):
         c, r, g, b = i, 0, 0, 0
@@ -128,13 +129,18 @@ def voc_palette() -> np.ndarray:
             r |= ((c >> 0) & 1) << (7 - j); g |= ((c >> 1) & 1) << (7 - j); b |= ((c >> 2) & 1) << (7 - j)
             c >>= 3
         pal[i] = r, g, b
+    pal.flags.writeable = False
     return pal
+
+def voc_palette() -> np.ndarray:
+    "VOC's (256, 3) uint8 colour map: class id -> RGB (a copy of one's own)."
+    return _voc_palette().copy()
 
 # %% ../nbs/00_core.ipynb #9c061f74
 def colorize(mask:np.ndarray # (H, W) integer label map
             ) -> np.ndarray:
     "An RGB picture of a label map in VOC colours."
-    return voc_palette()[np.asarray(mask, np.uint8)]
+    return _voc_palette()[np.asarray(mask, np.uint8)]
 
 # %% ../nbs/00_core.ipynb #eeba3016
 def _temp_name(path:Path, suffix:str='') -> Path:
@@ -212,7 +218,7 @@ def load_image(path:str|Path,
 def _voc_colours_to_ids(rgb:np.ndarray, path) -> np.ndarray:
     "An RGB label image in VOC's colours (`voc_palette`) as class ids; another colour is an error."
     key = lambda a: (a[..., 0].astype(np.int64) << 16) | (a[..., 1].astype(np.int64) << 8) | a[..., 2]
-    pal = key(voc_palette()); order = np.argsort(pal); k = key(rgb)
+    pal = key(_voc_palette()); order = np.argsort(pal); k = key(rgb)
     j = np.clip(np.searchsorted(pal[order], k), 0, 255); ids = order[j]
     if (bad := pal[ids] != k).any(): raise ValueError(f"mask {path}: colour {tuple(rgb[bad][0].tolist())} is not a VOC palette colour (an RGB mask must use voc_palette's)")
     return ids.astype(np.uint8)
@@ -221,8 +227,10 @@ def _palette_ids(im:Image.Image, path) -> np.ndarray:
     "A palette mask's class ids: its indices, or its colours where the palette holds VOC's colours in another order (an image editor re-indexed it)."
     m, pal = np.array(im), im.getpalette()
     if not pal: return m
-    pal, used = np.array(pal, np.uint8).reshape(-1, 3), np.unique(m)
-    if used[-1] >= len(pal) or (pal[used] == voc_palette()[used]).all(): return m
+    pal, voc = np.array(pal, np.uint8).reshape(-1, 3), _voc_palette()
+    if np.array_equal(pal, voc[:len(pal)]): return m  # VOC's palette (or its first colours), as VOC's masks and ours are written
+    used = np.unique(m)
+    if used[-1] >= len(pal) or (pal[used] == voc[used]).all(): return m
     try: ids = _voc_colours_to_ids(pal[used][None], path)[0]
     except ValueError: return m  # a palette of its own (another dataset's colours): the indices are the classes
     lut = np.arange(256, dtype=np.uint8); lut[used] = ids
@@ -245,7 +253,7 @@ def save_mask(mask:np.ndarray, # (H, W) label map with values in 0..255
     mask = np.asarray(mask)
     if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer): raise ValueError(f"save_mask: expected an (H, W) integer label map, got {mask.dtype} {mask.shape}")
     if mask.dtype != np.uint8 and mask.size and (mask.min() < 0 or mask.max() > 255): raise ValueError(f"save_mask: label values must lie in 0..255, got {mask.min()}..{mask.max()}")
-    im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(voc_palette().ravel().tolist())
+    im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(_voc_palette().ravel().tolist())
     with atomic_path(path) as tmp: im.save(tmp, format='PNG')
 
 def save_image(image:np.ndarray, path:str|Path):
