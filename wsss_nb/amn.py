@@ -60,6 +60,8 @@ def amn_seeds(cam:np.ndarray, # (k, H, W) normalised CAMs of the image's classes
     "Seed label map (H, W) uint8: the foreground run's classes, 0 where both runs say background, 255 where they disagree."
     cam, keys = np.asarray(cam), np.asarray(keys)
     if cam.ndim != 3 or keys.shape != (cam.shape[0],): raise ValueError(f"amn_seeds: need (k, H, W) CAMs and k class ids, got {cam.shape} and {keys.shape}")
+    if keys.size and (keys.dtype.kind not in 'iu' or keys.min() < 1 or keys.max() >= IGNORE or len(set(keys.tolist())) < len(keys)):
+        raise ValueError(f"amn_seeds: class ids must be distinct integers in 1..{IGNORE - 1} (0 is background, {IGNORE} ignored), got {keys.tolist()}")  # (the seed map is uint8)
     if not 0 < bg <= fg < 1: raise ValueError(f"amn_seeds: need 0 < bg <= fg < 1, got bg {bg}, fg {fg}")
     if crf_preset is not None and image is None: raise ValueError(f"amn_seeds: crf_preset={crf_preset!r} needs the image (the dense CRF follows its colour edges)")
     idx = np.arange(len(keys) + 1)
@@ -81,6 +83,7 @@ class AMN(nn.Module):
                  head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (the reference's)
                 ):
         super().__init__()
+        if n_fg < 1: raise ValueError(f"AMN: needs at least one foreground class, got n_fg={n_fg}")
         self.backbone, self.n_fg, self.conditioning = backbone, n_fg, conditioning
         self.label_conditioning, self.dropout = nn.Linear(n_fg, backbone.out_channels), nn.Dropout(dropout)
         self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_fg + 1, head, backbone.stride <= 8)  # the segmentation network's head, K+1 scores
@@ -108,8 +111,11 @@ def amn_loss(out:dict, # the model's outputs: 'logits' (N, K+1, h, w)
     if not 0 <= eps < 1: raise ValueError(f"amn_loss: eps must be in [0, 1), got {eps}")
     seeds, C = batch['mask'].long(), out['logits'].shape[1]
     if seeds.ndim != 3 or len(seeds) != len(out['logits']): raise ValueError(f"amn_loss: seeds must be (N, H, W) for {len(out['logits'])} images, got {tuple(seeds.shape)}")
+    if 'image' in batch and seeds.shape[-2:] != batch['image'].shape[-2:]: raise ValueError(f"amn_loss: seeds are {tuple(seeds.shape[-2:])} but the images {tuple(batch['image'].shape[-2:])}")
+    if any(s < z for s, z in zip(seeds.shape[-2:], out['logits'].shape[-2:])): raise ValueError(f"amn_loss: seeds {tuple(seeds.shape[-2:])} smaller than the logits {tuple(out['logits'].shape[-2:])}: they are at the image's size")
     valid = seeds != IGNORE
-    if valid.any() and seeds[valid].max() >= C: raise ValueError(f"amn_loss: seed class {seeds[valid].max().item()} outside 0..{C - 1} (255 = ignored)")
+    if valid.any() and not 0 <= (bad := seeds[valid]).min() <= bad.max() < C:
+        raise ValueError(f"amn_loss: seed class {(bad.min() if bad.min() < 0 else bad.max()).item()} outside 0..{C - 1} ({IGNORE} marks ignored pixels)")
     logits = F.interpolate(out['logits'], seeds.shape[-2:], mode='bilinear', align_corners=False)
     target = torch.full_like(logits, eps / (C - 1)).scatter_(1, seeds.where(valid, 0)[:, None], 1 - eps)
     ce = -(target * logits.log_softmax(1)).sum(1)

@@ -362,3 +362,4 @@ def check_normalised(image:torch.Tensor, # what a network's inference was given
     if not image.is_floating_point() or image.numel() and image.abs().max() > 10:
         raise ValueError(f"{who}: expected an image normalised as eval_transform() does (float, ImageNet mean and std), got {image.dtype}" + (f" with values up to {image.max().item():g}" if image.numel() else '') + "; "
                          "read the dataset with transform=eval_transform()")
+    if not torch.isfinite(image).all(): raise ValueError(f"{who}: the image holds NaN or inf")
