@@ -199,7 +199,7 @@ def label_keys(label_ids, # the image's foreground class ids (1..K)
     if any(float(c) != int(c) for c in label_ids): raise ValueError(f"{who}: label ids must be whole numbers (class ids 1..K), got {[float(c) for c in label_ids]}")
     keys = np.asarray(sorted(int(c) for c in label_ids), np.int64)
     if len(set(keys.tolist())) < len(keys): raise ValueError(f"{who}: label ids {keys.tolist()} repeat; pass the image's class ids (1..K), not a multi-hot vector")
-    if keys.size and (keys.min() < 1 or keys.max() > n_fg): raise ValueError(f"label ids {keys.tolist()} outside 1..{n_fg}")
+    if keys.size and (keys.min() < 1 or keys.max() > n_fg): raise ValueError(f"{who}: label ids {keys.tolist()} outside 1..{n_fg}")
     return keys
 
 @torch.no_grad()

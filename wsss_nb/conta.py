@@ -10,7 +10,7 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import Dataset
 from .core import *
-from .cam import Plugin
+from .cam import Plugin, label_keys
 
 # %% auto #0
 __all__ = ['ContaConfig', 'check_conta', 'resize_area', 'confounder_set', 'mask_prior', 'ContextAttention', 'ContextBackbone',
@@ -67,9 +67,7 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
         m = np.asarray(m)
         if n > len(labels): raise ValueError(f"confounder set: more masks than the {len(labels)} label lists")
         if m.ndim != 2: raise ValueError(f"confounder set: masks must be (H, W) label maps, got shape {m.shape}")
-        if len(set(labels[n - 1])) < len(labels[n - 1]): raise ValueError(f"confounder set: image {n - 1} lists a class twice: {list(labels[n - 1])}")
-        for k in labels[n - 1]:
-            if not 1 <= k <= n_fg: raise ValueError(f"class id {k} outside 1..{n_fg}")
+        for k in label_keys(labels[n - 1], n_fg, f'confounder set, image {n - 1}').tolist():  # a list, array or tensor of ids
             b = m == k
             if empty == 'skip' and not b.any(): continue
             acc[k - 1] += resize_area(b, size); cnt[k - 1] += 1
