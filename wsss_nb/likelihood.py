@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_likelihood.ipynb #06e92df6
 from __future__ import annotations
-import math, dataclasses
+import math, numbers, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, matplotlib.pyplot as plt
@@ -25,9 +25,13 @@ __all__ = ['VARIANTS', 'probs_to_logits', 'class_probabilities', 'sample_pixels'
 VARIANTS = ('likelihood', 'multinomial')
 
 def _check_maps(logits, labels, fn):
-    if not torch.is_tensor(logits) or logits.ndim != 4: raise ValueError(f"{fn}: logits must be (N, K, h, w), got shape {tuple(getattr(logits, 'shape', ()))}")
-    if not torch.is_tensor(labels) or labels.ndim != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
-        raise ValueError(f"{fn}: labels must be (N, K) = {tuple(logits.shape[:2])} for logits {tuple(logits.shape)}, got shape {tuple(getattr(labels, 'shape', ()))}")
+    for name, t in (('logits', logits), ('labels', labels)):
+        if not torch.is_tensor(t): raise TypeError(f"{fn}: {name} must be a torch tensor, got {type(t).__name__}")
+    if logits.ndim != 4: raise ValueError(f"{fn}: logits must be (N, K, h, w), got shape {tuple(logits.shape)}")
+    if labels.ndim != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(f"{fn}: labels must be (N, K) = {tuple(logits.shape[:2])} for logits {tuple(logits.shape)}, got shape {tuple(labels.shape)}")
+    if not logits.numel(): raise ValueError(f"{fn}: empty logits {tuple(logits.shape)}: need at least one image, class and pixel")
+    if not torch.isfinite(logits).all(): raise ValueError(f"{fn}: the logits hold NaN or inf (a diverged network?)")
 
 def probs_to_logits(p:torch.Tensor, eps:float=1e-3) -> torch.Tensor:
     "The logits of probabilities `p`, kept finite by mixing in `eps`."
@@ -102,7 +106,8 @@ def edge_weight(dx:torch.Tensor, # colour distances in [0, 1]
 # %% ../nbs/07b_likelihood.ipynb #5962f95f
 def _check_image(image01, logits, fn):
     N, _, h, w = logits.shape
-    if not torch.is_tensor(image01) or image01.ndim != 4 or image01.shape[1] != 3: raise ValueError(f"{fn}: image01 must be (N, 3, H, W), got shape {tuple(getattr(image01, 'shape', ()))}")
+    if not torch.is_tensor(image01): raise TypeError(f"{fn}: image01 must be a torch tensor, got {type(image01).__name__}")
+    if image01.ndim != 4 or image01.shape[1] != 3: raise ValueError(f"{fn}: image01 must be (N, 3, H, W), got shape {tuple(image01.shape)}")
     if image01.shape[0] != N: raise ValueError(f"{fn}: {image01.shape[0]} images for a batch of {N} class maps")
     if image01.shape[2] < h or image01.shape[3] < w: raise ValueError(f"{fn}: image {tuple(image01.shape[2:])} is smaller than the class map {(h, w)}")
     lo, hi = image01.min().item(), image01.max().item()
@@ -110,9 +115,9 @@ def _check_image(image01, logits, fn):
 
 def _prepare(logits, labels, image01, mu, sigma, window, fn):
     _check_maps(logits, labels, fn); _check_image(image01, logits, fn)
-    if sigma <= 0: raise ValueError(f"{fn}: sigma must be > 0, got {sigma}")
-    r = math.ceil(3 * sigma) if window is None else window
-    if r < 1: raise ValueError(f"{fn}: window must be >= 1, got {r}")
+    if not 0 < sigma < math.inf: raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1): raise ValueError(f"{fn}: window must be a whole number >= 1, got {window!r}")
+    r = math.ceil(3 * sigma) if window is None else int(window)
     x = F.adaptive_avg_pool2d(image01.to(logits.dtype), logits.shape[-2:])  # the image at the map size
     return x, normalised_cam(logits, labels), r
 
@@ -178,11 +183,12 @@ def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
     "Reject unknown or out-of-range option values, naming the option."
     if c.variant not in VARIANTS: raise ValueError(f"--likelihood-variant: unknown value {c.variant!r}; choose from {', '.join(VARIANTS)}")
     for opt, v in (('gap-weight', c.gap_weight), ('sampling-weight', c.sampling_weight), ('fs-weight', c.fs_weight)):
-        if v < 0: raise ValueError(f"--likelihood-{opt}: must be >= 0, got {v}")
-    if c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be >= 1, got {c.n_samples}")
+        if not 0 <= v < math.inf: raise ValueError(f"--likelihood-{opt}: must be >= 0 and finite, got {v}")
+    whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    if not whole(c.n_samples) or c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be a whole number >= 1, got {c.n_samples!r}")
     if not abs(c.mu) <= 20: raise ValueError(f"--likelihood-mu: must be in [-20, 20] (tanh is saturated beyond), got {c.mu}")
-    if c.sigma <= 0: raise ValueError(f"--likelihood-sigma: must be > 0, got {c.sigma}")
-    if c.window is not None and c.window < 1: raise ValueError(f"--likelihood-window: must be >= 1, got {c.window}")
+    if not 0 < c.sigma < math.inf: raise ValueError(f"--likelihood-sigma: must be > 0 and finite, got {c.sigma}")
+    if c.window is not None and (not whole(c.window) or c.window < 1): raise ValueError(f"--likelihood-window: must be a whole number >= 1, got {c.window!r}")
     return c
 
 # %% ../nbs/07b_likelihood.ipynb #609bfa9f
