@@ -97,7 +97,8 @@ def threshold_analysis(cams, # per image: (k,H,W) normalised CAMs
     "The mIoU-vs-threshold curve and `oracle_threshold` in one pass over the images: each image's argmax over classes taken once, each pseudo-mask made and scored once."
     if not len(cams) == len(keys) == len(gts): raise ValueError(f"got {len(cams)} cams, {len(keys)} keys, {len(gts)} gts")
     thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
-    ts = [round(float(t), 6) for t in thresholds]  # the curve's keys: the thresholds themselves (np.arange's float noise rounded off)
+    ts = [round(float(t), 6) for t in np.ravel(thresholds)]  # the curve's keys: the thresholds themselves (np.arange's float noise rounded off)
+    if not ts or not np.isfinite(ts).all(): raise ValueError(f"thresholds: need at least one, all finite, got {ts}")
     if len(set(ts)) < len(ts): raise ValueError(f"thresholds repeat: {ts}")
     totals, oracle, chosen = [ConfusionMatrix(n_classes, ignore) for _ in thresholds], ConfusionMatrix(n_classes, ignore), []
     for cam, key, gt in zip(cams, keys, gts):
@@ -123,8 +124,9 @@ def threshold_curve(cams, # per image: (k,H,W) normalised CAMs
 # %% ../nbs/02_metrics.ipynb #d87fdaba
 def best_threshold(curve:dict, # {threshold: mIoU}
                   )->tuple: # (threshold, mIoU) at the highest mIoU, lowest threshold on ties
-    "The threshold with the highest mIoU."
-    return max(curve.items(), key=lambda tv: (tv[1], -tv[0]))
+    "The threshold with the highest mIoU (a NaN mIoU, nothing scored at it, is never the best unless all are)."
+    if not curve: raise ValueError("best_threshold: the curve is empty")
+    return max(curve.items(), key=lambda tv: (np.nan_to_num(tv[1], nan=-np.inf), -tv[0]))
 
 # %% ../nbs/02_metrics.ipynb #5203143e
 def threshold_spread(curve:dict, # {threshold: mIoU}
@@ -197,6 +199,7 @@ class BoundaryF:
                  tolerance:float=0.008, # match distance as a fraction of the image diagonal
                  ignore:int=255, # ground-truth label that is not scored
                 ):
+        if not (np.isfinite(tolerance) and tolerance >= 0): raise ValueError(f"BoundaryF: tolerance must be a fraction >= 0 of the diagonal, got {tolerance}")
         self.n_classes, self.tolerance, self.ignore = n_classes, tolerance, ignore
         self.matched_pred, self.n_pred, self.matched_gt, self.n_gt = np.zeros((4, n_classes), np.int64)
 
