@@ -371,6 +371,20 @@ def test_version(capsys):
     with pytest.raises(SystemExit): main(['--version'])
     assert capsys.readouterr().out.strip() == f'wsss_nb {wsss_nb.__version__}'
 
+def test_signal_inside_a_numba_kernel_keeps_the_run(tmp_path, monkeypatch):
+    "SIGTERM or Ctrl-C landing inside a Numba kernel (the CRF, thresholds) comes out as a SystemError caused by it: still an interruption, the finished stages kept."
+    from wsss_nb.pipeline import Run
+    def kernel_interrupted(self): raise SystemError('CPUDispatcher(<function _blur>) returned a result with an exception set') from KeyboardInterrupt('SIGTERM')
+    monkeypatch.setattr(Run, '_train_seg', kernel_interrupted)
+    with pytest.raises(SystemExit) as e: main(['run', '--out', str(tmp_path/'run'), *TINY])
+    assert e.value.code == 143 and (tmp_path/'run/stages/train_cam.json').exists()
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    "--out naming an existing file: a one-line error, no traceback."
+    (tmp_path/'afile').touch()
+    with pytest.raises(SystemExit) as e: main(['run', '--out', str(tmp_path/'afile'), *TINY])
+    assert e.value.code == 1 and 'wsss_nb: error:' in capsys.readouterr().err
+
 def test_terminated_run_cleans_up_and_resumes(tmp_path):
     "SIGTERM (a job's time limit) in any stage: a short message, no half-written folder left, and the same command finishes the run."
     out, args = tmp_path/'run', [sys.executable, '-m', 'wsss_nb.pipeline', 'run', '--out', str(tmp_path/'run'), *TINY]

@@ -28,10 +28,10 @@ from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'seg_backbone',
            'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m',
            'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model',
-           'round_run', 'stages', 'round_results', 'run_config_json', 'begin', 'run', 'start_from', 'last_round',
-           'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps',
-           'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args',
-           'unused_options', 'init_distributed', 'main']
+           'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin', 'run', 'start_from',
+           'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
+           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
+           'config_from_args', 'unused_options', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -97,6 +97,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
         if cfg.method.count(m) > 1: raise ValueError(f"--method: {m} is given twice")
     if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
+    if cfg.crop is not None and cfg.crop < 1: raise ValueError(f"--crop: must be a side of at least 1 pixel, got {cfg.crop}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.subset is not None:
         if cfg.dataset != 'voc': raise ValueError("subset: a VOC run's; the scene's image counts are scene.n_train and scene.n_val")
@@ -464,6 +465,14 @@ def run_config_json(cfg:RunConfig|Path # a configuration, or a run folder's conf
     "A run's configuration as config.json holds it, for comparing two runs."
     return json.loads(json.dumps(asdict(cfg if isinstance(cfg, RunConfig) else config_from_dict(RunConfig, load_json(cfg)))))
 
+def interruption(e:BaseException) -> KeyboardInterrupt|None:
+    "The Ctrl-C or SIGTERM behind `e`, if any: Numba re-raises one that arrives inside a kernel as a SystemError caused by it."
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt): return e
+        seen.add(id(e)); e = e.__cause__ or e.__context__
+    return None
+
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
@@ -498,7 +507,8 @@ def run(self:Run) -> dict:
         results.update(stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
         if is_main_process(): save_json(results, self.dir/'results.json')
         return results
-    except Exception:  # a failed run leaves no partial folder; one interrupted by the user (Ctrl-C) keeps its finished stages, to resume
+    except Exception as e:  # a failed run leaves no partial folder; one interrupted by the user (Ctrl-C) keeps its finished stages, to resume
+        if (stop := interruption(e)) is not None: raise stop from e
         if created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
 Run.round_results, Run.begin, Run.run = round_results, begin, run
@@ -852,7 +862,7 @@ def config_from_args(a) -> RunConfig:
         if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
         cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, pseudo_masks=a.pseudo_masks,
                                   method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
-                                  weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop or (448 if voc else None),
+                                  weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop if a.crop is not None else (448 if voc else None),
                                   cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
         cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
         if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),
@@ -962,7 +972,7 @@ def main(argv=None):
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # (an --out that is a file, say)
         print(f'wsss_nb: error: {e}', file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt as e:
         resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
