@@ -765,11 +765,11 @@ def _parser():
         s = sub.add_parser(name, help=help)
         s.add_argument('--out', default=None, help='run folder (default: runs/<command>)')
         s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-        s.add_argument('--seed', type=int, default=0)
+        s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
         s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images (on voc that many of each split, evenly spaced) and shorter training; on the scene well under a minute. The options you give win over it')
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
         if name == 'run':
-            s.add_argument('--dataset', default='scene', choices=('scene', 'voc'))
+            s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
             s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first. Kept as given: an absolute path lets the run be opened from any folder")
             for opt, split in (('--train-split', 'train'), ('--val-split', 'val')):
                 s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
@@ -790,7 +790,7 @@ def _parser():
             s.add_argument('--seg-epochs', type=int, default=None, help="the segmentation network's epochs")
             s.add_argument('--seg-lr', type=float, default=None, help="the segmentation network's learning rate (as --lr)")
             s.add_argument('--batch-size', type=int, default=None, help='images per step of every network (per process under torchrun)')
-            s.add_argument('--amp', default=None, choices=tuple(AMP_DTYPES), help="mixed precision for every network's training: 'float16' (GPUs; with gradient scaling) or 'bfloat16'")
+            s.add_argument('--amp', default=None, choices=tuple(AMP_DTYPES), help="mixed precision for every network's training: 'float16' (GPUs; with gradient scaling; on the CPU it runs, many times slower) or 'bfloat16'")
             s.add_argument('--workers', type=int, default=None, help="data-loading worker processes of every network's training (per process under torchrun; default 0: in the training process). On a GPU, 4 or more keep it fed")
             s.add_argument('--crop', type=int, default=None, help='training crop side (default: 448 on voc, whole images on scene)')
             s.add_argument('--n-train', type=int, default=None, help="training images: the scene's; on voc that many of --train-split's, evenly spaced (default: all)")
