@@ -24,6 +24,8 @@ __all__ = ['VARIANTS', 'probs_to_logits', 'class_probabilities', 'sample_pixels'
 # %% ../nbs/07b_likelihood.ipynb #e68d760b
 VARIANTS = ('likelihood', 'multinomial')
 
+def _whole(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)  # an int (numpy's too), not a float or a bool
+
 def _check_maps(logits, labels, fn):
     for name, t in (('logits', logits), ('labels', labels)):
         if not torch.is_tensor(t): raise TypeError(f"{fn}: {name} must be a torch tensor, got {type(t).__name__}")
@@ -116,7 +118,7 @@ def _check_image(image01, logits, fn):
 def _prepare(logits, labels, image01, mu, sigma, window, fn):
     _check_maps(logits, labels, fn); _check_image(image01, logits, fn)
     if not 0 < sigma < math.inf: raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
-    if window is not None and (isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1): raise ValueError(f"{fn}: window must be a whole number >= 1, got {window!r}")
+    if window is not None and (not _whole(window) or window < 1): raise ValueError(f"{fn}: window must be a whole number >= 1, got {window!r}")
     r = math.ceil(3 * sigma) if window is None else int(window)
     x = F.adaptive_avg_pool2d(image01.to(logits.dtype), logits.shape[-2:])  # the image at the map size
     return x, normalised_cam(logits, labels), r
@@ -184,11 +186,10 @@ def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
     if c.variant not in VARIANTS: raise ValueError(f"--likelihood-variant: unknown value {c.variant!r}; choose from {', '.join(VARIANTS)}")
     for opt, v in (('gap-weight', c.gap_weight), ('sampling-weight', c.sampling_weight), ('fs-weight', c.fs_weight)):
         if not 0 <= v < math.inf: raise ValueError(f"--likelihood-{opt}: must be >= 0 and finite, got {v}")
-    whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
-    if not whole(c.n_samples) or c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be a whole number >= 1, got {c.n_samples!r}")
+    if not _whole(c.n_samples) or c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be a whole number >= 1, got {c.n_samples!r}")
     if not abs(c.mu) <= 20: raise ValueError(f"--likelihood-mu: must be in [-20, 20] (tanh is saturated beyond), got {c.mu}")
     if not 0 < c.sigma < math.inf: raise ValueError(f"--likelihood-sigma: must be > 0 and finite, got {c.sigma}")
-    if c.window is not None and (not whole(c.window) or c.window < 1): raise ValueError(f"--likelihood-window: must be a whole number >= 1, got {c.window!r}")
+    if c.window is not None and (not _whole(c.window) or c.window < 1): raise ValueError(f"--likelihood-window: must be a whole number >= 1, got {c.window!r}")
     return c
 
 # %% ../nbs/07b_likelihood.ipynb #609bfa9f
