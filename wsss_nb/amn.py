@@ -94,6 +94,7 @@ class AMN(nn.Module):
         labels = torch.as_tensor(labels, dtype=x.dtype, device=x.device)
         if labels.ndim not in (1, 2) or labels.shape[-1] != self.n_fg: raise ValueError(f"AMN: labels must be (N, {self.n_fg}) or ({self.n_fg},), got {tuple(labels.shape)}")
         if labels.ndim == 2 and len(labels) not in (1, len(x)): raise ValueError(f"AMN: {len(labels)} label vectors for {len(x)} images")
+        if not ((labels == 0) | (labels == 1)).all(): raise ValueError(f"AMN: labels must be multi-hot (0 or 1: the image's classes), got {labels.unique().tolist()[:6]}")
         labels = labels.expand(len(x), self.n_fg)
         if not self.conditioning: labels = torch.ones_like(labels)
         f = self.backbone(x) * self.label_conditioning(labels)[:, :, None, None]

@@ -146,7 +146,7 @@ def oracle_threshold(cams, # per image: (k,H,W) normalised CAMs
                      thresholds=None, # background thresholds to choose from; default 0.05, 0.10, ..., 0.95
                      ignore:int=255, # ground-truth label that is not scored
                     )->tuple: # (dataset mIoU, per-image thresholds)
-    "What one global threshold costs: each image thresholded where its own mIoU is highest (lowest threshold on ties), then the dataset mIoU."
+    "What one global threshold costs, image by image: each image thresholded where its own mIoU is highest (lowest threshold on ties), then the dataset mIoU (not a bound on it: see below)."
     return threshold_analysis(cams, keys, gts, n_classes, thresholds, ignore)[1:]
 
 # %% ../nbs/02_metrics.ipynb #ad49ee29
