@@ -432,6 +432,11 @@ def test_real_voc_sample_smoke(tmp_path):
     assert 'context_leakage' not in res  # a scene-only diagnostic
     masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
     assert [m.stem for m in masks] == sorted(ids) and Image.open(masks[0]).mode == 'P'
+    assert (tmp_path/'voc/ids/train.txt').read_text().split() == ids and len((tmp_path/'voc/ids/val.txt').read_text().split()) == 8
+    p = wsss('evaluate', str(tmp_path/'voc/seg/pred'), '--root', str(VOC), '--split', 'demo20')  # 8 of demo20's 20 images: the run's own ids file says which
+    assert p.returncode == 1 and '12 of split demo20' in p.stderr and 'ids/train.txt and val.txt: give that file as --split' in p.stderr, p.stderr
+    p = wsss('evaluate', str(tmp_path/'voc/seg/pred'), '--root', str(VOC), '--split', str(tmp_path/'voc/ids/val.txt'))
+    assert p.returncode == 0 and p.stdout.splitlines()[-1].startswith(f"mIoU {res['seg_miou']:.1%}, boundary F {res['seg_boundary_f']:.1%} over the 8 images"), p.stdout + p.stderr
     photo = VOC/'JPEGImages'/f'{masks[0].stem}.jpg'
     p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'), '--crf')  # its network on a photo, refined by the CRF
     assert p.returncode == 0, p.stderr

@@ -25,11 +25,11 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'RunConfig', 'quick_config', 'seg_backbone',
-           'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m',
-           'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model',
-           'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin', 'run', 'start_from',
-           'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
+__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'RunConfig', 'quick_config',
+           'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context', 'plugins',
+           'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
+           'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin', 'run',
+           'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
            'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
            'config_from_args', 'unused_options', 'init_distributed', 'main']
 
@@ -190,8 +190,10 @@ class Run:
 # %% ../nbs/06_pipeline.ipynb #36e7d493
 def _data(self:Run):
     if self.cfg.dataset == 'scene': write_scene(self.root, self.cfg.scene)  # (a VOC folder was checked before the run began)
-    ds = self.dataset(self.cfg.train_split)
-    return dict(classes=list(ds.classes), n_train=len(ds), n_val=len(self.dataset(self.cfg.val_split)))
+    ds, val = self.dataset(self.cfg.train_split), self.dataset(self.cfg.val_split)
+    (self.dir/'ids').mkdir(exist_ok=True)
+    for role, d in (('train', ds), ('val', val)): (self.dir/'ids'/f'{role}.txt').write_text(''.join(f'{n}\n' for n in d.ids))  # the images the run uses (`evaluate --split` takes them)
+    return dict(classes=list(ds.classes), n_train=len(ds), n_val=len(val))
 Run._data = _data
 
 # %% ../nbs/06_pipeline.ipynb #a29d57ee
@@ -651,6 +653,8 @@ def activation_maps(self:Run, image, # an image file or a uint8 image array (see
 Run.class_ids, Run.activation_maps = class_ids, activation_maps
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d7
+PART_HINT = "; a run on a part of the split (--n-train/--n-val) lists its images in <run>/ids/train.txt and val.txt: give that file as --split" # (the end of a missing-image error)
+
 def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette, grey, or RGB in VOC's colours), one per image of the split
                    root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
                    split:str='val' # ids file ImageSets/Segmentation/<split>.txt
@@ -659,7 +663,7 @@ def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette, g
     ds, masks = VOCSegmentation(root, split), Path(masks)
     missing = [n for n in ds.ids if not (masks/f'{n}.png').exists()]
     if len(missing) == len(ds): raise ValueError(f"{masks} holds no label map of split {split}'s {len(ds)} images ({missing[0]}.png, ...); give the split they are of (--split)")
-    if missing: raise ValueError(f"{masks}: {len(missing)} of split {split}'s {len(ds)} images have no label map: {', '.join(f'{n}.png' for n in missing[:5])}{', ...' if len(missing) > 5 else ''}")
+    if missing: raise ValueError(f"{masks}: {len(missing)} of split {split}'s {len(ds)} images have no label map: {', '.join(f'{n}.png' for n in missing[:5])}{', ...' if len(missing) > 5 else ''}{PART_HINT}")
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     for i, name in enumerate(ds.ids):
         gt, pred = ds.mask(i), load_mask(masks/f'{name}.png'); pred = np.where(pred == IGNORE, 0, pred)
@@ -677,7 +681,7 @@ def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them,
     ds, folder = VOCSegmentation(root, split), Path(folder)
     def read(i, name):
         f = next((f for f in (folder/f'{name}.npz', folder/f'{name}.npy') if f.exists()), None)
-        if f is None: raise ValueError(f"missing class maps of image {name}: {folder/name}.npz (or IRN's .npy)")
+        if f is None: raise ValueError(f"missing class maps of image {name}: {folder/name}.npz (or IRN's .npy){PART_HINT}")
         try: cam, keys = load_cam(f)
         except (OSError, KeyError, ValueError) as e: raise ValueError(f"{f}: {e}") from None
         with Image.open(ds.image_path(i)) as im: W, H = im.size
@@ -757,16 +761,22 @@ def seed_groups(folders:list # run folders
     return list(groups.values())
 
 # %% ../nbs/06_pipeline.ipynb #8c4e55c7
+class _DefaultsHelp(argparse.HelpFormatter):
+    "Help that ends with the option's default where it has one and its help does not say it."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        return h if not action.option_strings or action.default in (None, False, argparse.SUPPRESS) or 'default' in h else f'{h} (default: {action.default})'
+
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     p.add_argument('--version', action='version', version=f'wsss_nb {__version__}')
     sub = p.add_subparsers(dest='command', required=True)
     for name, help in (('run', 'run the pipeline once'), ('demo', 'run the baseline pipeline with the dense CRF on the scene dataset: every stage, figure and picture')):
-        s = sub.add_parser(name, help=help)
+        s = sub.add_parser(name, help=help, formatter_class=_DefaultsHelp)
         s.add_argument('--out', default=None, help='run folder (default: runs/<command>)')
         s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
         s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
-        s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images (on voc that many of each split, evenly spaced) and shorter training; on the scene well under a minute. The options you give win over it')
+        s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training; on the scene well under a minute. The options you give win over it')
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
         if name == 'run':
             s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
@@ -828,27 +838,27 @@ def _parser():
             g.add_argument('--amn-epochs', type=int, default=None, help='AMN training epochs')
             g.add_argument('--amn-lr', type=float, default=None, help="AMN's (Adam) learning rate of the new layers (default: 1e-3; 1e-4 on voc with --weights, the paper's)")
             g.add_argument('--amn-backbone-lr-mult', type=float, default=None, help="its backbone's rate over that (default: 1; 0.05 on voc with --weights: the paper's 5e-6)")
-    s = sub.add_parser('predict', help="segment image files with a finished run's network")
+    s = sub.add_parser('predict', formatter_class=_DefaultsHelp, help="segment image files with a finished run's network")
     s.add_argument('run', help="the run folder (a CONTA run: its last round's network)")
     s.add_argument('images', nargs='+', help='image files, or folders of them')
     s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
     s.add_argument('--crf', action='store_true', help="refine the labels with the dense CRF (the run's --crf-preset), as DeepLab does")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-    s = sub.add_parser('evaluate', help="score a folder of label maps, or of class maps (their threshold curve), against a dataset split's ground truth")
+    s = sub.add_parser('evaluate', formatter_class=_DefaultsHelp, help="score a folder of label maps, or of class maps (their threshold curve), against a dataset split's ground truth")
     s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
     s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt, or the path of one (default: val for label maps, train for class maps)')
-    s = sub.add_parser('export-irn', help="write a folder of class maps as IRN's make_cam output, for IRN's later steps")
+    s = sub.add_parser('export-irn', formatter_class=_DefaultsHelp, help="write a folder of class maps as IRN's make_cam output, for IRN's later steps")
     s.add_argument('maps', help="folder of class maps <id>.npz (a run's cam/npz/, amn/npz/, or a CONTA round's rounds/<k>/cam/npz/)")
     s.add_argument('--out', required=True, help="the folder of IRN's <id>.npy (IRN's --cam_out_dir)")
-    s = sub.add_parser('rerun', help="run a run's configuration again: with another seed (for `table --mean`), or as it was (someone's config.json)")
+    s = sub.add_parser('rerun', formatter_class=_DefaultsHelp, help="run a run's configuration again: with another seed (for `table --mean`), or as it was (someone's config.json)")
     s.add_argument('run', help="the run folder whose config.json to take, or a config.json")
     s.add_argument('--seed', type=int, default=None, help="a new seed (of the training and of a generated scene, as `run --seed` sets both; default: the configuration's)")
     s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>, also for a run's own config.json; for another .json file, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
-    s = sub.add_parser('table', help="print the results of finished runs side by side")
+    s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
     s.add_argument('--markdown', action='store_true', help='a Markdown table (to paste into a README or an issue)')
@@ -936,7 +946,11 @@ def _table(a):
         if not (d/'config.json').exists(): raise ValueError(f"{d}: not a run folder (no config.json)")
         if not (d/'results.json').exists(): raise ValueError(f"{d}: an unfinished run (no results.json yet)")
     groups = seed_groups(a.runs) if a.mean else [[Path(d)] for d in a.runs]
-    names = [str(g[0]) if len(g) == 1 else f"{g[0]} +{len(g) - 1} (seeds {', '.join(str(load_json(d/'config.json')['seed']) for d in g)})" for g in groups]
+    seeds = [[load_json(d/'config.json')['seed'] for d in g] for g in groups]
+    for g, s in zip(groups, seeds):
+        if twice := sorted({x for x in s if s.count(x) > 1}):
+            warnings.warn(f"{', '.join(str(d) for d, x in zip(g, s) if x in twice)}: the same seed ({', '.join(map(str, twice))}); their mean counts it more than once")
+    names = [str(g[0]) if len(g) == 1 else f"{g[0]} +{len(g) - 1} (seeds {', '.join(map(str, s))})" for g, s in zip(groups, seeds)]
     print(results_table([[load_json(d/'results.json') for d in g] for g in groups], names, a.markdown))
 
 def _evaluate_cams(a):
@@ -944,7 +958,7 @@ def _evaluate_cams(a):
     ev = evaluate_cams(a.masks, a.root, split)
     print('mIoU by threshold: ' + ', '.join(f"{float(t):.2f} {v:.1%}" for t, v in ev['threshold_curve'].items()))
     print(f"best threshold {ev['best_threshold']:.2f}: mIoU {ev['pseudo_mask_miou']:.1%}, boundary F {ev['boundary_f']:.1%}; "
-          f"oracle per-image threshold {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {'-' if ev['threshold_spread'] is None else format(100 * ev['threshold_spread'], '.1f')} points ({split})")
+          f"each image at its own best threshold (the oracle; not a bound) {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {'-' if ev['threshold_spread'] is None else format(100 * ev['threshold_spread'], '.1f')} points ({split})")
 
 def _terminated(signum, frame): raise KeyboardInterrupt(signal.Signals(signum).name)
 def _one_line_warning(message, category, filename, lineno, file=None, line=None): print(f"wsss_nb: warning: {message}", file=sys.stderr)  # (not the source file and line)
