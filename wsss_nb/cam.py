@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
-import dataclasses
+import dataclasses, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -16,8 +16,9 @@ from .metrics import *
 from .models import *
 
 # %% auto #0
-__all__ = ['Classifier', 'classification_loss', 'Plugin', 'Learner', 'make_loader', 'train_classifier', 'label_keys',
-           'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam', 'scene_truth', 'SceneDiagnostics']
+__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'Learner', 'make_loader',
+           'train_classifier', 'label_keys', 'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam', 'scene_truth',
+           'SceneDiagnostics']
 
 # %% ../nbs/04_cam.ipynb #1f651282
 class Classifier(nn.Module):
@@ -42,13 +43,20 @@ def classification_loss(out:dict, batch:dict) -> torch.Tensor:
 # %% ../nbs/04_cam.ipynb #c85037d0
 class Plugin:
     "A method's hooks into `Learner.fit`; override only what the method needs."
-    name = 'plugin'
-    main_loss_weight = 1.0 # scales the loop's own loss (e.g. 0.8 when a method mixes in its own classification loss)
+    name = 'plugin' # a plug-in with a loss needs a name of its own: its term's column in the history
+    main_loss_weight = 1.0 # scales the loop's own loss (e.g. 0.8 when a method mixes in its own classification loss); the plug-ins' weights multiply
     def parameters(self) -> list: return [] # extra trainable parameters, optimised with the head
-    def before_fit(self, learn): pass
-    def before_batch(self, learn): pass # may change `learn.inputs` (the model's positional inputs)
+    def before_fit(self, learn): pass # before the optimiser is made
+    def before_batch(self, learn): pass # may change `learn.inputs` (the model's positional inputs; `inputs[0]` is the image the plug-ins read)
     def loss(self, learn): return None # an extra loss term (a scalar tensor) or None
     def after_epoch(self, learn): pass
+    def settings(self) -> dict: return {} # what configures it: a training resumed from a checkpoint must have the same
+    def state_dict(self) -> dict: return {} # what it changes while training (a counter, a buffer), kept in the checkpoint
+    def load_state_dict(self, state:dict): pass # take `state_dict()`'s back when a training resumes
+
+PLUGIN_HOOKS = [k for k in vars(Plugin) if not k.startswith('_') and k not in ('name', 'main_loss_weight')]
+SHAPING_HOOKS = ('parameters', 'before_batch', 'loss', 'settings', 'state_dict') # a plug-in overriding one of these shapes the training (a monitor's `after_epoch` does not)
+
 
 # %% ../nbs/04_cam.ipynb #e9b77fbf
 class Learner:
@@ -65,14 +73,32 @@ class Learner:
                 ):
         self.model, self.loader, self.loss_func, self.cfg = model, loader, loss_func, cfg
         self.plugins, self.device, self.progress, self.desc = list(plugins), torch.device(device), progress, desc
+        for p in self.plugins:
+            if not isinstance(p, Plugin): raise TypeError(f"{desc}: plug-ins are `Plugin` instances, got {p!r}" + (f": give {p.__name__}()" if isinstance(p, type) else ''))
+            if odd := [k for k in dir(type(p)) if k.startswith(('before_', 'after_', 'on_')) and not hasattr(Plugin, k)]:
+                warnings.warn(f"{desc}: plug-in {p.name!r} has {', '.join(odd)}, which the loop never calls (its hooks: {', '.join(PLUGIN_HOOKS)})")
         names = [p.name for p in self.plugins if type(p).loss is not Plugin.loss]  # (each loss term and its history column is keyed by its plug-in's name)
-        if len(set(names)) < len(names) or 'loss' in names: raise ValueError(f"{desc}: plug-ins with a loss need names of their own, and not 'loss' (the main term's); got {names}")
+        if len(set(names)) < len(names) or 'loss' in names: raise ValueError(f"{desc}: plug-ins with a loss need names of their own (a class attribute `name`), and not 'loss' (the main term's); got {names}")
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.history = []
 
+    def _plugin_parameters(self) -> list:
+        "The plug-ins' parameters, checked: a list of tensors each, none of them the model's."
+        ps, own = [], {id(q) for q in self.model.parameters()}
+        for pl in self.plugins:
+            mine = pl.parameters()
+            if torch.is_tensor(mine) or not all(torch.is_tensor(q) for q in mine): raise TypeError(f"{self.desc}: plug-in {pl.name!r}: parameters() must return a list of tensors, got {type(mine).__name__}")
+            if any(id(q) in own for q in mine): raise ValueError(f"{self.desc}: plug-in {pl.name!r}: parameters() returns parameters of the model, which the loop trains already (they would be stepped twice)")
+            ps += list(mine)
+        return ps
+
+    def _shaping(self) -> list:
+        "The plug-ins that shape the training (a loss, inputs, parameters, settings, state, a main-loss weight; not a monitor)."
+        return [p for p in self.plugins if p.main_loss_weight != 1 or any(getattr(type(p), h) is not getattr(Plugin, h) for h in SHAPING_HOOKS)]
+
     def _optimizer(self):
         bb, head = self.model.param_groups()
-        head = head + [p for pl in self.plugins for p in pl.parameters()]
+        head = head + self._plugin_parameters()
         c = self.cfg
         groups = [dict(params=bb, lr=c.lr * c.backbone_lr_mult), dict(params=head, lr=c.lr)]
         for g in groups: g['initial_lr'] = g['lr']
@@ -81,7 +107,7 @@ class Learner:
     def _average_plugin_grads(self):
         "Under DDP, average the plug-ins' gradients over the processes (DDP averages only the model's)."
         ws = torch.distributed.get_world_size()
-        for p in (p for pl in self.plugins for p in pl.parameters()):
+        for p in self._plugin_parameters():
             if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
 
     def _save(self, scaler):
@@ -92,14 +118,14 @@ class Learner:
             states = [None] * torch.distributed.get_world_size(); torch.distributed.all_gather_object(states, rng)
         if not is_main_process(): return
         state = dict(training=self._fingerprint(), epoch=self.epoch, model=self.model.state_dict(), opt=self.opt.state_dict(), scaler=scaler.state_dict(), history=self.history,
-                     plugins=[p.detach() for pl in self.plugins for p in pl.parameters()], rng=states)
+                     plugins=[p.detach() for p in self._plugin_parameters()], plugin_state=[p.state_dict() for p in self._shaping()], rng=states)
         with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
 
     def _fingerprint(self) -> dict:
-        "What a checkpoint must have been written by: this loop's label, configuration, data (images, batch size), the plug-ins that shape the training (a loss, inputs, a main-loss weight; not a monitor's) and parameter shapes."
-        shaping = [p.name for p in self.plugins if type(p).loss is not Plugin.loss or type(p).before_batch is not Plugin.before_batch or p.main_loss_weight != 1]
+        "What a checkpoint must have been written by: this loop's label, configuration, data (images, batch size), the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
+        shaping = [dict(name=p.name, cls=type(p).__qualname__, settings=p.settings()) for p in self._shaping()]
         return dict(desc=self.desc, cfg=dataclasses.asdict(self.cfg), data=[len(self.loader.dataset), self.loader.batch_size], plugins=shaping,
-                    shapes=[list(p.shape) for p in (*self.model.parameters(), *(p for pl in self.plugins for p in pl.parameters()))])
+                    shapes=[list(p.shape) for p in (*self.model.parameters(), *self._plugin_parameters())])
 
     def _resume(self, scaler) -> int:
         "Load the training state `_save` wrote; returns the epoch to go on from."
@@ -110,7 +136,8 @@ class Learner:
             raise ValueError(f"{self.checkpoint}: a checkpoint of another training ({', '.join(differ)} differ); delete it to start afresh")
         self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
         with torch.no_grad():
-            for p, v in zip([p for pl in self.plugins for p in pl.parameters()], s['plugins'], strict=True): p.copy_(v)
+            for p, v in zip(self._plugin_parameters(), s['plugins'], strict=True): p.copy_(v)
+        for p, state in zip(self._shaping(), s.get('plugin_state', []), strict=True): p.load_state_dict(state)
         self.history = s['history']
         if rank() < len(s['rng']):  # (with more processes than before, the new ones keep their seeds)
             rng = s['rng'][rank()]; set_rng_state(rng, self.device)
@@ -148,6 +175,8 @@ class Learner:
                 for p in self.plugins:
                     l = p.loss(self)
                     if l is not None: terms[p.name] = l
+                for k, v in terms.items():
+                    if not torch.is_tensor(v) or v.ndim: raise TypeError(f"{self.desc}: {'the loss' if k == 'loss' else f'plug-in {k!r}'} must give a scalar tensor, got {f'shape {tuple(v.shape)}' if torch.is_tensor(v) else type(v).__name__}")
                 self.loss = sum(terms.values())
                 if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]})")
                 if self.cfg.schedule == 'poly':

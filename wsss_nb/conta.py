@@ -216,12 +216,13 @@ class ContaPlugin(Plugin):
     name = 'conta'
     def __init__(self, how:str='union' # x_m of a multi-class image: 'union' or 'largest'
                 ): self.how = how
+    def settings(self): return dict(how=self.how)
     def before_fit(self, learn):
         bb, n_fg = getattr(learn.model, 'backbone', None), learn.model.head.out_channels
         if not isinstance(bb, ContextBackbone): raise ValueError(f"ContaPlugin: the classifier's backbone must be a ContextBackbone (which takes M), got {type(bb).__name__}")
         if bb.attention.n != n_fg: raise ValueError(f"ContaPlugin: {bb.attention.n} confounders for a classifier of {n_fg} classes; the confounder set holds one class-average mask per foreground class")
     def before_batch(self, learn):
-        learn.inputs = [learn.batch['image'], mask_prior(learn.batch['mask'], learn.batch['labels'], self.how)]
+        learn.inputs = [*learn.inputs, mask_prior(learn.batch['mask'], learn.batch['labels'], self.how)]
 
 class WithLabels(Dataset):
     "A dataset whose items' `labels` are replaced by given ones (the true image labels beside predicted masks)."

@@ -207,12 +207,13 @@ class LikelihoodPlugin(Plugin):
                 ):
         self.cfg = check_likelihood(dataclasses.replace(cfg or LikelihoodConfig(), **kwargs))
         self.main_loss_weight = self.cfg.gap_weight
+    def settings(self): return dataclasses.asdict(self.cfg)
     def loss(self, learn):
         c, out = self.cfg, learn.out
         if not isinstance(out, dict) or 'cam' not in out: raise ValueError("likelihood: the model must return its per-pixel class logits as 'cam' (a `Classifier`)")
         cam, labels = out['cam'], learn.batch['labels']
         terms = ([c.sampling_weight * importance_sampling_loss(cam, labels, c.n_samples, c.variant)] if c.sampling_weight else []) + \
-                ([c.fs_weight * feature_similarity_loss(cam, labels, unnormalise(learn.batch['image']), c.mu, c.sigma, c.window)] if c.fs_weight else [])
+                ([c.fs_weight * feature_similarity_loss(cam, labels, unnormalise(learn.inputs[0]), c.mu, c.sigma, c.window)] if c.fs_weight else [])
         return sum(terms) if terms else None  # (a loss of weight 0 is not computed)
 
 # %% ../nbs/07b_likelihood.ipynb #0f510d40
