@@ -198,6 +198,7 @@ class Learner:
 # %% ../nbs/04_cam.ipynb #b5361115
 def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0) -> DataLoader:
     "A DataLoader over `ds`; under torch.distributed each process gets its shard (DistributedSampler)."
+    if len(ds) == 0: raise ValueError("make_loader: the dataset is empty: no image to train on")
     sampler, g = None, torch.Generator().manual_seed(seed)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed); shuffle = None

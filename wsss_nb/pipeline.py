@@ -577,7 +577,7 @@ def as_rgb(image # an image file, a PIL image, or a uint8 array: (H, W, 3) RGB, 
 def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
                 ) -> torch.Tensor:
     "The networks' input of an image: (3, H, W), normalised as in the evaluation."
-    return eval_transform()(torch.from_numpy(as_rgb(image)).permute(2, 0, 1))
+    return eval_transform()(torch.tensor(as_rgb(image)).permute(2, 0, 1))  # (a copy: `np.asarray` of a PIL image is read-only, which torch.from_numpy warns of)
 
 def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool) -> np.ndarray:
     x = image_tensor(image)

@@ -23,9 +23,9 @@ import torch
 
 # %% auto #0
 __all__ = ['figure_png', 'LiveFigure', 'slider', 'Mosaic', 'n_textures', 'co_occurrence', 'preferred_context', 'SceneExplorer',
-           'scene_explorer', 'map_sources', 'image_miou', 'source_curve', 'CAMExplorer', 'cam_explorer', 'CRFExplorer',
-           'crf_explorer', 'ContaExplorer', 'conta_explorer', 'decode_image', 'ImageExplorer', 'image_explorer',
-           'TrainingMonitor', 'cam_miou']
+           'scene_explorer', 'map_sources', 'run_threshold', 'image_miou', 'source_curve', 'CAMExplorer',
+           'cam_explorer', 'CRFExplorer', 'crf_explorer', 'ContaExplorer', 'conta_explorer', 'decode_image', 'fit_side',
+           'ImageExplorer', 'image_explorer', 'TrainingMonitor', 'cam_miou']
 
 # %% ../nbs/09_widgets.ipynb #3481e926
 def figure_png(fig:Figure, dpi:int=80) -> bytes:
@@ -183,6 +183,10 @@ def map_sources(run:Run, # a run of the pipeline
 
 def _as_run(run) -> Run: return run if isinstance(run, Run) else Run.open(run, 'cpu', progress=False)
 
+def run_threshold(run:Run, default:float=0.3) -> float:
+    "The threshold of the run's CAMs (its `eval_cam` stage's, finished run or not: results.json's may be AMN's or a later round's), else `default`."
+    return load_json(stage)['results']['threshold'] if (stage := run.dir/'stages/eval_cam.json').exists() else default
+
 def image_miou(gt:np.ndarray, pred:np.ndarray) -> float:
     "mIoU of one image: the mean IoU over the classes in its ground truth or prediction."
     n = int(max(gt[gt != IGNORE].max(initial=0), pred.max(initial=0))) + 1
@@ -256,6 +260,7 @@ def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the sam
                 ) -> CAMExplorer:
     "The CAM and threshold explorer over every map source of the run(s)."
     runs = [_as_run(r) for r in (runs if isinstance(runs, (list, tuple)) else [runs])]
+    if not runs: raise ValueError("cam_explorer: give a run folder, or a list of at least one")
     data = lambda r: (r.cfg.dataset, r.cfg.root, r.cfg.train_split, r.cfg.subset, r.cfg.labels_file, r.cfg.scene if r.cfg.dataset == 'scene' else None)
     if any(data(r) != data(runs[0]) for r in runs): raise ValueError("cam_explorer: the runs are over different datasets; their maps cannot be compared")
     ds = runs[0].dataset(runs[0].cfg.train_split)
@@ -266,8 +271,7 @@ def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the sam
             sources[name] = folder
             if ds.annotated: curves[name] = source_curve(r, folder, ds, gts, runs[0].cfg.thresholds)
     if not sources: raise ValueError(f"cam_explorer: no map source (a folder 'npz' of <id>.npz files) in {', '.join(str(r.dir) for r in runs)}")
-    res = runs[0].dir/'results.json'
-    return CAMExplorer(ds, sources, curves, threshold or (load_json(res)['threshold'] if res.exists() else 0.3), runs[0].cfg.thresholds)
+    return CAMExplorer(ds, sources, curves, run_threshold(runs[0]) if threshold is None else threshold, runs[0].cfg.thresholds)
 
 # %% ../nbs/09_widgets.ipynb #1c107f0f
 class CRFExplorer(LiveFigure):
@@ -280,6 +284,8 @@ class CRFExplorer(LiveFigure):
                  threshold:float=0.3, # background score of the thresholded mask
                  preset:str='irn' # where the sliders start (`kernels.crf.PRESETS`)
                 ):
+        if preset not in PRESETS: raise ValueError(f"crf_explorer: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        if (np.asarray(keys) < 1).any(): raise ValueError(f"crf_explorer: class ids start at 1 (0 is the background), got {np.asarray(keys).tolist()}")
         self.image, self.cam, self.keys, self.gt, self.threshold = np.ascontiguousarray(image), cam, np.asarray(keys), gt, threshold
         self.before, self._done = cam_to_label(cam, keys, threshold), {}
         p = PRESETS[preset]
@@ -303,13 +309,15 @@ class CRFExplorer(LiveFigure):
         params = {k: c.value for k, c in self.controls.items()}
         self.after, self.crf_seconds = self.refine(**params)
         self.miou_before, self.miou_after = (image_miou(self.gt, m) if self.gt is not None else float('nan') for m in (self.before, self.after))
-        self.text.value = f"mIoU before {self.miou_before:.1%} → after {self.miou_after:.1%} · CRF {self.crf_seconds * 1000:.0f} ms ({params['iterations']} iterations, {self.image.shape[1]}x{self.image.shape[0]})"
+        score = lambda v: '' if self.gt is None else f': {v:.1%}'
+        self.text.value = (f"mIoU before {self.miou_before:.1%} → after {self.miou_after:.1%}" if self.gt is not None else '(no ground truth)') + \
+                          f" · CRF {self.crf_seconds * 1000:.0f} ms ({params['iterations']} iterations, {self.image.shape[1]}x{self.image.shape[0]})"
         panels = [(self.image, 'image'), (overlay(self.image, self.cam.max(0) if len(self.cam) else np.zeros(self.image.shape[:2])), 'CAM'),
-                  (colorize(self.before), f'threshold {self.threshold:.2f}: {self.miou_before:.1%}'), (colorize(self.after), f'dense CRF: {self.miou_after:.1%}')]
+                  (colorize(self.before), f'threshold {self.threshold:.2f}{score(self.miou_before)}'), (colorize(self.after), f'dense CRF{score(self.miou_after)}')]
         if self.gt is not None: panels.append((colorize(self.gt), 'ground truth'))
         self.mosaic.show([[a for a, _ in panels]], [[t for _, t in panels]])
 
-def crf_explorer(image=None, # (H, W, 3) uint8 photo with `cam` and `keys`; or None with `run`
+def crf_explorer(image=None, # a photo with `cam` and `keys` (an image file or uint8 image array: `pipeline.as_rgb`); or None with `run`
                  cam:np.ndarray=None, # (k, H, W) normalised CAMs of its classes
                  keys:np.ndarray=None, # their class ids
                  gt:np.ndarray=None, # its ground truth, for the mIoUs
@@ -326,9 +334,9 @@ def crf_explorer(image=None, # (H, W, 3) uint8 photo with `cam` and `keys`; or N
         i = ds.ids.index(image_id) if isinstance(image_id, str) else int(image_id)
         if not (f := run.dir/'cam/npz'/f'{ds.ids[i]}.npz').exists(): raise ValueError(f"crf_explorer: {run.dir} has no CAMs of {ds.ids[i]} yet (its make_cam stage makes them)")
         cam, keys = load_cam(f); image, gt = ds.image(i), ds.mask(i)
-        if threshold is None and (stage := run.dir/'stages/eval_cam.json').exists(): threshold = load_json(stage)['results']['threshold']  # (the CAMs' own: results.json's may be AMN's or a later round's)
+        if threshold is None: threshold = run_threshold(run)
     if image is None or cam is None or keys is None: raise ValueError("crf_explorer: give an image with its cam and keys, or a run")
-    return CRFExplorer(image, cam, keys, gt, 0.3 if threshold is None else threshold, preset)
+    return CRFExplorer(as_rgb(image), cam, keys, gt, 0.3 if threshold is None else threshold, preset)
 
 # %% ../nbs/09_widgets.ipynb #957cd59c
 class ContaExplorer(LiveFigure):
@@ -373,7 +381,7 @@ class ContaExplorer(LiveFigure):
         self.m_ax.imshow(self.M); self.m_ax.set_title('M', fontsize=8)
         for ax in (self.img_ax, self.xm_ax, self.m_ax): ax.axis('off')
         labels = ', '.join(self.ds.classes[k] for k in self.ds.label_ids(i))
-        self.text.value = f"round {r} · image {self.ds.ids[i]} ({labels}) · largest attention: <b>{names[int(self.alpha.argmax())]}</b> {self.alpha.max():.2f} · M in [{self.M.min():.3f}, {self.M.max():.3f}]"
+        self.text.value = f"round {r} · image {self.ds.ids[i]} ({labels}) · {f'attention uniform, {self.alpha.max():.2f} each' if np.ptp(self.alpha) < 1e-3 else f'largest attention: <b>{names[int(self.alpha.argmax())]}</b> {self.alpha.max():.2f}'} · M in [{self.M.min():.3f}, {self.M.max():.3f}]"
 
 def conta_explorer(run # a CONTA run folder (or `Run`)
                   ) -> ContaExplorer:
@@ -386,7 +394,17 @@ def decode_image(data:bytes # the bytes of an image file
     "The image as uint8 (H, W, 3) RGB, upright as its EXIF orientation says (`pil_rgb`)."
     try:
         with Image.open(io.BytesIO(data)) as im: return pil_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"not an image file ({e})") from None
+    except UnidentifiedImageError: raise ValueError("not an image file (not a format PIL reads)") from None
+    except (OSError, SyntaxError) as e: raise ValueError(f"not an image file ({e})") from None
+
+def fit_side(image:np.ndarray, # (H, W, 3) uint8
+             max_side:int # the longest side allowed
+            ) -> tuple:
+    "(the image shrunk so that its longest side is at most `max_side`, a note of the resizing or '')."
+    H, W = image.shape[:2]
+    if max(H, W) <= max_side: return image, ''
+    s = max_side / max(H, W); w, h = max(1, round(W * s)), max(1, round(H * s))
+    return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR)), f' (shrunk from {W}x{H} to {w}x{h})'
 
 class ImageExplorer(LiveFigure):
     "Upload an image and tick its classes: their CAM, the pseudo-mask at the threshold, and the run's segmentation (with or without the CRF)."
@@ -395,9 +413,10 @@ class ImageExplorer(LiveFigure):
                  image:np.ndarray, # (H, W, 3) uint8 RGB image to start with
                  classes:list, # its classes ticked at the start, ids 1..K
                  name:str='image', # what to call it
-                 threshold:float=0.3 # where the slider starts
+                 threshold:float=0.3, # where the slider starts
+                 max_side:int=640 # a larger image is shrunk to this longest side first (a phone's photo would take minutes on a CPU)
                 ):
-        self.run, self.image, self.name, self.error, self._version = run, image, name, '', 0
+        (self.image, self.resized), self.run, self.name, self.error, self._version, self.max_side = fit_side(image, max_side), run, name, '', 0, max_side
         self._cams = functools.lru_cache(32)(lambda v, ks: run.activation_maps(self.image, list(ks)))
         self._seg = functools.lru_cache(8)(lambda v, crf: run.segment(self.image, crf=crf)[0])
         upload = widgets.FileUpload(accept='image/*', multiple=False, description='image')
@@ -412,7 +431,7 @@ class ImageExplorer(LiveFigure):
     def _uploaded(self, change):
         if not change['new']: return
         f = change['new'][0]
-        try: self.image, self.name, self.error = decode_image(bytes(f['content'])), f['name'], ''
+        try: (self.image, self.resized), self.name, self.error = fit_side(decode_image(bytes(f['content'])), self.max_side), f['name'], ''
         except ValueError as e: self.error = f"{f['name']}: {e}"; return
         self._version += 1
 
@@ -422,14 +441,15 @@ class ImageExplorer(LiveFigure):
         maps, keys = self._cams(self._version, ks) if ks else (np.zeros((0, *img.shape[:2]), np.float32), np.zeros(0, np.int64))
         self.cam, self.pseudo_mask, self.segmentation = maps, cam_to_label(maps, keys, t), self._seg(self._version, crf)
         found = [self.run.classes[k] for k in np.unique(self.segmentation) if k]
-        self.text.value = (f"<b>{self.error}</b> · " if self.error else '') + f"{self.name} · threshold {t:.2f} · the segmentation finds {', '.join(found) or 'background only'}"
+        self.text.value = (f"<b>{self.error}</b> · " if self.error else '') + f"{self.name}{self.resized} · threshold {t:.2f} · the segmentation finds {', '.join(found) or 'background only'}"
         blend = lambda m: np.where(m[..., None] > 0, img // 2 + colorize(m) // 2, img)
         self.mosaic.show([[img, overlay(img, maps.max(0) if len(maps) else np.zeros(img.shape[:2])), blend(self.pseudo_mask), blend(self.segmentation)]],
                          [[self.name, 'CAM: ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
 
 def image_explorer(run, # a finished run folder, or `Run`
                    image=None, # an image file or uint8 image array (`pipeline.as_rgb`); None: a scene drawn beyond the run's images (the first held-out image on VOC)
-                   classes=None # its classes, names or ids; None: the drawn scene's (or held-out image's) true labels
+                   classes=None, # its classes, names or ids; None: the drawn scene's (or held-out image's) true labels
+                   max_side:int=640 # a larger image is shrunk to this longest side first
                   ) -> ImageExplorer:
     "The explorer of a run's networks on an image of your own."
     run = _as_run(run)
@@ -440,7 +460,7 @@ def image_explorer(run, # a finished run folder, or `Run`
     elif image is None: ds = run.dataset(run.cfg.val_split); image, name, truth = ds.image(0), ds.ids[0], ds.label_ids(0)
     else: truth = []
     image = as_rgb(image)
-    return ImageExplorer(run, image, run.class_ids(truth if classes is None else classes), name, load_json(run.dir/'results.json')['threshold'])
+    return ImageExplorer(run, image, run.class_ids(truth if classes is None else classes), name, load_json(run.dir/'results.json')['threshold'], max_side)
 
 # %% ../nbs/09_widgets.ipynb #947070c1
 class TrainingMonitor(LiveFigure, Plugin):
@@ -452,12 +472,13 @@ class TrainingMonitor(LiveFigure, Plugin):
                 ):
         self.evaluate, self.title, self.history, self.epochs = evaluate, title, [], 0
         super().__init__({}, (8, 2.8))
-        self.text.value, self.lines = f'{title}: waiting for the first epoch', {}
+        self.lines = {}
         self.loss_ax = self.fig.add_subplot(1, 2, 1); self.loss_ax.set(xlabel='epoch', ylabel='loss', title=title)
         if evaluate:
             self.miou_ax = self.fig.add_subplot(1, 2, 2); self.miou_ax.set(xlabel='epoch', ylabel='mIoU (%)', title='evaluation')
             self.lines['mIoU'], = self.miou_ax.plot([], [], marker='.', color='C3')
         self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.18, top=0.88, wspace=0.3)
+        self.refresh()  # (the empty axes until the first epoch)
 
     def before_fit(self, learn):
         self.history, self.epochs = [], learn.cfg.epochs
@@ -465,13 +486,14 @@ class TrainingMonitor(LiveFigure, Plugin):
     def after_epoch(self, learn):
         if not is_main_process(): return
         self.history += [dict(h) for h in learn.history[len(self.history):-1]]  # the epochs before a resume: their losses (no mIoU was measured)
-        self.history.append(dict(learn.history[-1], **({'mIoU': self.evaluate(learn)} if self.evaluate else {})))
+        self.history.append(dict(learn.history[-1], **({'mIoU': float('nan') if (m := self.evaluate(learn)) is None else float(m)} if self.evaluate else {})))
         self.refresh()
 
     def update(self):
         h = self.history; ep = np.arange(1, len(h) + 1)
         last = h[-1] if h else {}
-        self.text.value = f"{self.title}: epoch {len(h)}/{self.epochs} · " + ' · '.join(f"{k} {v:.1%}" if k == 'mIoU' else f"{k} {v:.4f}" for k, v in last.items())
+        if not h: self.text.value = f'{self.title}: waiting for the first epoch'; return
+        self.text.value = f"{self.title}: epoch {len(h)}/{self.epochs} · " + ' · '.join('mIoU n/a' if k == 'mIoU' and np.isnan(v) else f"{k} {v:.1%}" if k == 'mIoU' else f"{k} {v:.4f}" for k, v in last.items())
         for k in last:
             if k not in self.lines: self.lines[k], = self.loss_ax.plot([], [], marker='.', label=k); self.loss_ax.legend(fontsize=7)
             self.lines[k].set_data(ep, [(100 if k == 'mIoU' else 1) * r.get(k, np.nan) for r in h])
@@ -481,10 +503,13 @@ def cam_miou(ds, # a dataset with the eval transform (normalised images, masks)
              images:int=16, # the first images of `ds` scored
              threshold:float=0.3 # background threshold of the pseudo-masks
             ):
-    "A `TrainingMonitor` evaluator: the pseudo-mask mIoU of the classifier's CAMs on a few images."
+    "A `TrainingMonitor` evaluator: the pseudo-mask mIoU of the classifier's CAMs on a few images (NaN once the training has diverged: its CAMs are not finite)."
     items = [ds[i] for i in range(min(images, len(ds)))]
     def evaluate(learn):
         cm = ConfusionMatrix(ds.n_classes)
-        for b in items: cm.update(b['mask'].numpy(), cam_to_label(*compute_cam(learn.model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist()), threshold))
+        for b in items:
+            cam, keys = compute_cam(learn.model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist())
+            if not np.isfinite(cam).all(): return float('nan')
+            cm.update(b['mask'].numpy(), cam_to_label(cam, keys, threshold))
         return cm.miou
     return evaluate
