@@ -14,9 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
-           'set_rng_state', 'get_device', 'eval_mode', 'rank', 'is_main_process', 'voc_palette', 'colorize',
-           'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask',
-           'save_mask', 'save_image', 'overlay']
+           'set_rng_state', 'get_device', 'eval_mode', 'rank', 'is_main_process', 'check_keys', 'check_threshold',
+           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'pil_rgb',
+           'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -117,6 +117,20 @@ def is_main_process() -> bool:
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
 IGNORE = 255 # label of pixels that no metric or loss counts
+
+# %% ../nbs/00_core.ipynb #07df9c29
+def check_keys(keys) -> np.ndarray:
+    "CAMs' class ids as an array: whole numbers in 0..255 (a float id would be truncated, a NaN made background)."
+    keys = np.asarray(keys)
+    if keys.size and (keys.dtype.kind not in 'iu'): raise ValueError(f"class ids (keys) must be integers, got {keys.dtype}: {keys.tolist()[:6]}")
+    if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError(f"class ids must be in 0..255, got {keys.tolist()}")
+    return keys
+
+def check_threshold(threshold) -> float:
+    "A background threshold: one real number, not NaN (None, True or NaN would make every pixel background, or foreground, silently)."
+    t = np.asarray(threshold)
+    if t.size != 1 or t.dtype.kind not in 'iuf' or np.isnan(t.item()): raise ValueError(f"threshold must be one number, not NaN, got {threshold!r}")
+    return t.item()
 
 # %% ../nbs/00_core.ipynb #98014a2b
 @functools.cache

@@ -10,6 +10,7 @@ __all__ = ['cam_to_label', 'ConfusionMatrix', 'miou', 'threshold_analysis', 'thr
 # %% ../nbs/02_metrics.ipynb #c81ecfb0
 import numpy as np
 import matplotlib.pyplot as plt
+from .core import check_keys, check_threshold
 
 # %% ../nbs/02_metrics.ipynb #dc29c60d
 def _check_cam(cam, keys):
@@ -19,8 +20,7 @@ def _check_cam(cam, keys):
     if cam.ndim != 3: raise ValueError(f"cam must be (k,H,W), got shape {cam.shape}")
     if keys.shape != (cam.shape[0],): raise ValueError(f"keys must have shape ({cam.shape[0]},), got {keys.shape}")
     if np.isnan(cam).any(): raise ValueError("cam has NaN values")
-    if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError(f"class ids must be in 0..255, got {keys.tolist()}")
-    return cam, keys
+    return cam, check_keys(keys)
 
 # %% ../nbs/02_metrics.ipynb #13d79805
 def cam_to_label(cam:np.ndarray, # (k,H,W) normalised CAMs of the image's k foreground classes
@@ -29,7 +29,7 @@ def cam_to_label(cam:np.ndarray, # (k,H,W) normalised CAMs of the image's k fore
                 )->np.ndarray: # (H,W) uint8 pseudo-mask, 0 = background
     "Pseudo-mask: argmax over `[threshold, *cam]`, ties to background, indices mapped to class ids."
     cam, keys = _check_cam(cam, keys)
-    scores = np.concatenate([np.full((1, *cam.shape[1:]), threshold, dtype=cam.dtype), cam])
+    scores = np.concatenate([np.full((1, *cam.shape[1:]), check_threshold(threshold), dtype=cam.dtype), cam])
     return np.concatenate([[0], keys]).astype(np.uint8)[scores.argmax(0)]
 
 # %% ../nbs/02_metrics.ipynb #b6d17176

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import time
 from numba import njit, prange
-from ..core import IGNORE
+from ..core import IGNORE, check_keys, check_threshold
 
 # %% auto #0
 __all__ = ['cam_to_label', 'seed_labels', 'seed_labels_np', 'confusion_matrix', 'bench_threshold']
@@ -35,9 +35,8 @@ def cam_to_label(cam:np.ndarray, # (k, H, W) float normalised CAMs of the image'
     if keys.shape != (cam.shape[0],): raise ValueError(f"keys must have shape ({cam.shape[0]},), got {keys.shape}")
     if not cam.dtype.isnative: cam = cam.astype(cam.dtype.newbyteorder('='))  # (big-endian maps, from another machine's file)
     if cam.dtype not in (np.float16, np.float32, np.float64): cam = cam.astype(np.float64)  # integers, bools; long double at float64's precision
-    if np.size(threshold) != 1: raise ValueError(f"threshold must be one number, got {threshold!r}")
-    if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError("class ids must be in 0..255")
-    t = cam.dtype.type(np.asarray(threshold).item())  # the threshold at the maps' precision, as the NumPy reference compares them
+    keys = check_keys(keys)
+    t = cam.dtype.type(check_threshold(threshold))  # the threshold at the maps' precision, as the NumPy reference compares them
     if cam.dtype == np.float16: cam, t = cam.astype(np.float32), np.float32(t)  # (a mixed-precision run's maps: Numba has no float16; exact in float32)
     if np.isnan(cam).any(): raise ValueError("cam has NaN values")
     out = np.empty(cam.shape[1:], np.uint8)
@@ -59,6 +58,7 @@ def seed_labels(fg_label:np.ndarray, # (H, W) label map at the (high) foreground
     "IRN's seed combination: foreground from `fg_label`, background where both agree, 255 where they disagree."
     fg_label, bg_label = np.asarray(fg_label), np.asarray(bg_label)
     if fg_label.shape != bg_label.shape or fg_label.ndim != 2: raise ValueError(f"seed_labels: need two (H, W) maps of one shape, got {fg_label.shape} and {bg_label.shape}")
+    if any(m.dtype.kind not in 'iu' for m in (fg_label, bg_label)): raise ValueError(f"seed_labels: need integer label maps, got {fg_label.dtype} and {bg_label.dtype}")
     if any(m.size and (m.min() < 0 or m.max() > 255) for m in (fg_label, bg_label)): raise ValueError("seed_labels: label values must lie in 0..255")
     return _seeds(np.ascontiguousarray(fg_label, np.uint8), np.ascontiguousarray(bg_label, np.uint8), np.empty(fg_label.shape, np.uint8))
 
