@@ -664,7 +664,7 @@ def _logistic_pair(x, t, Q, i0, n):
         Q[i0 + q, 0], Q[i0 + q, 1] = (big, small) if x[q] >= 0 else (small, big)
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, Q, lo, hi, gather, ct, dt1, dt2, mt):
+def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2, mt):
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
     M = _width(mt, neg_unary) # labels: a constant for few (as C), so the loops over them unroll
     C, d1, d2 = _width(ct, val1), len(dt1), len(dt2)
@@ -682,10 +682,14 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, Q, lo, 
                 for j in range(d2):
                     o, w = off2[i, j], w2[i, j] * c2
                     for k in range(C): e[k] += w * val2[o, k]
-                if M == 2: mx[q] = (neg_unary[i, 0] + e[0]) - (neg_unary[i, 1] + e[1]) # two labels: the energy difference
+                if C == 1 and M == 2: mx[q] = (neg_unary[i, 0] + e[0]) - (neg_unary[i, 1] + full[i] - e[0]) # two labels: the energy difference
                 else:
-                    for k in range(M): T[k, q] = neg_unary[i, k] + e[k]
-            if M == 2: # two labels: the softmax is a logistic of the energy difference
+                    rest = full[i]
+                    for k in range(C):
+                        T[k, q] = neg_unary[i, k] + e[k]
+                        rest -= e[k]
+                    if C < M: T[M - 1, q] = neg_unary[i, M - 1] + rest # the last label's message: Q sums to 1
+            if C == 1 and M == 2: # two labels: the softmax is a logistic of the energy difference
                 _logistic_pair(mx, s, Q, i0, n)
                 continue
         elif M == 2:
@@ -707,20 +711,21 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, Q, lo, 
             for k in range(M): Q[i0 + q, k] = T[k, q] * s[q]
 
 @njit(parallel=True, cache=True, nogil=True)
-def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, Q, gather, ct, dt1, dt2, mt):
-    "The mean-field update of every pixel (parallel over chunks of pixels), from the messages of all its M labels (`val1`, `val2`: C = M columns)."
+def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, gather, ct, dt1, dt2, mt):
+    "The mean-field update of every pixel (parallel over chunks of pixels); with C = M-1 filtered labels, the last label's messages come from `full`."
     N = neg_unary.shape[0]
     for c in prange((N + _PIXEL_CHUNK - 1) // _PIXEL_CHUNK):
-        _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, Q, c * _PIXEL_CHUNK, min(N, (c + 1) * _PIXEL_CHUNK), gather, ct, dt1, dt2, mt)
+        _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, c * _PIXEL_CHUNK, min(N, (c + 1) * _PIXEL_CHUNK), gather, ct, dt1, dt2, mt)
     return Q
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
 class _Kernel:
-    "One normalised Gaussian kernel: its lattice, and the weight n_i b_ij of each (point, corner) (of the splat and the slice)."
+    "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (of the splat and the slice), and n K n 1."
     def __init__(self, features):
         self.lattice = lat = PermutohedralLattice(features)
         self.weights = _normalisation(lat)[1]
-        self.weights.flags.writeable = False
+        self.ones_messages = lat.slice(self.weights, lat.blur(lat.weight_sums(self.weights), lat.buffer(1)), np.empty((lat.n_points, 1), np.float32))[:, 0] # (N,) n K n 1
+        for a in (self.weights, self.ones_messages): a.flags.writeable = False
 
     @functools.cached_property
     def splat_weights(self)->np.ndarray: # the weights in the CSR order of the gather (made on its first use)
@@ -745,12 +750,13 @@ class NumbaCRF:
         self.kernels = [_gaussian_kernel(H, W, float(params['gauss_sxy'])),
                         _Kernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']))]
         self.coef = [k.lattice.alpha * np.float32(params[w]) for k, w in zip(self.kernels, ('gauss_compat', 'bilateral_compat'))] # alpha w
+        self.full_messages = self.coef[0] * self.kernels[0].ones_messages + self.coef[1] * self.kernels[1].ones_messages # (N,) the messages of Q = 1
 
     def _pass(self, neg_unary, Q, messages, C):
         "Q = softmax(-U + the messages of C labels): `messages` the two kernels' blurred vertex values, or None for Q0."
         (g, b), (cg, cb) = self.kernels, self.coef
         vg, vb = messages or (g.lattice.buffer(C), b.lattice.buffer(C))
-        return _mean_field_pass(neg_unary, g.lattice.offsets, g.weights, cg, vg, b.lattice.offsets, b.weights, cb, vb, Q,
+        return _mean_field_pass(neg_unary, g.lattice.offsets, g.weights, cg, vg, b.lattice.offsets, b.weights, cb, vb, self.full_messages, Q,
                                 messages is not None, _c(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1), _c(neg_unary.shape[1]))
 
     def _messages(self, Q, buffers):
@@ -773,8 +779,8 @@ class NumbaCRF:
     def inference(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
                   iterations:int, # mean-field updates after Q0 = softmax(-U)
                  )->np.ndarray: # (N, M) float32 marginals
-        "Q0 = softmax(-U), then `iterations` updates, filtering every label alike (as pydensecrf: a flat unary stays flat)."
-        C = neg_unary.shape[1]
+        "Q0 = softmax(-U), then `iterations` updates, filtering M-1 labels (Q sums to 1, so the last one's messages follow)."
+        C = max(1, neg_unary.shape[1] - 1)
         Q, buffers = np.empty_like(neg_unary), self._buffers(C)
         self._pass(neg_unary, Q, None, C)
         for _ in range(iterations): self._pass(neg_unary, Q, self._messages(Q, buffers), C)
