@@ -168,6 +168,7 @@ class Learner:
                 self.batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 self.inputs = [self.batch['image']]
                 for p in self.plugins: p.before_batch(self)
+                if not isinstance(self.inputs, (list, tuple)): raise TypeError(f"{self.desc}: learn.inputs must be a list of the model's inputs, got {type(self.inputs).__name__}")
                 with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
                     self.out = net(*self.inputs)
                 self.out = {k: v.float() if torch.is_tensor(v) else v for k, v in self.out.items()}  # the losses in float32

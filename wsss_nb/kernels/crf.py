@@ -32,8 +32,10 @@ def _features(image, sxy, srgb):
             for c in range(C): f[p, 2 + c] = np.float32(image[y, x, c]) / srgb
     return f
 
+def _is_number(v)->bool: return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v) # (a bool is an int to Python)
+
 def _check_scale(name, v):
-    if not (isinstance(v, (int, float, np.number)) and math.isfinite(v) and v > 0): raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if not (_is_number(v) and v > 0): raise ValueError(f"{name} must be a positive number, got {v!r}")
     return np.float32(v)
 
 def gaussian_features(height:int, # image rows
@@ -824,7 +826,7 @@ def crf_params(preset:str='irn', # a key of `PRESETS`
     p.update(params)
     for k, v in p.items():
         if k.endswith('compat'):
-            if not (isinstance(v, (int, float, np.number)) and math.isfinite(v)): raise ValueError(f"{k} must be a finite number, got {v!r}")
+            if not _is_number(v): raise ValueError(f"{k} must be a finite number, got {v!r}")
         else: _check_scale(k, v)
     return p
 
@@ -832,7 +834,7 @@ def crf_params(preset:str='irn', # a key of `PRESETS`
 def _check_unary(unary, hw):
     "Check an (M, H, W) float32 C-contiguous finite energy array for an image of size `hw`."
     if not isinstance(unary, np.ndarray): raise ValueError(f"unary must be a numpy array, got {type(unary).__name__}")
-    if unary.dtype != np.float32: raise ValueError(f"unary must be float32 energies, got {unary.dtype}")
+    if unary.dtype != np.float32: raise ValueError(f"unary must be float32 energies (native byte order), got {unary.dtype}")
     if unary.ndim != 3: raise ValueError(f"unary must be (M, H, W), got shape {unary.shape}")
     if unary.shape[0] < 1: raise ValueError("unary has zero labels")
     if unary.shape[0] > MAX_LABELS: raise ValueError(f"unary has {unary.shape[0]} labels; at most {MAX_LABELS} (a label map's 0..254; 255 is the ignore label)")

@@ -85,6 +85,8 @@ def confusion_matrix(gts, # iterable of (H, W) integer ground-truth maps
                      ignore:int=IGNORE # ground-truth label that is not scored
                     ) -> np.ndarray:
     "(n, n) int64 confusion matrix of `preds` against `gts` over a dataset."
+    if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 1: raise ValueError(f"n_classes must be a whole number >= 1, got {n_classes!r}")
+    if not isinstance(ignore, (int, np.integer)) or not -2**63 <= ignore < 2**63: raise ValueError(f"ignore must be a label value (a 64-bit integer), got {ignore!r}")
     cm = np.zeros((n_classes, n_classes), np.int64)
     for gt, pred in zip(gts, preds, strict=True):
         gt, pred = np.asarray(gt), np.asarray(pred)
