@@ -16,9 +16,9 @@ from .metrics import *
 from .models import *
 
 # %% auto #0
-__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'Learner', 'make_loader',
-           'train_classifier', 'label_keys', 'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam', 'scene_truth',
-           'SceneDiagnostics']
+__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'shapes_training', 'Learner',
+           'make_loader', 'train_classifier', 'label_keys', 'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam',
+           'scene_truth', 'SceneDiagnostics']
 
 # %% ../nbs/04_cam.ipynb #1f651282
 class Classifier(nn.Module):
@@ -57,6 +57,10 @@ class Plugin:
 PLUGIN_HOOKS = [k for k in vars(Plugin) if not k.startswith('_') and k not in ('name', 'main_loss_weight')]
 SHAPING_HOOKS = ('parameters', 'before_batch', 'loss', 'settings', 'state_dict') # a plug-in overriding one of these shapes the training (a monitor's `after_epoch` does not)
 
+def shapes_training(p:Plugin) -> bool:
+    "Does the plug-in change what is trained (a loss, inputs, parameters, settings, state, a main-loss weight), not only watch it (a monitor)?"
+    return p.main_loss_weight != 1 or any(getattr(type(p), h) is not getattr(Plugin, h) for h in SHAPING_HOOKS)
+
 
 # %% ../nbs/04_cam.ipynb #e9b77fbf
 class Learner:
@@ -93,8 +97,8 @@ class Learner:
         return ps
 
     def _shaping(self) -> list:
-        "The plug-ins that shape the training (a loss, inputs, parameters, settings, state, a main-loss weight; not a monitor)."
-        return [p for p in self.plugins if p.main_loss_weight != 1 or any(getattr(type(p), h) is not getattr(Plugin, h) for h in SHAPING_HOOKS)]
+        "The plug-ins that shape the training (`shapes_training`)."
+        return [p for p in self.plugins if shapes_training(p)]
 
     def _optimizer(self):
         bb, head = self.model.param_groups()

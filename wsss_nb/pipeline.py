@@ -184,7 +184,7 @@ class Run:
                 save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
             _barrier()
         rec = load_json(done)
-        if name in ('train_cam', 'train_seg') and (k := f'{name[6:]}_plugins') in rec['results'] and rec['results'][k] != (now := [p.name for p in self.plugins(name[6:])]):
+        if name in ('train_cam', 'train_seg') and (k := f'{name[6:]}_plugins') in rec['results'] and rec['results'][k] != (now := [p.name for p in self.plugins(name[6:]) if shapes_training(p)]):
             raise ValueError(f"{self.dir}: its {name[6:]} network was trained with plug-ins {rec['results'][k]}, this run has {now}; give this run a folder of its own")
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
         return rec['results']
@@ -233,7 +233,7 @@ def _train_cam(self:Run):
                                    plugins := self.plugins('cam'), self.device, c.seed, self.progress, self.dir/'cam/.classifier.pt.partial')
     if is_main_process():
         with atomic_path(self.dir/'cam/classifier.pt') as tmp: torch.save(model.state_dict(), tmp)
-    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], cam_plugins=[p.name for p in plugins], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
+    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], cam_plugins=[p.name for p in plugins if shapes_training(p)], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
@@ -336,7 +336,7 @@ def _train_seg(self:Run):
     model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), plugins := self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head, self.dir/'seg/.seg.pt.partial')
     if is_main_process():
         with atomic_path(self.dir/'seg/seg.pt') as tmp: torch.save(model.state_dict(), tmp)
-    return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], seg_plugins=[p.name for p in plugins])
+    return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], seg_plugins=[p.name for p in plugins if shapes_training(p)])
 
 def segmenter(self:Run) -> DeepLab:
     "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
