@@ -453,7 +453,8 @@ def test_torchrun_two_processes(tmp_path):
 def test_torchrun_mixed_precision_with_plugins(tmp_path):
     "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29534', '-m', 'wsss_nb.pipeline',
-                        'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', '--amp', 'float16', '--method', 'conta,likelihood', '--rounds', '1', *TINY],
+                        'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', '--amp', 'float16', '--method', 'conta,likelihood', '--rounds', '1', *TINY,
+                        '--n-train', '16', '--n-val', '8', '--epochs', '1'],  # (smaller than TINY: float16 on the CPU is many times slower)
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
