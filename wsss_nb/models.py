@@ -12,7 +12,8 @@ import torchvision
 
 # %% auto #0
 __all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatchNorm2d', 'keep_imagenet_statistics', 'ResNet50',
-           'ResNet101', 'resnet_weights', 'load_imagenet_state_dict', 'load_checkpoint', 'make_backbone']
+           'ResNet101', 'resnet_weights', 'load_imagenet_state_dict', 'save_checkpoint', 'load_checkpoint',
+           'make_backbone']
 
 # %% ../nbs/03_models.ipynb #1430e697
 def _conv_bn(i, o, stride=1, dilation=1):
@@ -106,8 +107,14 @@ def load_imagenet_state_dict(weights:str, # as `resnet_weights`
         raise FileNotFoundError(f"--weights {weights}: {path.name} is not in the torch hub cache ({path.parent}) and could not be downloaded ({e}); put it there, or run without --weights") from e
 
 # %% ../nbs/03_models.ipynb #ee5b177c
+def save_checkpoint(model:nn.Module, # a network on any device
+                    path, # the file to write
+                   ):
+    "Save `model`'s state dict with its tensors on the CPU."
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
-    "Load a state dict saved by `torch.save(model.state_dict())` strictly, with a clear error naming the mismatch."
+    "Load a state dict saved by `save_checkpoint` (or `torch.save(model.state_dict())`) strictly, with a clear error naming the mismatch."
     sd = torch.load(path, map_location='cpu', weights_only=True)
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))

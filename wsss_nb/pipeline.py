@@ -15,7 +15,7 @@ from . import __version__
 from .core import *
 from .data import *
 from .metrics import *
-from .models import BACKBONES, PRETRAINED, keep_imagenet_statistics, load_checkpoint, make_backbone, resnet_weights
+from .models import BACKBONES, PRETRAINED, keep_imagenet_statistics, load_checkpoint, make_backbone, resnet_weights, save_checkpoint
 from .cam import *
 from .seg import *
 from .conta import *
@@ -232,7 +232,7 @@ def _train_cam(self:Run):
     model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
                                    plugins := self.plugins('cam'), self.device, c.seed, self.progress, self.dir/'cam/.classifier.pt.partial')
     if is_main_process():
-        with atomic_path(self.dir/'cam/classifier.pt') as tmp: torch.save(model.state_dict(), tmp)
+        with atomic_path(self.dir/'cam/classifier.pt') as tmp: save_checkpoint(model, tmp)
     return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], cam_plugins=[p.name for p in plugins if shapes_training(p)], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 def classifier(self:Run):
@@ -335,7 +335,7 @@ def _train_seg(self:Run):
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
     model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), plugins := self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head, self.dir/'seg/.seg.pt.partial')
     if is_main_process():
-        with atomic_path(self.dir/'seg/seg.pt') as tmp: torch.save(model.state_dict(), tmp)
+        with atomic_path(self.dir/'seg/seg.pt') as tmp: save_checkpoint(model, tmp)
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], seg_plugins=[p.name for p in plugins if shapes_training(p)])
 
 def segmenter(self:Run) -> DeepLab:
@@ -367,7 +367,7 @@ def _train_amn(self:Run):
     ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
     model, hist = train_amn(ds, c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress, self.dir/'amn/.amn.pt.partial')
     if is_main_process():
-        with atomic_path(self.dir/'amn/amn.pt') as tmp: torch.save(model.state_dict(), tmp)
+        with atomic_path(self.dir/'amn/amn.pt') as tmp: save_checkpoint(model, tmp)
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
 
 def amn_model(self:Run):
