@@ -7,7 +7,8 @@ from wsss_nb.core import save_mask, load_json, save_json
 from wsss_nb.data import write_scene, SceneConfig, find_voc_sample
 from wsss_nb.pipeline import main
 
-TINY = ['--n-train', '48', '--n-val', '16', '--epochs', '2', '--no-progress']
+def tiny(device:str='cpu'): return ['--n-train', '48', '--n-val', '16', '--epochs', '2', '--no-progress', '--device', device]
+TINY = tiny()  # on the CPU, where a seed gives the same figures bit for bit (tests/test_cuda.py runs them on a GPU)
 KEYS = ('pseudo_mask_miou', 'best_threshold', 'seg_miou', 'threshold_curve', 'context_leakage', 'part_recall', 'body_recall',
         'threshold_spread', 'boundary_f', 'stage_seconds')
 
@@ -137,7 +138,7 @@ def test_predict_segments_image_files(tiny_run, tmp_path):
     run = tmp_path/'run'; shutil.copytree(out, run)
     ids = (run/'data/ImageSets/Segmentation/val.txt').read_text().split()[:2]
     (tmp_path/'photos').mkdir(); Image.open(run/'data/JPEGImages'/f'{ids[0]}.png').resize((100, 80)).save(tmp_path/'photos/photo.jpg')
-    p = wsss('predict', str(run), *(str(run/'data/JPEGImages'/f'{i}.png') for i in ids), str(tmp_path/'photos'), '--overlay')  # files and a folder
+    p = wsss('predict', str(run), *(str(run/'data/JPEGImages'/f'{i}.png') for i in ids), str(tmp_path/'photos'), '--overlay', '--device', 'cpu')  # files and a folder (on the CPU, as the run's own evaluation)
     assert p.returncode == 0, p.stderr
     for i in ids:
         assert np.array_equal(np.array(Image.open(run/'predict'/f'{i}.png')), np.array(Image.open(run/'seg/pred'/f'{i}.png')))
@@ -184,21 +185,21 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     "`wsss_nb rerun RUN --seed N` runs the same configuration with seed N; `table --mean` then gives the two one row. A config.json alone reruns as it was."
     out, _ = tiny_run
     again = tmp_path/'again'; shutil.copytree(out, again)  # (its default output goes beside it)
-    p = wsss('rerun', str(again), '--seed', '2', '--no-progress')
+    p = wsss('rerun', str(again), '--seed', '2', '--no-progress', '--device', 'cpu')
     assert p.returncode == 0, p.stderr
     new, old = load_json(tmp_path/'again_s2/config.json'), load_json(out/'config.json')
     assert (new['seed'], new['scene']['seed']) == (2, 2) and {**new, 'seed': 1, 'scene': {**new['scene'], 'seed': 1}} == old
     assert metrics(load_json(tmp_path/'again_s2/results.json')) != metrics(load_json(out/'results.json'))
     p = wsss('table', '--mean', str(out), str(tmp_path/'again_s2'))
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and '(seeds 1, 2)' in p.stdout and ' ± ' in p.stdout, p.stdout + p.stderr
-    p = wsss('rerun', str(again/'config.json'), '--seed', '2', '--no-progress')  # the run's own config.json: the same run beside it (finished: nothing to do), not one inside it
+    p = wsss('rerun', str(again/'config.json'), '--seed', '2', '--no-progress', '--device', 'cpu')  # the run's own config.json: the same run beside it (finished: nothing to do), not one inside it
     assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not (again/'config_s2').exists(), p.stderr
-    p = wsss('rerun', 'config.json', '--seed', '2', '--no-progress', cwd=again)  # the same, given relative to the run folder
+    p = wsss('rerun', 'config.json', '--seed', '2', '--no-progress', '--device', 'cpu', cwd=again)  # the same, given relative to the run folder
     assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not list(again.glob('*_s2')), p.stderr
     code, err = cli_error(capsys, 'rerun', str(tmp_path), '--seed', '3')
     assert code != 0 and 'not a run folder' in err, err
     sent = tmp_path/'sent'; sent.mkdir(); shutil.copy(out/'config.json', sent/'theirs.json')  # only the configuration, as a colleague sends it
-    p = wsss('rerun', str(sent/'theirs.json'), '--no-progress')
+    p = wsss('rerun', str(sent/'theirs.json'), '--no-progress', '--device', 'cpu')
     assert p.returncode == 0, p.stderr
     assert metrics(load_json(sent/'theirs_s1/results.json')) == metrics(load_json(out/'results.json'))  # the run as it was: the same figures
     code, err = cli_error(capsys, 'rerun', str(sent/'other.json'))
@@ -408,7 +409,7 @@ def test_installs_from_a_built_wheel(tiny_run, tmp_path):
     modules = sorted('.'.join(p.relative_to(repo).with_suffix('').parts) for p in (repo/'wsss_nb').rglob('*.py') if p.name != '__init__.py')
     assert len(modules) >= 14 and all((site/(m.replace('.', '/') + '.py')).exists() for m in modules), modules
     assert 'wsss_nb = wsss_nb.pipeline:main' in next(site.glob('wsss_nb-*.dist-info')).joinpath('entry_points.txt').read_text()
-    env, away = {**os.environ, 'PYTHONPATH': str(site)}, tmp_path/'away'; away.mkdir()
+    env, away = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, (str(site), os.environ.get('PYTHONPATH'))))}, tmp_path/'away'; away.mkdir()  # (the wheel's wsss_nb before any other)
     code = f"import importlib, wsss_nb; [importlib.import_module(m) for m in {modules!r}]; print(wsss_nb.__file__)"
     p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=away, env=env, timeout=300)
     assert p.returncode == 0 and p.stdout.strip() == str(site/'wsss_nb/__init__.py'), p.stderr + p.stdout
@@ -445,7 +446,7 @@ def test_real_voc_sample_smoke(tmp_path):
 def test_torchrun_two_processes(tmp_path):
     "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder."
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
-                        'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', *TINY], capture_output=True, text=True, timeout=600)
+                        'run', '--out', str(tmp_path/'ddp'), *TINY], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48
@@ -453,7 +454,7 @@ def test_torchrun_two_processes(tmp_path):
 def test_torchrun_mixed_precision_with_plugins(tmp_path):
     "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29534', '-m', 'wsss_nb.pipeline',
-                        'run', '--out', str(tmp_path/'ddp'), '--device', 'cpu', '--amp', 'float16', '--method', 'conta,likelihood', '--rounds', '1', *TINY,
+                        'run', '--out', str(tmp_path/'ddp'), '--amp', 'float16', '--method', 'conta,likelihood', '--rounds', '1', *TINY,
                         '--n-train', '16', '--n-val', '8', '--epochs', '1'],  # (smaller than TINY: float16 on the CPU is many times slower)
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -464,7 +465,7 @@ def test_torchrun_mixed_precision_with_plugins(tmp_path):
 def test_torchrun_resumes_a_killed_training(tmp_path):
     "DDP killed by SIGTERM between two epochs (a job's time limit): the same command goes on after the last finished epoch, every process with its own random state, and ends as the uninterrupted run."
     run = lambda out, port: [sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', str(port), '-m', 'wsss_nb.pipeline',
-                             'run', '--out', str(tmp_path/out), '--device', 'cpu', *TINY]
+                             'run', '--out', str(tmp_path/out), *TINY]
     assert subprocess.run(run('ref', 29535), capture_output=True, timeout=600).returncode == 0
     p, ck = subprocess.Popen(run('ddp', 29536), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), tmp_path/'ddp/cam/.classifier.pt.partial'
     t0 = time.time()
