@@ -163,7 +163,7 @@ class Learner:
             net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
         total, step = self.cfg.epochs * len(self.loader), start * len(self.loader)
         if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
-        bar = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False)
+        bar, graded = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False), set()
         for self.epoch in range(start, self.cfg.epochs):
             self.model.train()  # (again each epoch: a plug-in's after_epoch may have evaluated the model)
             if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
@@ -182,7 +182,7 @@ class Learner:
                     if l is not None: terms[p.name] = l
                 for k, v in terms.items():
                     if not torch.is_tensor(v) or v.ndim: raise TypeError(f"{self.desc}: {'the loss' if k == 'loss' else f'plug-in {k!r}'} must give a scalar tensor, got {f'shape {tuple(v.shape)}' if torch.is_tensor(v) else type(v).__name__}")
-                self.loss = sum(terms.values())
+                self.loss = sum(terms.values()); graded.update(k for k, v in terms.items() if v.requires_grad)
                 if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]})")
                 if self.cfg.schedule == 'poly':
                     for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
@@ -193,6 +193,8 @@ class Learner:
                 for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
                 bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
             self.history.append({k: v / len(self.loader) for k, v in sums.items()})
+            if self.epoch == start and (idle := [k for k in sums if k not in graded]):
+                warnings.warn(f"{self.desc}: plug-in loss(es) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
             for p in self.plugins: p.after_epoch(self)
             if self.checkpoint is not None and self.epoch + 1 < self.cfg.epochs: self._save(scaler)
         bar.close()
