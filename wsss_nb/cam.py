@@ -194,7 +194,7 @@ class Learner:
                 bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
             self.history.append({k: v / len(self.loader) for k, v in sums.items()})
             if self.epoch == start and (idle := [k for k in sums if k not in graded]):
-                warnings.warn(f"{self.desc}: plug-in loss(es) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
+                warnings.warn(f"{self.desc}: loss term(s) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
             for p in self.plugins: p.after_epoch(self)
             if self.checkpoint is not None and self.epoch + 1 < self.cfg.epochs: self._save(scaler)
         bar.close()
