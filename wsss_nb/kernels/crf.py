@@ -838,7 +838,7 @@ def _check_unary(unary, hw):
     if unary.ndim != 3: raise ValueError(f"unary must be (M, H, W), got shape {unary.shape}")
     if unary.shape[0] < 1: raise ValueError("unary has zero labels")
     if unary.shape[0] > MAX_LABELS: raise ValueError(f"unary has {unary.shape[0]} labels; at most {MAX_LABELS} (a label map's 0..254; 255 is the ignore label)")
-    if unary.shape[1:] != tuple(hw): raise ValueError(f"unary is {unary.shape[1]}x{unary.shape[2]} but the image is {hw[0]}x{hw[1]}")
+    if unary.shape[1:] != tuple(hw): raise ValueError(f"unary is {unary.shape[2]}x{unary.shape[1]} but the image is {hw[1]}x{hw[0]} (width x height)")
     if not unary.flags.c_contiguous: raise ValueError("unary must be C-contiguous (use np.ascontiguousarray)")
     if not np.isfinite(unary).all(): raise ValueError("unary has NaN or infinite energies")
     return unary
