@@ -14,4 +14,5 @@ if [ "$before" != "$(snapshot)" ]; then
   echo "FAIL: wsss_nb/ does not match the notebooks (run nbdev_export and commit; never edit wsss_nb/*.py by hand):"; git status --short -- wsss_nb; exit 1
 fi
 echo "notebooks clean, library in sync with them"
-python -m pytest -q tests "$@"
+# in parallel, a process per core up to 4 (each makes its own copy of the tiny runs that tests share); `bash tests/check.sh -n 0`: one process
+python -m pytest -q -n auto --maxprocesses 4 tests "$@"
