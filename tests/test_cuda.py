@@ -46,7 +46,8 @@ def test_killed_cuda_training_resumes(tmp_path):
 def test_crf_picks_cupy_and_gives_numbas_labels():
     "backend='auto' is CuPy here; on a scene image with a CAM-like unary it labels as the Numba backend does, the same on every run."
     from wsss_nb.data import SceneConfig, draw_scene
-    from wsss_nb.kernels.crf import dense_crf, resolve_backend, unary_from_softmax
+    from wsss_nb.kernels.crf import cuda_usable, dense_crf, resolve_backend, unary_from_softmax
+    if not cuda_usable(): pytest.skip('CuPy, the [gpu] extra, is not installed or sees no CUDA device')
     assert resolve_backend() == 'cupy'
     scene = draw_scene(SceneConfig(size=192), 0); image, mask = scene['image'], scene['mask']
     rng = np.random.default_rng(1)
