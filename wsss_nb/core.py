@@ -92,6 +92,8 @@ def get_device(device:str='auto' # 'auto', 'cpu', 'cuda' or 'cuda:N'
     except RuntimeError as e: raise ValueError(f"--device: unknown device {device!r}") from e
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no usable CUDA device on this machine")
+    if dev.type == 'cuda' and dev.index is not None and dev.index >= (n := torch.cuda.device_count()):
+        raise ValueError(f"--device {device}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
     if dev.type not in ('cpu', 'cuda'): raise ValueError(f"--device: unsupported device {device!r}")
     return dev
 
