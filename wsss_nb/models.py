@@ -9,6 +9,7 @@ from pathlib import Path
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
+from .core import atomic_path
 
 # %% auto #0
 __all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatchNorm2d', 'keep_imagenet_statistics', 'ResNet50',
@@ -110,8 +111,8 @@ def load_imagenet_state_dict(weights:str, # as `resnet_weights`
 def save_checkpoint(model:nn.Module, # a network on any device
                     path, # the file to write
                    ):
-    "Save `model`'s state dict with its tensors on the CPU."
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    "Save `model`'s state dict with its tensors on the CPU, atomically."
+    with atomic_path(path) as tmp: torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
     "Load a state dict saved by `save_checkpoint` (or `torch.save(model.state_dict())`) strictly, with a clear error naming the mismatch."

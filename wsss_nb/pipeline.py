@@ -231,8 +231,7 @@ def _train_cam(self:Run):
     set_seed(c.seed)  # the backbone's initialisation is part of the run's seed
     model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
                                    plugins := self.plugins('cam'), self.device, c.seed, self.progress, self.dir/'cam/.classifier.pt.partial')
-    if is_main_process():
-        with atomic_path(self.dir/'cam/classifier.pt') as tmp: save_checkpoint(model, tmp)
+    if is_main_process(): save_checkpoint(model, self.dir/'cam/classifier.pt')
     return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], cam_plugins=[p.name for p in plugins if shapes_training(p)], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 def classifier(self:Run):
@@ -334,8 +333,7 @@ def _train_seg(self:Run):
     c = self.cfg
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
     model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), plugins := self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head, self.dir/'seg/.seg.pt.partial')
-    if is_main_process():
-        with atomic_path(self.dir/'seg/seg.pt') as tmp: save_checkpoint(model, tmp)
+    if is_main_process(): save_checkpoint(model, self.dir/'seg/seg.pt')
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], seg_plugins=[p.name for p in plugins if shapes_training(p)])
 
 def segmenter(self:Run) -> DeepLab:
@@ -366,8 +364,7 @@ def _train_amn(self:Run):
     c, gt = self.cfg, self.dataset(self.cfg.train_split)
     ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
     model, hist = train_amn(ds, c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress, self.dir/'amn/.amn.pt.partial')
-    if is_main_process():
-        with atomic_path(self.dir/'amn/amn.pt') as tmp: save_checkpoint(model, tmp)
+    if is_main_process(): save_checkpoint(model, self.dir/'amn/amn.pt')
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
 
 def amn_model(self:Run):
