@@ -1,4 +1,4 @@
-"On a CUDA device (skipped without one): every method trains there in mixed precision, a killed CUDA training resumes, `predict` runs there, and the CRF picks CuPy with Numba's labels."
+"On a CUDA device (skipped without one): every method trains there in mixed precision, a killed CUDA training resumes, `--deterministic` runs repeat bit for bit, `predict` runs there, and the CRF picks CuPy with Numba's labels."
 import signal, subprocess, sys, time
 import numpy as np, pytest, torch
 from wsss_nb.core import load_json
@@ -57,3 +57,11 @@ def test_crf_picks_cupy_and_gives_numbas_labels():
     Qg, Qn = dense_crf(image, U), dense_crf(image, U, backend='numba')
     assert (Qg.argmax(0) == Qn.argmax(0)).mean() > 0.999 and np.abs(Qg.sum(0) - 1).max() < 1e-4
     assert np.array_equal(dense_crf(image, U), Qg)
+
+def test_deterministic_cuda_runs_are_the_same(tmp_path):
+    "`--deterministic`: two CUDA runs of a seed, every method composed with the CRF and loader workers, give the same figures bit for bit."
+    args = [*CUDA, '--deterministic', '--crf', '--method', 'conta,likelihood,amn', '--rounds', '1', '--workers', '2']
+    for k in ('a', 'b'): assert (p := wsss('run', '--out', str(tmp_path/k), *args)).returncode == 0, p.stderr[-3000:]
+    untimed = lambda r: {k: untimed(v) for k, v in r.items() if not k.endswith('seconds')} if isinstance(r, dict) else [untimed(v) for v in r] if isinstance(r, list) else r
+    a, b = (untimed(load_json(tmp_path/k/'results.json')) for k in ('a', 'b'))
+    assert a == b and 0 < a['pseudo_mask_miou'] < 1, [(k, a[k], b[k]) for k in a if a[k] != b[k]]

@@ -14,9 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
-           'set_rng_state', 'get_device', 'eval_mode', 'rank', 'is_main_process', 'check_keys', 'check_threshold',
-           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'scratch_dir', 'pil_rgb',
-           'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+           'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'is_main_process', 'check_keys',
+           'check_threshold', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
+           'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -96,6 +96,13 @@ def get_device(device:str='auto' # 'auto', 'cpu', 'cuda' or 'cuda:N'
         raise ValueError(f"--device {device}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
     if dev.type not in ('cpu', 'cuda'): raise ValueError(f"--device: unsupported device {device!r}")
     return dev
+
+# %% ../nbs/00_core.ipynb #663da10d
+def deterministic(on:bool=True # False: back to PyTorch's default
+                 ):
+    "Make CUDA training bit-for-bit reproducible (a seed's run on the CPU is already): PyTorch's deterministic algorithms, cuBLAS's fixed workspace. Call it before the first CUDA work."
+    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # (read when PyTorch makes its cuBLAS handle)
+    torch.use_deterministic_algorithms(on)
 
 # %% ../nbs/00_core.ipynb #c9bef1cd
 @contextmanager

@@ -22,7 +22,7 @@ from .conta import *
 from .likelihood import LikelihoodConfig, LikelihoodPlugin, check_likelihood
 from .amn import AMNConfig, check_amn, amn_seeds, train_amn, compute_amn, AMN
 from .kernels.threshold import cam_to_label
-from .kernels.crf import DenseCRF, PRESETS, crf_inference_label
+from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'RunConfig', 'quick_config',
@@ -178,7 +178,8 @@ class Run:
         done = self.dir/'stages'/f'{name}.json'
         _barrier(); todo = not done.exists(); _barrier()
         if todo:
-            t0 = time.time(); res = fn() if every_process or is_main_process() else None
+            t0 = time.time()
+            with crf_device(self.device): res = fn() if every_process or is_main_process() else None  # (the CRF on the run's device)
             if is_main_process():
                 for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
                 save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
@@ -578,7 +579,8 @@ def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
 
 def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool) -> np.ndarray:
     x = image_tensor(image)
-    return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset) if crf else predict(net, x, scales)
+    if not crf: return predict(net, x, scales)
+    with crf_device(self.device): return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset)
 
 def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`): one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
@@ -774,6 +776,7 @@ def _parser():
         s = sub.add_parser(name, help=help, formatter_class=_DefaultsHelp)
         s.add_argument('--out', default=None, help='run folder (default: runs/<command>)')
         s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+        s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already")
         s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
         s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training; on the scene well under a minute. The options you give win over it')
         s.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -856,6 +859,7 @@ def _parser():
     s.add_argument('--seed', type=int, default=None, help="a new seed (of the training and of a generated scene, as `run --seed` sets both; default: the configuration's)")
     s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>, also for a run's own config.json; for another .json file, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (slower)")
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
     s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
@@ -983,6 +987,7 @@ def main(argv=None):
         if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
+        if a.deterministic: deterministic()
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # (an --out that is a file, say)
@@ -992,6 +997,7 @@ def main(argv=None):
         print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
     finally:
         warnings.showwarning = shown
+        if getattr(a, 'deterministic', False): deterministic(False)  # (`main` called in a notebook: the process as it was)
         if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 

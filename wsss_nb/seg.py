@@ -16,8 +16,8 @@ from .cam import Learner, make_loader
 from .kernels.crf import DenseCRF, unary_from_softmax
 
 # %% auto #0
-__all__ = ['ASPP', 'ASPPv2', 'deeplab_head', 'DeepLab', 'segmentation_loss', 'train_segmentation', 'predict_proba', 'predict',
-           'crf_segmentation', 'evaluate_segmentation']
+__all__ = ['ASPP', 'ASPPv2', 'deeplab_head', 'DeepLab', 'pixel_cross_entropy', 'segmentation_loss', 'train_segmentation',
+           'predict_proba', 'predict', 'crf_segmentation', 'evaluate_segmentation']
 
 # %% ../nbs/05_seg.ipynb #3b16f587
 class ASPP(nn.Module):
@@ -76,10 +76,19 @@ class DeepLab(nn.Module):
         return dict(seg=F.interpolate(y, x.shape[-2:], mode='bilinear', align_corners=False))
     def param_groups(self): return [list(self.backbone.parameters()), list(self.aspp.parameters()) + list(self.classifier.parameters())]
 
+def pixel_cross_entropy(logits:torch.Tensor, # (N, C, H, W)
+                        mask:torch.Tensor, # (N, H, W) class ids, `IGNORE` left out
+                       ) -> torch.Tensor:
+    "`F.cross_entropy(logits, mask, ignore_index=IGNORE)` by element-wise products and sums: deterministic on CUDA, where that 2-D loss has no deterministic kernel."
+    valid = mask != IGNORE
+    is_class = torch.arange(logits.shape[1], device=mask.device)[:, None, None] == mask[:, None]  # (N, C, H, W) bool, no class where ignored
+    return -F.log_softmax(logits, 1).where(is_class, 0).sum() / valid.sum()
+
 def segmentation_loss(out:dict, batch:dict) -> torch.Tensor:
     "Pixel-wise cross-entropy against the (pseudo-)mask, 255 ignored (a batch with no labelled pixel: 0, with no gradient)."
     mask = batch['mask'].long()
     if not (mask != IGNORE).any(): return out['seg'].sum() * 0  # (the mean over no pixel would be NaN)
+    if out['seg'].is_cuda and torch.are_deterministic_algorithms_enabled(): return pixel_cross_entropy(out['seg'], mask)
     return F.cross_entropy(out['seg'], mask, ignore_index=IGNORE)
 
 # %% ../nbs/05_seg.ipynb #0f8dd03c

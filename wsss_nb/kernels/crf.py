@@ -4,7 +4,8 @@
 
 # %% ../../nbs/02a_kernels.crf.ipynb #ca9bd05c
 from __future__ import annotations
-import os, math, functools
+import os, re, math, functools, contextvars
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numba
@@ -15,9 +16,9 @@ from numba.np.arrayobj import make_array, populate_array
 
 # %% auto #0
 __all__ = ['MAX_LABELS', 'BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'simplex_keys', 'PermutohedralLattice',
-           'kernel_norm', 'clear_shared_kernels', 'NumbaCRF', 'cuda_usable', 'resolve_backend', 'crf_params',
-           'DenseCRF', 'unary_from_softmax', 'unary_from_labels', 'dense_crf', 'crf_inference_label', 'map_images',
-           'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
+           'kernel_norm', 'clear_shared_kernels', 'NumbaCRF', 'cuda_usable', 'crf_device', 'cuda_index',
+           'resolve_backend', 'crf_params', 'DenseCRF', 'unary_from_softmax', 'unary_from_labels', 'dense_crf',
+           'crf_inference_label', 'map_images', 'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
 @njit(parallel=True, cache=True, nogil=True)
@@ -799,12 +800,29 @@ def cuda_usable()->bool:
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception: return False
 
+_CRF_DEVICE = contextvars.ContextVar('crf_device', default=None) # set by `crf_device`: 'cpu', 'cuda' or 'cuda:N'
+
+@contextmanager
+def crf_device(device, # 'cpu', 'cuda', 'cuda:N' or a torch.device: where the block computes; None: no preference
+              ):
+    "In the block, the 'auto' backend follows `device`: Numba for the CPU, CuPy on CUDA device N for 'cuda:N' (Numba where CuPy is not usable)."
+    d = None if device is None else str(device)
+    if d is not None and not re.fullmatch(r'cpu|cuda(:\d+)?', d): raise ValueError(f"crf_device: use 'cpu', 'cuda' or 'cuda:N', got {d!r}")
+    token = _CRF_DEVICE.set(d)
+    try: yield
+    finally: _CRF_DEVICE.reset(token)
+
+def cuda_index()->int|None:
+    "The CUDA device a `crf_device('cuda:N')` block names (N), else None: CuPy's current device."
+    d = _CRF_DEVICE.get()
+    return int(d[5:]) if d and d.startswith('cuda:') else None
+
 def resolve_backend(backend:str='auto', # 'auto', 'numba' or 'cupy'
                    )->str:
     "The backend that will run: 'numba' or 'cupy'."
     if backend not in ('auto', 'numba', 'cupy'): raise ValueError(f"unknown backend {backend!r}: use 'auto', 'numba' or 'cupy'")
     if backend != 'numba' and cuda_usable(): import wsss_nb.kernels.crf_cupy  # registers BACKENDS['cupy'] (imports this module: not at the top)
-    if backend == 'auto': return 'cupy' if 'cupy' in BACKENDS and cuda_usable() else 'numba'
+    if backend == 'auto': return 'cupy' if 'cupy' in BACKENDS and cuda_usable() and _CRF_DEVICE.get() != 'cpu' else 'numba'
     if backend == 'cupy' and not cuda_usable(): raise ValueError("backend='cupy' needs CuPy and a usable CUDA device; none here (use 'auto' or 'numba')")
     if backend not in BACKENDS: raise ValueError(f"backend {backend!r} is not available in this version; use 'numba'")
     return backend
@@ -960,8 +978,9 @@ def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may diff
     "`dense_crf` of many images, parallel over images (on the CPU)."
     images, unaries = list(images), list(unaries)
     if len(images) != len(unaries): raise ValueError(f"{len(images)} images but {len(unaries)} unaries")
+    backend = resolve_backend(backend)  # (here: the worker threads do not see the caller's `crf_device` block)
     run = lambda pair: dense_crf(*pair, preset=preset, iterations=iterations, backend=backend, **params)
-    return map_images(run, zip(images, unaries), 1 if resolve_backend(backend) != 'numba' else workers)
+    return map_images(run, zip(images, unaries), 1 if backend != 'numba' else workers)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #c3e1c183
 def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB

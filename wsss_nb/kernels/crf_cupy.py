@@ -5,7 +5,8 @@
 # %% ../../nbs/02c_kernels.crf_cupy.ipynb #9145b392
 from __future__ import annotations
 import numpy as np
-from .crf import BACKENDS, gaussian_features, bilateral_features, _check_features, _scale_factors, _canonical_simplex
+from contextlib import nullcontext
+from .crf import BACKENDS, cuda_index, gaussian_features, bilateral_features, _check_features, _scale_factors, _canonical_simplex
 
 # %% auto #0
 __all__ = ['embed', 'key_packing', 'pack_keys', 'pack_step', 'XpLattice', 'CupyCRF']
@@ -148,12 +149,15 @@ class CupyCRF:
     def __init__(self, image:np.ndarray, # (H, W, 3) uint8, C-contiguous (checked by the caller)
                  params:dict, # full parameter set, as returned by `crf_params`
                  xp=None, # array module; None: cupy
+                 device:int|None=None, # CUDA device; None: the one a `crf_device` block names, else CuPy's current one
                 ):
         if xp is None: import cupy as xp
         self.xp, self.to_host = xp, getattr(xp, 'asnumpy', np.asarray)
+        self.device = xp.cuda.Device(cuda_index() if device is None else device) if hasattr(xp, 'cuda') else nullcontext() # every later call works there too
         H, W = image.shape[:2]
-        self.kernels = [_XpKernel(gaussian_features(H, W, float(params['gauss_sxy'])), params['gauss_compat'], xp),
-                        _XpKernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']), params['bilateral_compat'], xp)]
+        with self.device:
+            self.kernels = [_XpKernel(gaussian_features(H, W, float(params['gauss_sxy'])), params['gauss_compat'], xp),
+                            _XpKernel(bilateral_features(image, params['bilateral_sxy'], params['bilateral_srgb']), params['bilateral_compat'], xp)]
 
     def _step(self, neg_unary, Q):
         e = neg_unary
@@ -164,16 +168,17 @@ class CupyCRF:
              Q:np.ndarray, # (N, M) float32 current marginals; overwritten by the next ones
             )->np.ndarray:
         "One mean-field update, in place."
-        Q[...] = self.to_host(self._step(self.xp.asarray(neg_unary), self.xp.asarray(Q)))
+        with self.device: Q[...] = self.to_host(self._step(self.xp.asarray(neg_unary), self.xp.asarray(Q)))
         return Q
 
     def inference(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
                   iterations:int, # mean-field updates after Q0 = softmax(-U)
                  )->np.ndarray: # (N, M) float32 marginals
         "Q0 = softmax(-U), then `iterations` updates, on the device."
-        neg_unary = self.xp.asarray(neg_unary)
-        Q = _softmax(self.xp, neg_unary)
-        for _ in range(iterations): Q = self._step(neg_unary, Q)
-        return self.to_host(Q)
+        with self.device:
+            neg_unary = self.xp.asarray(neg_unary)
+            Q = _softmax(self.xp, neg_unary)
+            for _ in range(iterations): Q = self._step(neg_unary, Q)
+            return self.to_host(Q)
 
 BACKENDS['cupy'] = CupyCRF
