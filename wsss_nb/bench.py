@@ -72,7 +72,7 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
               repeats:int=7, # runs per figure (the median is reported)
               threads:tuple=None # Numba thread counts to time; None: 1 and all
              ) -> list:
-    "Rows of set-up / inference / total seconds for ours (per thread count) and pydensecrf, with speed-up ratios; ours also with the Gaussian kernel shared (`_shared`), as for a folder of same-size photos."
+    "Rows of set-up / inference / total seconds for ours (Numba, per thread count, a GPU or not) and pydensecrf, with speed-up ratios; ours also with the Gaussian kernel shared (`_shared`), as for a folder of same-size photos."
     import numba
     from wsss_nb.kernels.crf import DenseCRF, pydensecrf_model, unary_from_labels, clear_shared_kernels
     import importlib.util
@@ -86,11 +86,11 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
                 row = dict(preset=preset, labels=M, size=f'{img.shape[1]}x{img.shape[0]}', iterations=iterations)
                 for t in threads:
                     numba.set_num_threads(t)
-                    DenseCRF(img, preset).inference(U, iterations)  # compile and warm up
-                crf, timed = DenseCRF(img, preset), []
+                    DenseCRF(img, preset, backend='numba').inference(U, iterations)  # compile and warm up
+                crf, timed = DenseCRF(img, preset, backend='numba'), []
                 for t in threads:
-                    timed += [(f'ours_{t}t_setup', t, lambda: (clear_shared_kernels(), DenseCRF(img, preset))), # both lattices built, as pydensecrf does
-                              (f'ours_{t}t_setup_shared', t, lambda: DenseCRF(img, preset)), # the Gaussian one reused
+                    timed += [(f'ours_{t}t_setup', t, lambda: (clear_shared_kernels(), DenseCRF(img, preset, backend='numba'))), # both lattices built, as pydensecrf does
+                              (f'ours_{t}t_setup_shared', t, lambda: DenseCRF(img, preset, backend='numba')), # the Gaussian one reused
                               (f'ours_{t}t_infer', t, lambda: crf.inference(U, iterations))]
                 if ref:
                     d = pydensecrf_model(img, U, preset)
