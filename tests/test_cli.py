@@ -21,7 +21,7 @@ def cli_error(capsys, *args):
     with pytest.raises(SystemExit) as e: main(list(args))
     return e.value.code, capsys.readouterr().err
 
-def metrics(res): return {k: v for k, v in res.items() if 'seconds' not in k}
+def metrics(res): return {k: v for k, v in res.items() if 'seconds' not in k and k != 'environment'}  # the figures (not the times, nor what ran them)
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
@@ -476,6 +476,7 @@ def test_torchrun_resumes_a_killed_training(tmp_path):
     p = subprocess.run(run('ddp', 29537), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert metrics(load_json(tmp_path/'ddp/results.json')) == metrics(load_json(tmp_path/'ref/results.json'))
+    assert load_json(tmp_path/'ddp/results.json')['environment']['processes'] == 2
 
 def test_bench_runs_as_a_script():
     "`python -m wsss_nb.bench` reaches its `main` (the notebook's `__main__` cell runs it only as a script)."

@@ -28,10 +28,10 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 __all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'RunConfig', 'quick_config',
            'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context', 'plugins',
            'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
-           'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin', 'run',
-           'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
-           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
-           'config_from_args', 'unused_options', 'init_distributed', 'main']
+           'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin',
+           'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files',
+           'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
+           'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -488,6 +488,15 @@ def begin(self:Run):
             if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
     if is_main_process(): save_json(new, cfg_file)
 
+def environment(device:torch.device # the run's device
+               ) -> dict:
+    "What this process runs with: the versions, the device (and its GPU), PyTorch's deterministic mode, the number of processes."
+    import platform, numba
+    dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return dict(wsss_nb=__version__, python=platform.python_version(), torch=torch.__version__, numba=numba.__version__, device=str(device),
+                gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None, deterministic=torch.are_deterministic_algorithms_enabled(),
+                processes=torch.distributed.get_world_size() if dist else 1)
+
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json; returns the results."
     created, resumed = not self.dir.exists(), (self.dir/'config.json').exists()
@@ -506,7 +515,7 @@ def run(self:Run) -> dict:
             if rounds: results.update(rounds[-1])  # the method's output: every figure of the last round (AMN's `cam` and `amn` sections with them)
             results['rounds'] = [dict(round=r, **{k: res.get(k) for k in ROUND_FIGURES}, **{k: res[k] for k in ('cam', 'amn') if k in res})
                                  for r, res in enumerate([self.results] + rounds)]
-        results.update(stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2))
+        results.update(stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2), environment=environment(self.device))  # (the process that finished the run: a resumed run's earlier stages may have run elsewhere)
         if is_main_process(): save_json(results, self.dir/'results.json')
         return results
     except Exception as e:  # a failed run leaves no partial folder; one interrupted by the user (Ctrl-C) keeps its finished stages, to resume
