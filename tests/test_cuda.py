@@ -2,7 +2,7 @@
 import signal, subprocess, sys, time
 import numpy as np, pytest, torch
 from wsss_nb.core import load_json
-from test_cli import tiny, wsss
+from test_cli import metrics, tiny, wsss
 
 CUDA = tiny('cuda')
 
@@ -62,8 +62,7 @@ def test_deterministic_cuda_runs_are_the_same(tmp_path):
     "`--deterministic`: two CUDA runs of a seed, every method composed with the CRF and loader workers, give the same figures bit for bit."
     args = [*CUDA, '--deterministic', '--crf', '--method', 'conta,likelihood,amn', '--rounds', '1', '--workers', '2']
     for k in ('a', 'b'): assert (p := wsss('run', '--out', str(tmp_path/k), *args)).returncode == 0, p.stderr[-3000:]
-    untimed = lambda r: {k: untimed(v) for k, v in r.items() if not k.endswith('seconds') and k != 'environment'} if isinstance(r, dict) else [untimed(v) for v in r] if isinstance(r, list) else r
-    a, b = (untimed(load_json(tmp_path/k/'results.json')) for k in ('a', 'b'))
+    a, b = (metrics(load_json(tmp_path/k/'results.json')) for k in ('a', 'b'))
     assert a == b and 0 < a['pseudo_mask_miou'] < 1, [(k, a[k], b[k]) for k in a if a[k] != b[k]]
     env = load_json(tmp_path/'a/results.json')['environment']
     assert env['deterministic'] and env['device'].startswith('cuda') and env['gpu'], env
