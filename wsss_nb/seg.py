@@ -79,7 +79,7 @@ class DeepLab(nn.Module):
 def pixel_cross_entropy(logits:torch.Tensor, # (N, C, H, W)
                         mask:torch.Tensor, # (N, H, W) class ids, `IGNORE` left out
                        ) -> torch.Tensor:
-    "`F.cross_entropy(logits, mask, ignore_index=IGNORE)` by element-wise products and sums: deterministic on CUDA, where that 2-D loss has no deterministic kernel."
+    "`F.cross_entropy(logits, mask, ignore_index=IGNORE)` by an element-wise selection and sums: deterministic on CUDA, where that 2-D loss has no deterministic kernel."
     valid = mask != IGNORE
     is_class = torch.arange(logits.shape[1], device=mask.device)[:, None, None] == mask[:, None]  # (N, C, H, W) bool, no class where ignored
     return -F.log_softmax(logits, 1).where(is_class, 0).sum() / valid.sum()
