@@ -326,14 +326,25 @@ def test_images_and_labels_only(voc_copy, tmp_path, capsys):
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(voc_copy), '--threshold', '0.4', '--out', str(tmp_path/'nolabels'), *TINY)
     assert code != 0 and 'no ground-truth masks' in err and '--labels' in err, err
 
-def test_failure_in_a_late_stage_leaves_no_output(tmp_path, capsys, monkeypatch):
-    "A run folder this command created is removed when any stage fails."
+def test_failure_keeps_the_finished_stages(tmp_path, capsys, monkeypatch):
+    "A failed run keeps the stages it finished, says so, and the same command resumes from them once the cause is gone; one that failed before any stage but the data leaves no folder."
     from wsss_nb.pipeline import Run
-    def boom(self): raise ValueError('segmentation stage failed on purpose')
-    monkeypatch.setattr(Run, '_train_seg', boom)
+    def boom(self): raise ValueError('stage failed on purpose')
+    monkeypatch.setattr(Run, '_train_cam', boom)
+    code, err = cli_error(capsys, 'run', '--out', str(tmp_path/'early'), *TINY)
+    assert code != 0 and 'on purpose' in err and 'kept' not in err and not (tmp_path/'early').exists(), err
+    monkeypatch.undo(); monkeypatch.setattr(Run, '_train_seg', boom)
     code, err = cli_error(capsys, 'run', '--out', str(tmp_path/'run'), *TINY)
-    assert code != 0 and 'on purpose' in err
-    assert not (tmp_path/'run').exists()
+    assert code == 1 and err.startswith('wsss_nb: error: stage failed on purpose\nwsss_nb: the 4 finished stages of the run are kept in'), err
+    assert (tmp_path/'run/cam/classifier.pt').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
+    monkeypatch.undo()
+    p = wsss('run', '--out', str(tmp_path/'run'), *TINY)
+    assert p.returncode == 0 and 'resuming the run' in p.stderr and '(5 stages done)' in p.stderr and (tmp_path/'run/results.json').exists(), p.stderr
+
+def test_diverged_training_is_one_error_line(tmp_path, capsys):
+    "A training whose loss leaves the finite numbers stops with one line naming the network, the epoch and the cure, not a traceback."
+    code, err = cli_error(capsys, 'run', '--out', str(tmp_path/'run'), *TINY, '--lr', '1e30')
+    assert code == 1 and err.startswith('wsss_nb: error: classifier: loss is') and 'a lower learning rate' in err, err
 
 def test_interrupted_run_keeps_its_stages(tmp_path, monkeypatch, capsys):
     "Ctrl-C in a late stage keeps the stages already finished; the same command then resumes from them, and says so."

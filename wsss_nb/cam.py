@@ -183,7 +183,7 @@ class Learner:
                 for k, v in terms.items():
                     if not torch.is_tensor(v) or v.ndim: raise TypeError(f"{self.desc}: {'the loss' if k == 'loss' else f'plug-in {k!r}'} must give a scalar tensor, got {f'shape {tuple(v.shape)}' if torch.is_tensor(v) else type(v).__name__}")
                 self.loss = sum(terms.values()); graded.update(k for k, v in terms.items() if v.requires_grad)
-                if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]})")
+                if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]}); a lower learning rate may keep it finite")
                 if self.cfg.schedule == 'poly':
                     for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
                 self.opt.zero_grad(set_to_none=True); scaler.scale(self.loss).backward()

@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, re, sys, time, json, shutil, signal, argparse, threading, warnings, dataclasses
+import os, re, sys, math, time, json, shutil, signal, argparse, threading, warnings, dataclasses
+from datetime import timedelta
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -104,7 +105,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
         if len(cfg.subset) != 2 or any(n is not None and n < 1 for n in cfg.subset): raise ValueError(f"--n-train/--n-val: need at least one image each, got {cfg.subset}")
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
-        if t.epochs < 1 or t.batch_size < 1 or not t.lr > 0: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
+        if t.epochs < 1 or t.batch_size < 1 or not 0 < t.lr < math.inf: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive, finite learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
+        if not 0 <= t.backbone_lr_mult < math.inf: raise ValueError(f"{opt}: the backbone's learning-rate multiplier must be 0 (frozen) or more, and finite; got {t.backbone_lr_mult}")
         if t.num_workers < 0: raise ValueError(f"--workers: must be 0 or more, got {t.num_workers}")
         if t.schedule not in ('poly', 'constant'): raise ValueError(f"{opt}: unknown schedule {t.schedule!r}; choose 'poly' or 'constant'")
         try: amp_dtype(t.amp)
@@ -518,9 +520,11 @@ def run(self:Run) -> dict:
         results.update(stage_seconds=self.times, total_seconds=round(sum(self.times.values()), 2), environment=environment(self.device))  # (the process that finished the run: a resumed run's earlier stages may have run elsewhere)
         if is_main_process(): save_json(results, self.dir/'results.json')
         return results
-    except Exception as e:  # a failed run leaves no partial folder; one interrupted by the user (Ctrl-C) keeps its finished stages, to resume
+    except Exception as e:  # an interrupted run (Ctrl-C, SIGTERM) or a failed one keeps its finished stages, to resume; one that failed before any but the data leaves no folder
         if (stop := interruption(e)) is not None: raise stop from e
-        if created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
+        if is_main_process() and (kept := sum(f.stem != 'data' for f in self.dir.rglob('stages/*.json'))):
+            e.add_note(f"wsss_nb: the {kept} finished stage{'s' * (kept != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")
+        elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
 Run.round_results, Run.begin, Run.run = round_results, begin, run
 
@@ -999,8 +1003,8 @@ def main(argv=None):
         if a.deterministic: deterministic()
         res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # (an --out that is a file, say)
-        print(f'wsss_nb: error: {e}', file=sys.stderr); sys.exit(1)
+    except (ValueError, FloatingPointError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # (an --out that is a file, say; a training that diverged)
+        print(f'wsss_nb: error: {e}', *getattr(e, '__notes__', ()), sep='\n', file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt as e:
         resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
         print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
