@@ -26,10 +26,10 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'RunConfig', 'quick_config',
-           'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context', 'plugins',
-           'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter',
-           'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin',
+__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'DIST_TIMEOUT', 'RunConfig',
+           'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context',
+           'plugins', 'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask',
+           'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin',
            'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files',
            'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
            'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed', 'main']
@@ -194,7 +194,9 @@ class Run:
 
 # %% ../nbs/06_pipeline.ipynb #36e7d493
 def _data(self:Run):
-    if self.cfg.dataset == 'scene': write_scene(self.root, self.cfg.scene)  # (a VOC folder was checked before the run began)
+    if self.cfg.dataset == 'scene':  # (a VOC folder was checked before the run began)
+        if self.root.exists(): shutil.rmtree(self.root)  # an attempt killed after writing it, before recording the stage
+        write_scene(self.root, self.cfg.scene)
     ds, val = self.dataset(self.cfg.train_split), self.dataset(self.cfg.val_split)
     (self.dir/'ids').mkdir(exist_ok=True)
     for role, d in (('train', ds), ('val', val)): (self.dir/'ids'/f'{role}.txt').write_text(''.join(f'{n}\n' for n in d.ids))  # the images the run uses (`evaluate --split` takes them)
@@ -482,12 +484,17 @@ def begin(self:Run):
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another folder (--out), or Run.open(folder) to use it")
+    if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
+        raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
     if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
         for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
         if not self.dataset(self.cfg.train_split).annotated:  # images and image-level labels only
             if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
             if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
+        for role, split in (('train', self.cfg.train_split), ('val', self.cfg.val_split)):  # a resumed run: on the images it began with
+            if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != (now := list(self.dataset(split).ids)):
+                raise ValueError(f"{self.dir}: split {split} changed since the run began ({len(now)} images now, {len(was)} in its ids/{role}.txt{'' if len(now) != len(was) else ', not the same'}); use another folder (--out)")
     if is_main_process(): save_json(new, cfg_file)
 
 def environment(device:torch.device # the run's device
@@ -923,20 +930,22 @@ def config_from_args(a) -> RunConfig:
     return check_config(cfg)
 
 def unused_options(a) -> list:
-    "The options of `wsss_nb run` given a value of their own that the run does not use: a method's without that method, the scene's on VOC."
+    "The options of `wsss_nb run` given a value of their own that the run does not use: a method's without that method, the scene's on VOC, the CAMs' with given pseudo-masks."
     if a.command != 'run': return []
     default, methods = vars(_parser().parse_args(['run'])), {m.strip() for m in a.method.split(',')}
     owner = lambda k: ('conta' if k.startswith('conta_') or k in ('rounds', 'no_context') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_')
-                       else 'scene' if k in ('confounding', 'location_bias') else None)
-    unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods
+                       else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
+    unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
     return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
+
+DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 makes the maps and masks alone (hours on full VOC with the CRF); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
 
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
     local = int(os.environ.get('LOCAL_RANK', '0'))
     cuda = device != 'cpu' and torch.cuda.is_available()
-    torch.distributed.init_process_group('nccl' if cuda else 'gloo')
+    torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=DIST_TIMEOUT)
     if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
 
@@ -997,11 +1006,12 @@ def main(argv=None):
             run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
             out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
-        if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset})", file=sys.stderr)
+        device = init_distributed(a.device)  # (before the notes: rank 0 alone prints them)
+        if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
         if a.deterministic: deterministic()
-        res = Run(cfg, out, init_distributed(a.device), progress=not a.no_progress).run()
+        res = Run(cfg, out, device, progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
     except (ValueError, FloatingPointError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # (an --out that is a file, say; a training that diverged)
         print(f'wsss_nb: error: {e}', *getattr(e, '__notes__', ()), sep='\n', file=sys.stderr); sys.exit(1)
