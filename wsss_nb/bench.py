@@ -149,8 +149,9 @@ def finished_run(cfg, # the run's `RunConfig`
                 ) -> dict:
     "The results.json of the run in `folder`, running (or resuming) it first unless it is finished."
     from wsss_nb.pipeline import Run
-    if not (folder/'results.json').exists():
-        run = Run(cfg, folder, 'auto', progress)
+    run = Run(cfg, folder, 'auto', progress)
+    if (folder/'results.json').exists(): run.begin()  # (a folder of another configuration, a benchmark run earlier with other options, say, is refused)
+    else:
         if src is not None and not folder.exists(): run.start_from(src)
         run.run()
     return load_json(folder/'results.json')
