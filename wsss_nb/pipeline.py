@@ -357,7 +357,7 @@ def _eval_seg(self:Run):
 Run._train_seg, Run.segmenter, Run._eval_seg = _train_seg, segmenter, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
-AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold_curve', 'boundary_f', 'context_leakage', 'oracle_pseudo_mask_miou')
+AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'pseudo_mask_miou_at_threshold', 'threshold_curve', 'boundary_f', 'context_leakage', 'oracle_pseudo_mask_miou')  # (`boundary_f` is at `threshold`)
 
 def _amn_seed(self:Run):
     c, ds = self.cfg.amn, self.dataset(self.cfg.train_split)
