@@ -303,14 +303,6 @@ def test_bad_dataset(voc_copy, breaker, tmp_path, capsys):
     assert code != 0 and name in err and err.startswith('wsss_nb: error:'), err
     assert not (tmp_path/'run').exists()  # no partial output
 
-def test_empty_aug_folder_is_missing_masks(tmp_path, capsys):
-    "SegmentationClassAug is preferred when present: an empty one means every mask is missing, and says so."
-    root = write_scene(tmp_path/'voc', SceneConfig(n_train=12, n_val=4))
-    (root/'SegmentationClassAug').mkdir()
-    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(root), '--backbone', 'small', '--out', str(tmp_path/'run'), *TINY)
-    assert code != 0 and 'SegmentationClassAug' in err
-    assert not (tmp_path/'run').exists()
-
 def test_images_and_labels_only(voc_copy, tmp_path, capsys):
     "A VOC-layout folder without masks runs from its labels file, at the threshold given (none given: one clear error, no folder)."
     from wsss_nb.data import VOCSegmentation

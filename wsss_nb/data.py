@@ -6,6 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 from pathlib import Path
+import warnings
 import numpy as np
 import torch
 from PIL import Image
@@ -253,7 +254,7 @@ class VOCSegmentation(Dataset):
                  split:str='train', # ids file ImageSets/Segmentation/<split>.txt, or the path of an ids file (with a folder or a suffix: IRN's voc12/train_aug.txt, say)
                  transform=None, # torchvision v2 transform applied jointly to (image, mask)
                  labels_file:str|Path=None, # image-level labels; None reads them from the masks
-                 mask_dir:str|Path=None, # 'SegmentationClass', 'SegmentationClassAug' or a folder of pseudo-masks; None picks Aug when present
+                 mask_dir:str|Path=None, # 'SegmentationClass', 'SegmentationClassAug' or a folder of pseudo-masks; None: each image's in Aug where it is there, else in SegmentationClass
                  classes:tuple=None, # class names with background first; None reads scene.json or uses VOC's
                  cache:bool=False, # keep decoded images and masks in memory (small datasets such as the scene)
                  n_images:int=None # use this many of the split's images, evenly spaced over it (a first look at a large split); None: all
@@ -269,24 +270,30 @@ class VOCSegmentation(Dataset):
         if n_images is not None:
             if n_images < 1: raise ValueError(f"n_images: need at least one image, got {n_images}")
             if n_images < len(self.ids): self.ids = [self.ids[k] for k in np.linspace(0, len(self.ids) - 1, n_images).round().astype(int)]
-        given, mask_dir = mask_dir is not None, mask_dir or ('SegmentationClassAug' if (self.root/'SegmentationClassAug').is_dir() else 'SegmentationClass')
-        self.mask_dir = self.root/mask_dir # an absolute path (e.g. a run's pseudo-masks) replaces the root
+        self._given = mask_dir is not None
+        self.mask_dirs = [self.root/mask_dir] if self._given else [d for d in (self.root/'SegmentationClassAug', self.root/'SegmentationClass') if d.is_dir()] or [self.root/'SegmentationClass']  # (an absolute path, a run's pseudo-masks say, replaces the root)
         self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform
         self.n_classes = len(self.classes)
         self._labels, self.labels_file = read_labels_file(labels_file, self.classes) if labels_file else None, labels_file
-        self.annotated = self.mask_dir.is_dir() and any(self.mask_path(i).exists() for i in range(len(self.ids)))  # False: images and labels only
-        if not self.annotated and given: raise ValueError(f"split {split}: none of its {len(self.ids)} images has a mask in {self.mask_dir} (the mask_dir given)")
+        self.annotated = any(self.mask_path(i).exists() for i in range(len(self.ids)))  # False: images and labels only
+        if not self.annotated and self._given: raise ValueError(f"split {split}: none of its {len(self.ids)} images has a mask in {self.mask_dirs[0]} (the mask_dir given)")
         if not self.annotated and self._labels is None:
-            raise ValueError(f"split {split}: no ground-truth masks in {self.mask_dir}: nothing to score against, and without an image-level labels file (--labels) nothing to train from")
+            raise ValueError(f"split {split}: no ground-truth masks in {' or '.join(map(str, self.mask_dirs))}: nothing to score against, and without an image-level labels file (--labels) nothing to train from")
         self._cache = {} if cache else None
 
     def __len__(self): return len(self.ids)
     def image_path(self, i): return _find_image(self.root, self.ids[i])
-    def mask_path(self, i): return self.mask_dir/f'{self.ids[i]}.png'
+    def mask_path(self, i):
+        "Image `i`'s mask file: in the first of `mask_dirs` that has it (the first's name where none has)."
+        ps = [d/f'{self.ids[i]}.png' for d in self.mask_dirs]
+        return next((p for p in ps if p.exists()), ps[0])
+    def scored(self, i) -> bool:
+        "Whether image `i` has a ground-truth mask: with a labels file, an image of a split that has masks may lack its own (it trains, and is not scored)."
+        return self.annotated and (self._labels is None or self._given or self.mask_path(i).exists())
     def image(self, i) -> np.ndarray: return load_image(self.image_path(i))
     def mask(self, i) -> np.ndarray:
-        "Ground-truth label map of image `i`; all 255 (nothing scored) in a split without masks."
-        if not self.annotated:
+        "Ground-truth label map of image `i`; all 255 (nothing scored) where it has none (`scored`)."
+        if not self.scored(i):
             with Image.open(self.image_path(i)) as im: return np.full(im.size[::-1], IGNORE, np.uint8)
         return check_label_map(load_mask(self.mask_path(i)), self.n_classes, f'mask {self.mask_path(i)}')
 
@@ -321,12 +328,16 @@ class VOCSegmentation(Dataset):
              ):
         "Validate the split before any stage writes: every file present and decodable, sizes agree, mask values valid."
         from tqdm.auto import tqdm
+        unscored = 0
         for i in tqdm(range(len(self)), desc=f'checking {self.split}', disable=not progress, leave=False):
             if not self.image_path(i).exists(): raise ValueError(f"missing image file for id {self.ids[i]}: {self.image_path(i)}")
-            if self.annotated and not self.mask_path(i).exists(): raise ValueError(f"image without its mask: {self.image_path(i)} (expected {self.mask_path(i)})")
+            if self.scored(i) and not self.mask_path(i).exists():
+                raise ValueError(f"image without its mask: {self.image_path(i)} (no {self.ids[i]}.png in {' or '.join(map(str, self.mask_dirs))})" + ('' if self._given else "; with an image-level labels file (--labels) it would train, not scored"))
+            unscored += self.annotated and not self.scored(i)
             img, m = self.image(i), self.mask(i)
             if img.shape[:2] != m.shape: raise ValueError(f"image {self.image_path(i)} is {img.shape[1]}x{img.shape[0]} but its mask is {m.shape[1]}x{m.shape[0]}")
             if self._labels is not None: self.label_ids(i)
+        if unscored: warnings.warn(f"split {self.split}: {unscored} of its {len(self)} images have no mask (in {' or '.join(d.name for d in self.mask_dirs)}): they train from the labels file and are not scored")
         return self
 
 # %% ../nbs/01_data.ipynb #285c9af2
