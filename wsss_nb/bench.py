@@ -11,10 +11,10 @@ from .core import load_json
 
 # %% auto #0
 __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES',
-           'AMN_VARIANTS', 'AMN_FIGURES', 'time_run', 'bench_pipeline', 'format_pipeline', 'bench_crf', 'summarise_crf',
-           'format_crf', 'finished_run', 'conta_attention', 'bench_conta', 'format_conta', 'bench_likelihood',
-           'format_likelihood', 'cam_run', 'bench_likelihood_variants', 'format_likelihood_variants', 'bench_amn',
-           'format_amn', 'amn_in_between', 'main']
+           'AMN_VARIANTS', 'AMN_FIGURES', 'BENCH_RUN_OPTIONS', 'time_run', 'bench_pipeline', 'format_pipeline',
+           'bench_crf', 'summarise_crf', 'format_crf', 'finished_run', 'conta_attention', 'bench_conta', 'format_conta',
+           'bench_likelihood', 'format_likelihood', 'cam_run', 'bench_likelihood_variants',
+           'format_likelihood_variants', 'bench_amn', 'format_amn', 'amn_in_between', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -398,21 +398,21 @@ def main(argv=None):
     c.add_argument('--repeats', type=int, default=7, help='runs per figure (median)')
     c.add_argument('--json', default=None, help='also write the rows as JSON')
     k = sub.add_parser('conta', help="CONTA's rounds beside plain self-training, over seeds and confounding strengths, with ablations")
-    k.add_argument('--out', default='runs/bench/conta', help='folder of the runs (an interrupted benchmark resumes)')
+    k.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/conta, with the options given that change the runs in its name)')
     k.add_argument('--seeds', default='0,1,2'); k.add_argument('--rounds', type=int, default=3)
     k.add_argument('--confounding', default='0.0,0.5,0.8,0.95', help="strengths of the sweep, on every seed (the scene's default, 0.8, is the main runs')")
     k.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     k.add_argument('--location-bias', type=float, default=0.0, help="the scene's pull of each object towards its class's own spot (0, the default: anywhere)")
     k.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/conta.json)')
     l = sub.add_parser('likelihood', help='each base method (baseline, CONTA, AMN) without and with the likelihood losses, over seeds')
-    l.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/likelihood or, with --variants, runs/bench/likelihood_variants)')
+    l.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/likelihood or, with --variants, runs/bench/likelihood_variants, with the options given that change the runs in its name)')
     l.add_argument('--variants', action='store_true', help='the classifier alone: baseline, likelihood, the multinomial variant and each loss alone, with the time per epoch')
     l.add_argument('--seeds', default='0,1,2'); l.add_argument('--rounds', type=int, default=1, help="CONTA's rounds")
     l.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     l.add_argument('--sigma', type=float, default=None, help='the feature-similarity sigma in map pixels (default: LikelihoodConfig.sigma)')
     l.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/likelihood.json)')
     m = sub.add_parser('amn', help="AMN against the CAM over seeds: the issue's and the reference code's seed thresholds, the ablations")
-    m.add_argument('--out', default='runs/bench/amn', help='folder of the runs (an interrupted benchmark resumes)')
+    m.add_argument('--out', default=None, help='folder of the runs (an interrupted benchmark resumes; default runs/bench/amn, with the options given that change the runs in its name)')
     m.add_argument('--seeds', default='0,1,2')
     m.add_argument('--quick', action='store_true', help="every run at `wsss_nb run --quick`'s size (256 training images, shorter training)")
     m.add_argument('--variants', default=','.join(AMN_VARIANTS), help='the variants to run, of AMN_VARIANTS')
@@ -426,6 +426,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         p.exit(130, f"{p.prog}: interrupted" + (": the same command resumes (its finished runs are kept)\n" if a.what in ('conta', 'likelihood', 'amn') else "\n"))
 
+BENCH_RUN_OPTIONS = dict(conta=('quick', 'location_bias', 'rounds'), likelihood=('quick', 'rounds', 'sigma'), amn=('quick', 'confounding', 'size', 'backbone')) # a benchmark's options that change its runs' configuration
+
 def _run_bench(p, a):
     "The benchmark `a` asks for (the arguments `main` parsed with `p`)."
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
@@ -435,7 +437,10 @@ def _run_bench(p, a):
         except ValueError: p.error(f"--seeds: comma-separated integers, got {a.seeds!r}")
         if any(not 0 <= s < 2**32 for s in seeds): p.error(f"--seeds: each in 0..2**32-1, got {a.seeds}")
         base = quick_config(RunConfig()) if a.quick else RunConfig()
-        if a.what == 'likelihood': a.out = a.out or 'runs/bench/likelihood' + ('_variants' if a.variants else '')
+        if a.out is None:  # the options that change the runs in the folder's name: a benchmark of other options does not meet this one's runs
+            defaults = vars(p.parse_args([a.what]))
+            given = [f"{k.replace('_', '-')}{'' if v is True else f'-{v}'}" for k, v in vars(a).items() if k in BENCH_RUN_OPTIONS[a.what] and v != defaults[k]]
+            a.out = '_'.join([f'runs/bench/{a.what}' + ('_variants' if a.what == 'likelihood' and a.variants else ''), *given])
         a.json = a.json or str(Path(a.out)/f'{a.what}.json')
     if a.what == 'conta':
         try: conf = tuple(float(x) for x in a.confounding.split(',') if x)
