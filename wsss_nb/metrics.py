@@ -107,7 +107,7 @@ def threshold_analysis(cams, # per image: (k,H,W) normalised CAMs
         else: top, fg = cam.max(0), key.astype(np.uint8)[cam.argmax(0)]
         cms = [ConfusionMatrix(n_classes, ignore).update(gt, np.where(top > cam.dtype.type(t), fg, np.uint8(0))) for t in thresholds]
         for total, cm in zip(totals, cms): total.matrix += cm.matrix
-        i = max(range(len(cms)), key=lambda i: (np.nan_to_num(cms[i].miou, nan=-1.0), -i))  # the image's own best threshold (an image of only ignore pixels: the lowest)
+        i = max(range(len(cms)), key=lambda i: (np.nan_to_num(cms[i].miou, nan=-1.0), -ts[i]))  # the image's own best threshold, the lowest on ties as `best_threshold` (an image of only ignore pixels: the lowest)
         oracle.matrix += cms[i].matrix; chosen.append(ts[i])
     return {t: total.miou for t, total in zip(ts, totals)}, oracle.miou, chosen
 
@@ -194,7 +194,7 @@ def dilate(mask:np.ndarray, # (H,W) binary mask
 
 # %% ../nbs/02_metrics.ipynb #fb16d2bc
 class BoundaryF:
-    "Dataset-level boundary precision, recall and F-score per class, tolerance a fraction of the diagonal (as DAVIS, rounded to the nearest pixel)."
+    "Dataset-level boundary precision, recall and F-score per class, tolerance a fraction of the diagonal as in DAVIS (rounded to the nearest pixel, at least 1, where DAVIS rounds up: the same radius at 64 pixels and on VOC's photos, 1 against 2 at 128)."
     def __init__(self, n_classes:int, # number of classes, background (0) included
                  tolerance:float=0.008, # match distance as a fraction of the image diagonal
                  ignore:int=255, # ground-truth label that is not scored
