@@ -5,6 +5,7 @@
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
 import dataclasses, warnings
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -133,7 +134,7 @@ class Learner:
 
     def _resume(self, scaler) -> int:
         "Load the training state `_save` wrote; returns the epoch to go on from."
-        s = torch.load(self.checkpoint, map_location='cpu', weights_only=True)
+        s = load_file(partial(torch.load, map_location='cpu', weights_only=True), self.checkpoint, 'training checkpoint', 'delete it to start the training afresh')
         if s.get('training') != (mine := self._fingerprint()):
             theirs = s.get('training') or {}
             differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'data', 'plugins', 'shapes') if mine[k] != theirs.get(k)]
@@ -289,10 +290,12 @@ def save_irn_cam(path, # <id>.npy
 def load_cam(path) -> tuple:
     "Read (cam, keys) written by `save_cam` (.npz), or by IRN's `make_cam` (.npy: its full-size 'high_res' maps, its 0-based 'keys' made class ids)."
     if Path(path).suffix == '.npy':
-        d = np.load(path, allow_pickle=True).item()
+        d = load_file(lambda p: np.load(p, allow_pickle=True).item(), path, "IRN's class maps")
         if 'high_res' not in d: raise ValueError(f"{path}: not IRN's CAM file (no 'high_res' maps)")
         return np.asarray(d['high_res'], np.float32), np.asarray(d['keys'], np.int64) + 1
-    with np.load(path) as z: return z['cam'], z['keys']
+    def read(p):
+        with np.load(p) as z: return z['cam'], z['keys']
+    return load_file(read, path, 'class maps')
 
 # %% ../nbs/04_cam.ipynb #b3b72fb7
 def scene_truth(ds, i:int) -> tuple:

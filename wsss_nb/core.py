@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
            'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'is_main_process', 'check_keys',
            'check_threshold', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
-           'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+           'load_file', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -211,6 +211,16 @@ def load_json(path:str|Path):
     "Read a JSON file (an invalid one is an error that names it)."
     try: return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+def load_file(load, # reads the file: `torch.load`, `np.load`, ...
+              path:str|Path, # the file
+              what:str, # what it holds, for the message ('checkpoint', 'class maps')
+              hint:str='' # what to do about it
+             ):
+    "`load(path)`, where a file it cannot read is an error that names it (`torch.load` and `np.load` of a file cut short by a crash say only EOFError or BadZipFile); a missing file stays the OSError that names it."
+    try: return load(path)
+    except OSError: raise
+    except Exception as e: raise ValueError(f"{what} {path}: unreadable ({type(e).__name__}{f': {e}' if str(e) else ''}), a file cut short by a crash, say{f'; {hint}' if hint else ''}") from e
 
 # %% ../nbs/00_core.ipynb #d996cf9c
 def scratch_dir(prefix:str='wsss_nb_' # start of the folder's name

@@ -9,7 +9,7 @@ from pathlib import Path
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
-from .core import atomic_path
+from .core import atomic_path, load_file
 
 # %% auto #0
 __all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatchNorm2d', 'keep_imagenet_statistics', 'ResNet50',
@@ -116,7 +116,7 @@ def save_checkpoint(model:nn.Module, # a network on any device
 
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
     "Load a state dict saved by `save_checkpoint` (or `torch.save(model.state_dict())`) strictly, with a clear error naming the mismatch."
-    sd = torch.load(path, map_location='cpu', weights_only=True)
+    sd = load_file(partial(torch.load, map_location='cpu', weights_only=True), path, 'checkpoint')
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     shapes = [k for k in set(own) & set(sd) if own[k].shape != sd[k].shape]
