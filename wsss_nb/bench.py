@@ -293,7 +293,7 @@ def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # f
                               seeds:tuple=(0, 1, 2), # seeds (of the data, the initialisation and the data order)
                               base=None, # a `RunConfig` to start from (default: the CPU defaults)
                               progress:bool=False) -> dict:
-    "Per seed, the classifier alone in each of `LIKELIHOOD_VARIANTS`: pseudo-mask mIoU, boundary F and seconds per training epoch, keyed by run name."
+    "Per seed, the classifier alone in each of `LIKELIHOOD_VARIANTS`: pseudo-mask mIoU, boundary F and seconds per training epoch, keyed by run name (the training stage's time over its epochs: a run whose training was interrupted and resumed times only the epochs after the resume, so time a benchmark run through)."
     import dataclasses
     from wsss_nb.pipeline import RunConfig
     out, base, res = Path(out), base or RunConfig(), {}
