@@ -484,7 +484,7 @@ def begin(self:Run):
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
         raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another folder (--out), or Run.open(folder) to use it")
-    if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
+    if is_main_process() and not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work; rank 0's view, before it writes config.json there)
         raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
     if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
