@@ -488,13 +488,14 @@ def begin(self:Run):
         raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
     if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
     if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
-        for split in (self.cfg.train_split, self.cfg.val_split): self.dataset(split).check(self.progress)
-        if not self.dataset(self.cfg.train_split).annotated:  # images and image-level labels only
+        train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))
+        for role, ds in (('train', train), ('val', val)):
+            if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != ds.ids:  # a resumed run: on the images it began with
+                raise ValueError(f"{self.dir}: split {ds.split} changed since the run began ({len(ds)} images now, {len(was)} in its ids/{role}.txt{'' if len(ds) != len(was) else ', not the same'}); use another folder (--out)")
+            ds.check(self.progress)
+        if not train.annotated:  # images and image-level labels only
             if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
             if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
-        for role, split in (('train', self.cfg.train_split), ('val', self.cfg.val_split)):  # a resumed run: on the images it began with
-            if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != (now := list(self.dataset(split).ids)):
-                raise ValueError(f"{self.dir}: split {split} changed since the run began ({len(now)} images now, {len(was)} in its ids/{role}.txt{'' if len(now) != len(was) else ', not the same'}); use another folder (--out)")
     if is_main_process(): save_json(new, cfg_file)
 
 def environment(device:torch.device # the run's device
