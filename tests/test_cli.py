@@ -481,6 +481,25 @@ def test_torchrun_resumes_a_killed_training(tmp_path):
     assert metrics(load_json(tmp_path/'ddp/results.json')) == metrics(load_json(tmp_path/'ref/results.json'))
     assert load_json(tmp_path/'ddp/results.json')['environment']['processes'] == 2
 
+def test_torchrun_shares_the_per_image_stages(tmp_path):
+    "Under torchrun the processes share the per-image stages (CAMs, AMN's seeds and maps, CRF pseudo-masks, predictions), their scores summed: from one process's networks they give that process's files and figures."
+    args = ['--crf', '--method', 'conta,amn', '--rounds', '1', *TINY, '--n-train', '24', '--n-val', '8']
+    ref, run = tmp_path/'ref', tmp_path/'ddp'
+    assert (p := wsss('run', '--out', str(ref), *args, env=dict(OMP_NUM_THREADS='1'))).returncode == 0, p.stderr  # (torchrun's one thread per process)
+    shutil.copytree(ref, run); (run/'results.json').unlink()
+    for d in (run, run/'rounds/1'):  # the networks kept, the rest made again
+        for n in ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'eval_seg', 'train_pred', 'figures'): (d/'stages'/f'{n}.json').unlink(missing_ok=True)
+        for f in ('cam/npz', 'amn/seed', 'amn/npz', 'pseudo_mask', 'seg/pred', 'seg/train_pred', 'figures'): shutil.rmtree(d/f, ignore_errors=True)
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29538', '-m', 'wsss_nb.pipeline',
+                        'run', '--out', str(run), *args], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert metrics(load_json(run/'results.json')) == metrics(load_json(ref/'results.json'))
+    masks = sorted(f.relative_to(ref) for f in ref.rglob('*.png') if 'figures' not in f.parts and 'data' not in f.parts)
+    assert len(masks) == 2 * (24 + 24 + 2 * 8) + 24 and masks == sorted(f.relative_to(run) for f in run.rglob('*.png') if 'figures' not in f.parts and 'data' not in f.parts)
+    assert all((ref/f).read_bytes() == (run/f).read_bytes() for f in masks)
+    maps = sorted(f.relative_to(ref) for f in ref.rglob('*.npz'))
+    assert len(maps) == 2 * 2 * 24 and all(np.array_equal(a, b) for f in maps for a, b in zip(np.load(ref/f).values(), np.load(run/f).values()))
+
 def test_bench_runs_as_a_script():
     "`python -m wsss_nb.bench` reaches its `main` (the notebook's `__main__` cell runs it only as a script)."
     p = subprocess.run([sys.executable, '-m', 'wsss_nb.bench', '--help'], capture_output=True, text=True, timeout=120)

@@ -14,9 +14,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
-           'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'is_main_process', 'check_keys',
-           'check_threshold', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
-           'load_file', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+           'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size', 'is_main_process',
+           'share', 'barrier', 'all_sum', 'check_keys', 'check_threshold', 'voc_palette', 'colorize', 'atomic_path',
+           'atomic_dir', 'save_json', 'load_json', 'load_file', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask',
+           'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -118,9 +119,30 @@ def rank() -> int:
     import torch.distributed as dist
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
+def world_size() -> int:
+    "The number of processes under torch.distributed (1 when not distributed)."
+    import torch.distributed as dist
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
 def is_main_process() -> bool:
     "True in the process that writes the run folder."
     return rank() == 0
+
+def share(n:int) -> range:
+    "This process's share of `n` items: every `world_size()`-th from its rank (all of them when not distributed)."
+    return range(rank(), n, world_size())
+
+def barrier():
+    "Wait for every process under torch.distributed (no wait when not distributed)."
+    if world_size() > 1: torch.distributed.barrier()
+
+def all_sum(a:np.ndarray) -> np.ndarray:
+    "`a` summed over the processes under torch.distributed (`a` itself when not distributed)."
+    if world_size() == 1: return a
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    if torch.distributed.get_backend() == 'nccl': t = t.cuda()  # (NCCL sums GPU tensors: on this process's device)
+    torch.distributed.all_reduce(t)
+    return t.cpu().numpy()
 
 # %% ../nbs/00_core.ipynb #aef789d9
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
@@ -185,20 +207,28 @@ def atomic_path(path:str|Path # the file to write
 # %% ../nbs/00_core.ipynb #f730e545
 @contextmanager
 def atomic_dir(path:str|Path, # the folder to create
-               resume:bool=False # keep the files of a failed or killed attempt (in `.<name>.partial`) for the next one
+               resume:bool=False, # keep the files of a failed or killed attempt (in `.<name>.partial`) for the next one
+               shared:bool=False # called in every process under torch.distributed, each writing its share of the files (as `resume`): rank 0 readies the folder and puts it in place once all are done
               ):
     "Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed (and a killed earlier attempt's is removed first), unless `resume`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.parent/f'.{path.name}.partial'
-    for old in path.parent.glob(f'.{glob.escape(path.name)}.*'):  # (a process killed outright cleans up nothing)
-        if not (resume and old == partial): shutil.rmtree(old, ignore_errors=True)
+    path, resume = Path(path), resume or shared
+    main, partial = not shared or is_main_process(), path.parent/f'.{path.name}.partial'
+    if main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f'.{glob.escape(path.name)}.*'):  # (a process killed outright cleans up nothing)
+            if not (resume and old == partial): shutil.rmtree(old, ignore_errors=True)
     tmp = partial if resume else _temp_name(path)
     try:
-        tmp.mkdir(exist_ok=resume)
-        for half in [f for f in tmp.rglob('.*') if f.is_file()]: half.unlink()  # files `atomic_path` was writing when the attempt was killed (in subfolders too)
+        if main:
+            tmp.mkdir(exist_ok=resume)
+            for half in [f for f in tmp.rglob('.*') if f.is_file()]: half.unlink()  # files `atomic_path` was writing when the attempt was killed (in subfolders too)
+        if shared: barrier()
         yield tmp
-        if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path)
+        if shared: barrier()
+        if main:
+            if path.exists(): shutil.rmtree(path)
+            os.replace(tmp, path)
+        if shared: barrier()  # (every process sees the folder in place)
     finally:
         if tmp.exists() and not resume: shutil.rmtree(tmp)
 

@@ -10,7 +10,7 @@ __all__ = ['cam_to_label', 'ConfusionMatrix', 'miou', 'threshold_analysis', 'thr
 # %% ../nbs/02_metrics.ipynb #c81ecfb0
 import numpy as np
 import matplotlib.pyplot as plt
-from .core import check_keys, check_threshold
+from .core import all_sum, check_keys, check_threshold
 
 # %% ../nbs/02_metrics.ipynb #dc29c60d
 def _check_cam(cam, keys):
@@ -61,6 +61,11 @@ class ConfusionMatrix:
         valid = gt != self.ignore
         n = self.n_classes
         self.matrix += np.bincount(n * gt[valid] + pred[valid], minlength=n * n).reshape(n, n)
+        return self
+
+    def sum_over_processes(self):
+        "Sum the counts of the processes under torch.distributed, each updated with its share of the images (`core.share`)."
+        self.matrix = all_sum(self.matrix)
         return self
 
     @property
@@ -221,6 +226,11 @@ class BoundaryF:
             self.n_pred[c] += bp_counted.sum()
             self.matched_gt[c] += (bg & dilate(bp, r)).sum()
             self.n_gt[c] += bg.sum()
+        return self
+
+    def sum_over_processes(self):
+        "Sum the counts of the processes under torch.distributed, each updated with its share of the images (`core.share`)."
+        self.matched_pred, self.n_pred, self.matched_gt, self.n_gt = all_sum(np.stack([self.matched_pred, self.n_pred, self.matched_gt, self.n_gt]))
         return self
 
     def _ratio(self, num, den, other):

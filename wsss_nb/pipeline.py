@@ -26,13 +26,14 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'DIST_TIMEOUT', 'RunConfig',
-           'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run', 'context',
-           'plugins', 'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask',
-           'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json', 'interruption', 'begin',
-           'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files',
-           'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
-           'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed', 'main']
+__all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'DIST_TIMEOUT',
+           'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run',
+           'context', 'plugins', 'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps',
+           'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json',
+           'interruption', 'begin', 'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor',
+           'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams',
+           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed',
+           'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -131,8 +132,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
-def _barrier():
-    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()
+PER_IMAGE = ('make_cam', 'amn_seed', 'make_amn', 'pseudo_mask', 'eval_seg', 'train_pred')  # stages that make a file per image: under torchrun each process makes its share
 
 class Run:
     "One pipeline run in one folder."
@@ -170,22 +170,25 @@ class Run:
         "Class names, background first, as the run's data stage recorded them (its networks then load where the data is absent)."
         f = self.round0.dir/'stages/data.json'
         return tuple(load_json(f)['results']['classes']) if f.exists() else dataset_classes(self.root)
+    def bar(self, items, desc:str, total:int|None=None):
+        "A progress bar over `items` (rank 0's under torchrun; none without `progress`)."
+        return tqdm(items, total=total, desc=desc, disable=not (self.progress and is_main_process()), leave=False)
 
     def stage(self, name:str, # the stage, done by method `_{name}`
-              every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages, `train_*` but `train_pred`)
+              every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages and the per-image ones, `PER_IMAGE`)
              ):
         "Run stage `name` unless it is done; record its results and wall time."
         fn = getattr(self, f'_{name}')
-        if every_process is None: every_process = name.startswith('train_') and name != 'train_pred'
+        if every_process is None: every_process = name.startswith('train_') or name in PER_IMAGE
         done = self.dir/'stages'/f'{name}.json'
-        _barrier(); todo = not done.exists(); _barrier()
+        barrier(); todo = not done.exists(); barrier()
         if todo:
             t0 = time.time()
             with crf_device(self.device): res = fn() if every_process or is_main_process() else None  # (the CRF on the run's device)
             if is_main_process():
                 for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
                 save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
-            _barrier()
+            barrier()
         rec = load_json(done)
         if name in ('train_cam', 'train_seg') and (k := f'{name[6:]}_plugins') in rec['results'] and rec['results'][k] != (now := [p.name for p in self.plugins(name[6:]) if shapes_training(p)]):
             raise ValueError(f"{self.dir}: its {name[6:]} network was trained with plug-ins {rec['results'][k]}, this run has {now}; give this run a folder of its own")
@@ -254,8 +257,8 @@ def x_m(self:Run, name:str, # a training image's id
 
 def _make_cam(self:Run):
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
-    with atomic_dir(self.dir/'cam/npz', resume=True) as tmp:
-        for i in tqdm(range(len(ds)), desc='CAMs', disable=not self.progress, leave=False):
+    with atomic_dir(self.dir/'cam/npz', shared=True) as tmp:
+        for i in self.bar(share(len(ds)), 'CAMs'):
             if (tmp/f'{ds.ids[i]}.npz').exists(): continue  # written before the run was interrupted
             b = ds[i]  # (its labels come with it: no second read of the mask)
             extra = (self.x_m(ds.ids[i], b['labels']),) if self.context else ()
@@ -264,13 +267,14 @@ Run.context, Run.plugins, Run._cam_backbone, Run._cam_train_data = context, plug
 Run._train_cam, Run.classifier, Run.x_m, Run._make_cam = _train_cam, classifier, x_m, _make_cam
 
 # %% ../nbs/06_pipeline.ipynb #a9277d20
-def cams(self:Run, which:str|None=None # 'cam' or 'amn'; None: the maps the pseudo-masks come from (AMN's when the run has them)
+def cams(self:Run, which:str|None=None, # 'cam' or 'amn'; None: the maps the pseudo-masks come from (AMN's when the run has them)
+         indices=None # of the training images to read (default: all)
         ):
     "Iterate (index, maps, keys) over the training images."
     if self.cfg.pseudo_masks: raise ValueError(f"{self.dir}: a run on given pseudo-masks (--pseudo-masks) has no class maps")
     which = which or ('amn' if 'amn' in self.cfg.method else 'cam')
     ds = self.dataset(self.cfg.train_split)
-    for i, name in enumerate(ds.ids): yield (i, *load_cam(self.dir/which/'npz'/f'{name}.npz'))
+    for i in range(len(ds)) if indices is None else indices: yield (i, *load_cam(self.dir/which/'npz'/f'{ds.ids[i]}.npz'))
 
 def spread_or_none(curve:dict, lo:float=0.05, hi:float=0.70) -> float|None:
     "`threshold_spread` of the curve, or None where no threshold of it lies in [lo, hi] (a grid of one's own)."
@@ -320,17 +324,19 @@ def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
 
 def _pseudo_mask(self:Run):
     ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']
-    score = self.cfg.crf and ds.annotated
+    score, mine = self.cfg.crf and ds.annotated, share(len(ds))
     if score: cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
-    with atomic_dir(self.dir/'pseudo_mask', resume=True) as tmp:
-        for i, c, k in tqdm(self.cams(), total=len(ds), desc='pseudo-masks', disable=not self.progress, leave=False):
+    with atomic_dir(self.dir/'pseudo_mask', shared=True) as tmp:
+        for i, c, k in self.bar(self.cams(indices=mine), 'pseudo-masks', len(mine)):
             f = tmp/f'{ds.ids[i]}.png'
             if f.exists(): pm = load_mask(f)  # written before the run was interrupted
             else:
                 pm = crf_pseudo_mask(DenseCRF(ds.image(i), self.cfg.crf_preset), c, k, thr) if self.cfg.crf else cam_to_label(c, k, thr)
                 save_mask(pm, f)
             if score: gt = ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
-    return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f) if score else {}
+    if not score: return {}
+    cm.sum_over_processes(); bf.sum_over_processes()
+    return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f)
 Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_maps, _eval_cam, _pseudo_mask
 
 # %% ../nbs/06_pipeline.ipynb #ed9095d9
@@ -349,8 +355,8 @@ def segmenter(self:Run) -> DeepLab:
 
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
-    with atomic_dir(self.dir/'seg/pred', resume=True) as tmp:  # (an interrupted evaluation's predictions are kept: the next makes only the others)
-        res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf and ds.annotated else None, out=tmp)
+    with atomic_dir(self.dir/'seg/pred', shared=True) as tmp:  # (an interrupted evaluation's predictions are kept: the next makes only the others)
+        res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf and ds.annotated else None, out=tmp, shared=True)
     if not ds.annotated: return {}  # predictions without a ground truth to score them against
     iou = {c: None if np.isnan(v) else v for c, v in zip(ds.classes, res['iou'].tolist())}  # (None: a class absent from the split and never predicted)
     return dict(seg_miou=res['miou'], seg_iou=iou, seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
@@ -361,8 +367,9 @@ AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'pseudo_mask_m
 
 def _amn_seed(self:Run):
     c, ds = self.cfg.amn, self.dataset(self.cfg.train_split)
-    with atomic_dir(self.dir/'amn/seed', resume=True) as tmp:
-        for i, cam, keys in tqdm(self.cams('cam'), total=len(ds), desc='AMN seeds', disable=not self.progress, leave=False):
+    mine = share(len(ds))
+    with atomic_dir(self.dir/'amn/seed', shared=True) as tmp:
+        for i, cam, keys in self.bar(self.cams('cam', mine), 'AMN seeds', len(mine)):
             if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(amn_seeds(cam, keys, ds.image(i), c.fg_threshold, c.bg_threshold, self.cfg.crf_preset if c.crf else None), tmp/f'{ds.ids[i]}.png')
 
 def _train_amn(self:Run):
@@ -381,8 +388,8 @@ def amn_model(self:Run):
 
 def _make_amn(self:Run):
     c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
-    with atomic_dir(self.dir/'amn/npz', resume=True) as tmp:
-        for i in tqdm(range(len(ds)), desc='AMN maps', disable=not self.progress, leave=False):
+    with atomic_dir(self.dir/'amn/npz', shared=True) as tmp:
+        for i in self.bar(share(len(ds)), 'AMN maps'):
             if (tmp/f'{ds.ids[i]}.npz').exists(): continue  # written before the run was interrupted
             b = ds[i]; ids = (b['labels'].nonzero().flatten() + 1).tolist()
             seeds = load_mask(self.dir/'amn/seed'/f'{ds.ids[i]}.png') if c.keep_bg_seed_scores else None
@@ -413,8 +420,8 @@ def _conta(self:Run):
 
 def _train_pred(self:Run):
     ds, model = self.dataset(self.cfg.train_split, eval_transform()), self.segmenter()
-    with atomic_dir(self.dir/'seg/train_pred', resume=True) as tmp:
-        for i in tqdm(range(len(ds)), desc='train predictions', disable=not self.progress, leave=False):
+    with atomic_dir(self.dir/'seg/train_pred', shared=True) as tmp:
+        for i in self.bar(share(len(ds)), 'train predictions'):
             if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
 
 def stages(self:Run) -> list:
@@ -556,7 +563,7 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
             (tmp/'stages').mkdir()
             for n in names: shutil.copy(src/'stages'/f'{n}.json', tmp/'stages'/f'{n}.json')
             save_json(new, tmp/'config.json')
-    _barrier()
+    barrier()
     return self
 Run.start_from = start_from
 
@@ -566,7 +573,7 @@ def _given_masks(self:Run):
     src, ds = Path(self.cfg.pseudo_masks), self.dataset(self.cfg.train_split)
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
     with atomic_dir(self.dir/'pseudo_mask') as tmp:
-        for i, name in enumerate(tqdm(ds.ids, desc='pseudo-masks', disable=not self.progress, leave=False)):
+        for i, name in enumerate(self.bar(ds.ids, 'pseudo-masks')):
             f = src/f'{name}.png'
             if not f.exists(): raise ValueError(f"--pseudo-masks: no pseudo-mask of training image {name} ({f})")
             pm, gt = check_label_map(load_mask(f), ds.n_classes, f), ds.mask(i)
@@ -939,7 +946,7 @@ def unused_options(a) -> list:
     unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
     return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
 
-DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 makes the maps and masks alone (hours on full VOC with the CRF); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
+DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (scoring full VOC's maps at every threshold, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
 
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."

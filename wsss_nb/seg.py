@@ -142,11 +142,13 @@ def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval 
                           scales:tuple=(1.0,), progress:bool=True,
                           crf_preset:str|None=None, # also score the predictions refined by the dense CRF with these parameters
                           out:str|Path|None=None, # write each prediction to out/<id>.png (its CRF refinement to out/crf/<id>.png); those already there are read, not made again
+                          shared:bool=False # called in every process under torch.distributed (with `out`): each predicts its share of the images (`share`), the scores are summed over the processes
                          ) -> dict:
     "mIoU and boundary F of the network's predictions on `ds` (and of their CRF refinement: `crf_*`), and the predictions (unless written to `out`)."
+    if shared and out is None: raise ValueError("evaluate_segmentation: shared needs `out`, the folder the processes write their predictions to")
     cm, bf, preds = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes), []
     crf_cm, crf_bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
-    for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
+    for i in tqdm(share(len(ds)) if shared else range(len(ds)), desc='evaluate', disable=not (progress and is_main_process()), leave=False):
         f, g = (None, None) if out is None else (Path(out)/f'{ds.ids[i]}.png', Path(out)/'crf'/f'{ds.ids[i]}.png')
         if f is not None and f.exists() and (not crf_preset or g.exists()):  # made by an interrupted evaluation
             gt, p, q = ds.mask(i), load_mask(f), load_mask(g) if crf_preset else None
@@ -158,4 +160,6 @@ def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval 
         cm.update(gt, p); bf.update(gt, p)
         if out is None: preds.append(p)  # (with `out` they are on disk, not also in memory: hundreds of MB on VOC's held-out split)
         if crf_preset: crf_cm.update(gt, q); crf_bf.update(gt, q)
+    if shared:
+        for m in (cm, bf, crf_cm, crf_bf): m.sum_over_processes()
     return dict(miou=cm.miou, boundary_f=bf.mean_f, iou=cm.iou) | ({} if out else dict(preds=preds)) | (dict(crf_miou=crf_cm.miou, crf_boundary_f=crf_bf.mean_f) if crf_preset else {})
