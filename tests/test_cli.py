@@ -481,8 +481,15 @@ def test_torchrun_resumes_a_killed_training(tmp_path):
     assert metrics(load_json(tmp_path/'ddp/results.json')) == metrics(load_json(tmp_path/'ref/results.json'))
     assert load_json(tmp_path/'ddp/results.json')['environment']['processes'] == 2
 
+def same_figures(a, b, key=''):
+    "The same figures bit for bit, but the context leakage: a ratio of float sums, summed over the processes in another order."
+    if isinstance(a, dict): assert a.keys() == b.keys(), key; [same_figures(a[k], b[k], k) for k in a]
+    elif isinstance(a, list): assert len(a) == len(b), key; [same_figures(x, y, key) for x, y in zip(a, b)]
+    elif key == 'context_leakage' and a is not None: assert abs(a - b) <= 1e-12 * abs(b), (key, a, b)
+    else: assert a == b, (key, a, b)
+
 def test_torchrun_shares_the_per_image_stages(tmp_path):
-    "Under torchrun the processes share the per-image stages (CAMs, AMN's seeds and maps, CRF pseudo-masks, predictions), their scores summed: from one process's networks they give that process's files and figures."
+    "Under torchrun the processes share the per-image stages (CAMs and their scores, AMN's seeds and maps, CRF pseudo-masks, predictions), their scores summed: from one process's networks they give that process's files and figures."
     args = ['--crf', '--method', 'conta,amn', '--rounds', '1', *TINY, '--n-train', '24', '--n-val', '8']
     ref, run = tmp_path/'ref', tmp_path/'ddp'
     assert (p := wsss('run', '--out', str(ref), *args, env=dict(OMP_NUM_THREADS='1'))).returncode == 0, p.stderr  # (torchrun's one thread per process)
@@ -493,7 +500,7 @@ def test_torchrun_shares_the_per_image_stages(tmp_path):
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29538', '-m', 'wsss_nb.pipeline',
                         'run', '--out', str(run), *args], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert metrics(load_json(run/'results.json')) == metrics(load_json(ref/'results.json'))
+    same_figures(metrics(load_json(run/'results.json')), metrics(load_json(ref/'results.json')))
     masks = sorted(f.relative_to(ref) for f in ref.rglob('*.png') if 'figures' not in f.parts and 'data' not in f.parts)
     assert len(masks) == 2 * (24 + 24 + 2 * 8) + 24 and masks == sorted(f.relative_to(run) for f in run.rglob('*.png') if 'figures' not in f.parts and 'data' not in f.parts)
     assert all((ref/f).read_bytes() == (run/f).read_bytes() for f in masks)

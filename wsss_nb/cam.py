@@ -318,10 +318,16 @@ class SceneDiagnostics:
             if k not in self.texture_of: continue
             on = context == self.texture_of[k] + 1
             off = (gt == 0) & ~on
-            self.ctx_sum += c[on].sum(); self.ctx_n += on.sum(); self.bg_sum += c[off].sum(); self.bg_n += off.sum()
+            self.ctx_sum += c[on].sum(dtype=np.float64); self.ctx_n += on.sum(); self.bg_sum += c[off].sum(dtype=np.float64); self.bg_n += off.sum()  # (float64: a float32 running sum would drift with the images' order)
         hit = pseudo_mask == gt
         self.part_hit += (hit & (part == 1)).sum(); self.part_n += (part == 1).sum()
         self.body_hit += (hit & (part == 2)).sum(); self.body_n += (part == 2).sum()
+        return self
+
+    def sum_over_processes(self):
+        "Sum the sums of the processes under torch.distributed, each updated with its share of the images (`core.share`)."
+        (self.ctx_sum, self.ctx_n, self.bg_sum, self.bg_n, self.part_hit, self.part_n, self.body_hit, self.body_n) = all_sum(np.array(
+            [self.ctx_sum, self.ctx_n, self.bg_sum, self.bg_n, self.part_hit, self.part_n, self.body_hit, self.body_n], np.float64)).tolist()
         return self
 
     @property

@@ -132,7 +132,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
-PER_IMAGE = ('make_cam', 'amn_seed', 'make_amn', 'pseudo_mask', 'eval_seg', 'train_pred')  # stages that make a file per image: under torchrun each process makes its share
+PER_IMAGE = ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'eval_seg', 'train_pred')  # stages that go image by image: under torchrun each process takes its share
 
 class Run:
     "One pipeline run in one folder."
@@ -282,35 +282,40 @@ def spread_or_none(curve:dict, lo:float=0.05, hi:float=0.70) -> float|None:
     except ValueError: return None
 
 def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
-               cs:list, # (index, maps (k, H, W), class ids (k,)) of each image of `ds`
+               cs, # a function giving an iterator of (index, maps (k, H, W), class ids (k,)) over the images of `ds`; called twice: the maps are read again, not all held in memory
                thresholds=None, # of the curve; None: 0.05, 0.10, ..., 0.95
                threshold:float=None, # of the pseudo-masks scored for boundary F; None: the curve's best
-               diagnostics=None # a `SceneDiagnostics` to update with those pseudo-masks, or None
+               diagnostics=None, # a `SceneDiagnostics` to update with those pseudo-masks, or None
+               shared:bool=False # called in every process under torch.distributed, `cs` giving its share of the images: the counts are summed over the processes
               ) -> dict:
     "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold and boundary F of a split's class maps."
-    gts = [ds.mask(i) for i in range(len(ds))]
-    curve, oracle_miou, _ = threshold_analysis([c for _, c, _ in cs], [k for _, _, k in cs], gts, ds.n_classes, thresholds)
-    best_t, best = best_threshold(curve)
+    ta = ThresholdAnalysis(ds.n_classes, thresholds)
+    for i, c, k in cs(): ta.update(c, k, ds.mask(i))
+    if shared: ta.sum_over_processes()
+    curve = ta.curve; best_t, best = best_threshold(curve)
     thr = threshold if threshold is not None else best_t
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
-    for i, c, k in cs:
-        pm = cam_to_label(c, k, thr); cm.update(gts[i], pm); bf.update(gts[i], pm)
+    for i, c, k in cs():
+        pm, gt = cam_to_label(c, k, thr), ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
         if diagnostics: diagnostics.update(i, c, k, pm)
+    if shared:
+        for m in (cm, bf, diagnostics) if diagnostics else (cm, bf): m.sum_over_processes()
     return dict(pseudo_mask_miou=best, best_threshold=best_t, threshold=thr, pseudo_mask_miou_at_threshold=cm.miou,
                 threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=spread_or_none(curve), boundary_f=bf.mean_f,
-                oracle_pseudo_mask_miou=oracle_miou)
+                oracle_pseudo_mask_miou=ta.oracle.miou)
 
-def evaluate_maps(self:Run, which:str='cam' # 'cam' or 'amn'
+def evaluate_maps(self:Run, which:str='cam', # 'cam' or 'amn'
+                  shared:bool=False # called in every process under torch.distributed (the run's stages), each scoring its share of the images
                  ) -> dict:
     "`score_maps` of the run's CAMs or AMN maps, with the scene diagnostics."
     ds = self.dataset(self.cfg.train_split)
     if not ds.annotated: return dict(threshold=self.cfg.threshold)  # nothing to score: the given threshold makes the pseudo-masks
     diag = SceneDiagnostics(ds) if self.cfg.dataset == 'scene' else None
-    res = score_maps(ds, list(self.cams(which)), self.cfg.thresholds, self.cfg.threshold, diag)
+    res = score_maps(ds, lambda: self.cams(which, share(len(ds)) if shared else None), self.cfg.thresholds, self.cfg.threshold, diag, shared)
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
 
-def _eval_cam(self:Run): return self.evaluate_maps('cam')
+def _eval_cam(self:Run): return self.evaluate_maps('cam', shared=True)
 
 def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
                     cam:np.ndarray, keys:np.ndarray, # the image's normalised CAMs and class ids
@@ -397,7 +402,7 @@ def _make_amn(self:Run):
             save_cam(tmp/f'{ds.ids[i]}.npz', maps, keys)
 
 def _eval_amn(self:Run):
-    res = self.evaluate_maps('amn')
+    res = self.evaluate_maps('amn', shared=True)
     section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r},
                          **({'threshold_spread': spread_or_none({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)} if 'threshold_curve' in r else {})}
     return {**res, 'cam': section(self.results), 'amn': section(res)}
@@ -718,7 +723,7 @@ def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them,
         if cam.shape[1:] != (H, W): raise ValueError(f"{f}: maps of {cam.shape[2]}x{cam.shape[1]} but image {name} is {W}x{H}")
         if len(keys) and not 1 <= keys.min() <= keys.max() < ds.n_classes: raise ValueError(f"{f}: class ids {keys.tolist()} outside 1..{ds.n_classes - 1} (IRN's .npy keys are 0-based, without background)")
         return i, cam, keys
-    return score_maps(ds, [read(i, name) for i, name in enumerate(ds.ids)], thresholds)
+    return score_maps(ds, lambda: (read(i, name) for i, name in enumerate(ds.ids)), thresholds)
 
 # %% ../nbs/06_pipeline.ipynb #1daf35fa
 def export_irn_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them
@@ -946,7 +951,7 @@ def unused_options(a) -> list:
     unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
     return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
 
-DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (scoring full VOC's maps at every threshold, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
+DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (CONTA's confounder set from full VOC's masks, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
 
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
