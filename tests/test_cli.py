@@ -448,12 +448,13 @@ def test_real_voc_sample_smoke(tmp_path):
     assert Image.open(tmp_path/'pred'/masks[0].name).size == Image.open(photo).size
 
 def test_torchrun_two_processes(tmp_path):
-    "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder."
+    "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder; each keeps torchrun's one thread, the CRF's too."
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
-                        'run', '--out', str(tmp_path/'ddp'), *TINY], capture_output=True, text=True, timeout=600)
+                        'run', '--out', str(tmp_path/'ddp'), '--crf', *TINY], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48
+    assert res['environment']['processes'] == 2 and res['environment']['threads'] == {'torch': 1, 'numba': 1}  # (torchrun's OMP_NUM_THREADS=1 per process: the CRF's Numba threads with it, PyTorch's kept after Numba's start)
 
 def test_torchrun_mixed_precision_with_plugins(tmp_path):
     "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."

@@ -32,8 +32,8 @@ __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IM
            'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json',
            'interruption', 'begin', 'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor',
            'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams',
-           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'init_distributed',
-           'main']
+           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads',
+           'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -512,12 +512,12 @@ def begin(self:Run):
 
 def environment(device:torch.device # the run's device
                ) -> dict:
-    "What this process runs with: the versions, the device (and its GPU), PyTorch's deterministic mode, the number of processes."
+    "What this process runs with: the versions, the device (and its GPU), PyTorch's deterministic mode, the number of processes and the threads of each."
     import platform, numba
     dist = torch.distributed.is_available() and torch.distributed.is_initialized()
     return dict(wsss_nb=__version__, python=platform.python_version(), torch=torch.__version__, numba=numba.__version__, device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None, deterministic=torch.are_deterministic_algorithms_enabled(),
-                processes=torch.distributed.get_world_size() if dist else 1)
+                processes=torch.distributed.get_world_size() if dist else 1, threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()))
 
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json; returns the results."
@@ -953,6 +953,14 @@ def unused_options(a) -> list:
 
 DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (CONTA's confounder set from full VOC's masks, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
 
+def match_threads() -> int:
+    "Give the CRF's Numba kernels PyTorch's CPU threads (`OMP_NUM_THREADS` where set: torchrun sets 1 per process) and keep PyTorch's; returns their number."
+    import numba
+    n = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # (Numba's default: every core, in every process)
+    torch.set_num_threads(n)  # (starting Numba's OpenMP threads sets the process's, PyTorch's too, to every core: 2 processes on 2 cores ran 4.7x slower)
+    return n
+
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
@@ -1007,6 +1015,7 @@ def main(argv=None):
     sigterm = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None  # a job's time limit cleans up as Ctrl-C does
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
+        match_threads()
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
         if a.command == 'table': return _table(a)
