@@ -1,7 +1,7 @@
 "The `wsss_nb` command as a user runs it: a tiny run, determinism, resuming, the real VOC sample, and bad input."
-import json, os, shutil, signal, subprocess, sys, time
+import json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
-import numpy as np, pytest, torch, torchvision
+import numba, numpy as np, pytest, torch, torchvision
 from PIL import Image
 from wsss_nb.core import save_mask, load_json, save_json
 from wsss_nb.data import write_scene, SceneConfig, find_voc_sample
@@ -448,13 +448,13 @@ def test_real_voc_sample_smoke(tmp_path):
     assert Image.open(tmp_path/'pred'/masks[0].name).size == Image.open(photo).size
 
 def test_torchrun_two_processes(tmp_path):
-    "DDP on the CPU (gloo): two processes train, rank 0 alone writes the run folder; each keeps torchrun's one thread, the CRF's too."
+    "DDP on the CPU (gloo): two processes train and share the per-image stages (rank 0 alone writes the records); each keeps torchrun's one PyTorch thread, and the CRF's Numba threads are halved."
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
                         'run', '--out', str(tmp_path/'ddp'), '--crf', *TINY], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48
-    assert res['environment']['processes'] == 2 and res['environment']['threads'] == {'torch': 1, 'numba': 1}  # (torchrun's OMP_NUM_THREADS=1 per process: the CRF's Numba threads with it, PyTorch's kept after Numba's start)
+    assert res['environment']['processes'] == 2 and res['environment']['threads'] == {'torch': 1, 'numba': max(1, numba.config.NUMBA_NUM_THREADS // 2)}  # (torchrun's OMP_NUM_THREADS=1 kept after Numba's start; the CRF's threads halved)
 
 def test_torchrun_mixed_precision_with_plugins(tmp_path):
     "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."
@@ -481,6 +481,36 @@ def test_torchrun_resumes_a_killed_training(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert metrics(load_json(tmp_path/'ddp/results.json')) == metrics(load_json(tmp_path/'ref/results.json'))
     assert load_json(tmp_path/'ddp/results.json')['environment']['processes'] == 2
+
+def test_torchrun_failure_in_another_process_keeps_the_stages(tmp_path):
+    "A process other than rank 0 fails in a shared stage (an unreadable image in its share of the CAMs): it says the finished stages are kept, and once the image is mended the same command ends as the run that never failed."
+    run, args = tmp_path/'ddp', ['run', '--out', str(tmp_path/'ddp'), *TINY, '--n-train', '8', '--n-val', '4', '--epochs', '1']
+    torchrun = lambda port: subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', str(port),
+                                            '-m', 'wsss_nb.pipeline', *args], capture_output=True, text=True, timeout=600)
+    assert (p := torchrun(29539)).returncode == 0, p.stderr[-3000:]
+    ref = load_json(run/'results.json'); (run/'results.json').unlink()
+    for n in ('make_cam', 'eval_cam', 'pseudo_mask', 'eval_seg', 'figures'): (run/'stages'/f'{n}.json').unlink()
+    for f in ('cam/npz', 'pseudo_mask', 'seg/pred', 'figures'): shutil.rmtree(run/f)
+    image = run/'data/JPEGImages'/f"{(run/'ids/train.txt').read_text().split()[1]}.png"  # the second training image: rank 1's share
+    good = image.read_bytes(); image.write_bytes(b'not a png')
+    p = torchrun(29540)
+    assert p.returncode != 0 and re.search(r"wsss_nb: error: not a readable image file: .*\nwsss_nb: the 2 finished stages of the run are kept in", p.stderr), p.stderr[-3000:]  # (said by rank 1, the process that failed)
+    image.write_bytes(good)
+    assert (p := torchrun(29541)).returncode == 0, p.stderr[-3000:]
+    assert metrics(load_json(run/'results.json')) == metrics(ref)
+
+def test_torchrun_shares_given_pseudo_masks(tiny_run, tmp_path):
+    "Given pseudo-masks (--pseudo-masks) are checked, copied and scored by the processes' shares: one process's files and scores."
+    out, _ = tiny_run
+    given = ['--pseudo-masks', str(out/'pseudo_mask'), '--seed', '1', *TINY]
+    assert (p := wsss('run', '--out', str(tmp_path/'one'), *given)).returncode == 0, p.stderr
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29542', '-m', 'wsss_nb.pipeline',
+                        'run', '--out', str(tmp_path/'two'), *given], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    one, two = (load_json(tmp_path/k/'stages/given_masks.json')['results'] for k in ('one', 'two'))
+    assert one == two and one['pseudo_mask_miou'] == load_json(out/'results.json')['crf_pseudo_mask_miou']  # (the tiny run's own CRF pseudo-masks)
+    masks = sorted((tmp_path/'two/pseudo_mask').glob('*.png'))
+    assert len(masks) == 48 and all(f.read_bytes() == (tmp_path/'one/pseudo_mask'/f.name).read_bytes() == (out/'pseudo_mask'/f.name).read_bytes() for f in masks)
 
 def same_figures(a, b, key=''):
     "The same figures bit for bit, but the context leakage: a ratio of float sums, summed over the processes in another order."

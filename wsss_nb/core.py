@@ -125,7 +125,7 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def is_main_process() -> bool:
-    "True in the process that writes the run folder."
+    "True in the process that writes the run's records (config.json, stages/*.json, results.json) and does the stages no other process shares."
     return rank() == 0
 
 def share(n:int) -> range:
@@ -139,7 +139,7 @@ def barrier():
 def all_sum(a:np.ndarray) -> np.ndarray:
     "`a` summed over the processes under torch.distributed (`a` itself when not distributed)."
     if world_size() == 1: return a
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    t = torch.tensor(a)  # (a copy: `a` itself is left as it was)
     if torch.distributed.get_backend() == 'nccl': t = t.cuda()  # (NCCL sums GPU tensors: on this process's device)
     torch.distributed.all_reduce(t)
     return t.cpu().numpy()

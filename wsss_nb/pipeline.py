@@ -132,7 +132,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
-PER_IMAGE = ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'eval_seg', 'train_pred')  # stages that go image by image: under torchrun each process takes its share
+PER_IMAGE = ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'given_masks', 'eval_seg', 'train_pred')  # stages that go image by image: under torchrun each process takes its share
 
 class Run:
     "One pipeline run in one folder."
@@ -282,20 +282,21 @@ def spread_or_none(curve:dict, lo:float=0.05, hi:float=0.70) -> float|None:
     except ValueError: return None
 
 def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
-               cs, # a function giving an iterator of (index, maps (k, H, W), class ids (k,)) over the images of `ds`; called twice: the maps are read again, not all held in memory
+               cs, # a function giving an iterator of (index, maps (k, H, W), class ids (k,)) over the images of `ds`, called twice (the maps read again, not all held in memory); or a list of them
                thresholds=None, # of the curve; None: 0.05, 0.10, ..., 0.95
                threshold:float=None, # of the pseudo-masks scored for boundary F; None: the curve's best
                diagnostics=None, # a `SceneDiagnostics` to update with those pseudo-masks, or None
                shared:bool=False # called in every process under torch.distributed, `cs` giving its share of the images: the counts are summed over the processes
               ) -> dict:
     "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold and boundary F of a split's class maps."
+    maps = cs if callable(cs) else lambda: cs
     ta = ThresholdAnalysis(ds.n_classes, thresholds)
-    for i, c, k in cs(): ta.update(c, k, ds.mask(i))
+    for i, c, k in maps(): ta.update(c, k, ds.mask(i))
     if shared: ta.sum_over_processes()
     curve = ta.curve; best_t, best = best_threshold(curve)
     thr = threshold if threshold is not None else best_t
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
-    for i, c, k in cs():
+    for i, c, k in maps():
         pm, gt = cam_to_label(c, k, thr), ds.mask(i); cm.update(gt, pm); bf.update(gt, pm)
         if diagnostics: diagnostics.update(i, c, k, pm)
     if shared:
@@ -542,7 +543,7 @@ def run(self:Run) -> dict:
         return results
     except Exception as e:  # an interrupted run (Ctrl-C, SIGTERM) or a failed one keeps its finished stages, to resume; one that failed before any but the data leaves no folder
         if (stop := interruption(e)) is not None: raise stop from e
-        if is_main_process() and (kept := sum(f.stem != 'data' for f in self.dir.rglob('stages/*.json'))):
+        if kept := sum(f.stem != 'data' for f in self.dir.rglob('stages/*.json')):  # (every process's note: under torchrun the one that failed may be any)
             e.add_note(f"wsss_nb: the {kept} finished stage{'s' * (kept != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
@@ -577,15 +578,17 @@ def _given_masks(self:Run):
     "Copy the given pseudo-masks of the training images into pseudo_mask/, each checked; score them where the split has masks."
     src, ds = Path(self.cfg.pseudo_masks), self.dataset(self.cfg.train_split)
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
-    with atomic_dir(self.dir/'pseudo_mask') as tmp:
-        for i, name in enumerate(self.bar(ds.ids, 'pseudo-masks')):
-            f = src/f'{name}.png'
+    with atomic_dir(self.dir/'pseudo_mask', shared=True) as tmp:
+        for i in self.bar(share(len(ds)), 'pseudo-masks'):
+            name = ds.ids[i]; f = src/f'{name}.png'
             if not f.exists(): raise ValueError(f"--pseudo-masks: no pseudo-mask of training image {name} ({f})")
             pm, gt = check_label_map(load_mask(f), ds.n_classes, f), ds.mask(i)
             if pm.shape != gt.shape: raise ValueError(f"{f}: {pm.shape[1]}x{pm.shape[0]}, but its image is {gt.shape[1]}x{gt.shape[0]}")
             if ds.annotated: scored = np.where(pm == IGNORE, 0, pm); cm.update(gt, scored); bf.update(gt, scored)  # (a pixel it leaves unlabelled scores as background)
             save_mask(pm, tmp/f'{name}.png')
-    return dict(pseudo_mask_miou=cm.miou, boundary_f=bf.mean_f) if ds.annotated else {}
+    if not ds.annotated: return {}
+    cm.sum_over_processes(); bf.sum_over_processes()
+    return dict(pseudo_mask_miou=cm.miou, boundary_f=bf.mean_f)
 Run._given_masks = _given_masks
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d1
@@ -954,12 +957,12 @@ def unused_options(a) -> list:
 DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (CONTA's confounder set from full VOC's masks, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
 
 def match_threads() -> int:
-    "Give the CRF's Numba kernels PyTorch's CPU threads (`OMP_NUM_THREADS` where set: torchrun sets 1 per process) and keep PyTorch's; returns their number."
+    "Share the CRF's Numba threads (`NUMBA_NUM_THREADS`, every core unless set) among the machine's torchrun processes, at least PyTorch's each, and keep PyTorch's (`OMP_NUM_THREADS`: torchrun sets 1 per process); returns Numba's."
     import numba
-    n = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # (Numba's default: every core, in every process)
+    n, cores = torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(m := min(cores, max(n, cores // int(os.environ.get('LOCAL_WORLD_SIZE', '1')))))  # (Numba's default: every core in every process)
     torch.set_num_threads(n)  # (starting Numba's OpenMP threads sets the process's, PyTorch's too, to every core: 2 processes on 2 cores ran 4.7x slower)
-    return n
+    return m
 
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
