@@ -515,10 +515,9 @@ def environment(device:torch.device # the run's device
                ) -> dict:
     "What this process runs with: the versions, the device (and its GPU), PyTorch's deterministic mode, the number of processes and the threads of each."
     import platform, numba
-    dist = torch.distributed.is_available() and torch.distributed.is_initialized()
     return dict(wsss_nb=__version__, python=platform.python_version(), torch=torch.__version__, numba=numba.__version__, device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None, deterministic=torch.are_deterministic_algorithms_enabled(),
-                processes=torch.distributed.get_world_size() if dist else 1, threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()))
+                processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()))
 
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json; returns the results."
