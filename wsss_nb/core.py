@@ -15,9 +15,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
            'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size', 'is_main_process',
-           'share', 'barrier', 'all_sum', 'check_keys', 'check_threshold', 'voc_palette', 'colorize', 'atomic_path',
-           'atomic_dir', 'save_json', 'load_json', 'load_file', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask',
-           'save_mask', 'save_image', 'overlay']
+           'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'check_keys', 'check_threshold',
+           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'scratch_dir',
+           'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -143,6 +143,20 @@ def all_sum(a:np.ndarray) -> np.ndarray:
     if torch.distributed.get_backend() == 'nccl': t = t.cuda()  # (NCCL sums GPU tensors: on this process's device)
     torch.distributed.all_reduce(t)
     return t.cpu().numpy()
+
+class ProcessFailed(RuntimeError):
+    "What `fail_together` raises in the processes whose call did not fail, where another's did."
+
+def fail_together(fn, *args, **kwargs):
+    "`fn(*args, **kwargs)`, called in every process under torch.distributed: where it fails in one, it fails in all (the others with `ProcessFailed`, saying which process failed and why), so none goes on to wait for it."
+    err = None
+    try: res = fn(*args, **kwargs)
+    except Exception as e: err = e
+    if world_size() > 1:
+        said = [None] * world_size(); torch.distributed.all_gather_object(said, None if err is None else f'{type(err).__name__}: {err}')
+        if err is None and (failed := [(r, s) for r, s in enumerate(said) if s is not None]): raise ProcessFailed('; '.join(f'process {r} failed: {s}' for r, s in failed))
+    if err is not None: raise err
+    return res
 
 # %% ../nbs/00_core.ipynb #aef789d9
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',

@@ -324,16 +324,17 @@ class VOCSegmentation(Dataset):
         if self.transform is not None: img, m = self.transform(img, m)
         return dict(image=img, mask=m, labels=y, index=i)
 
-    def check(self, progress:bool=False # show a progress bar
+    def check(self, progress:bool=False, # show a progress bar
+              indices=None # the images to read (a process's `share` under torchrun); None: all
              ):
         "Validate the split before any stage writes: every file present and decodable, sizes agree, mask values valid."
         from tqdm.auto import tqdm
-        unscored = 0
-        for i in tqdm(range(len(self)), desc=f'checking {self.split}', disable=not progress, leave=False):
+        indices = range(len(self)) if indices is None else indices
+        unscored = sum(self.annotated and not self.scored(i) for i in range(len(self)))  # (over the whole split: it costs a look for each mask file, not a read)
+        for i in tqdm(indices, desc=f'checking {self.split}', disable=not progress, leave=False):
             if not self.image_path(i).exists(): raise ValueError(f"missing image file for id {self.ids[i]}: {self.image_path(i)}")
             if self.scored(i) and not self.mask_path(i).exists():
                 raise ValueError(f"image without its mask: {self.image_path(i)} (no {self.ids[i]}.png in {' or '.join(map(str, self.mask_dirs))})" + ('' if self._given else "; with an image-level labels file (--labels) it would train, not scored"))
-            unscored += self.annotated and not self.scored(i)
             img, m = self.image(i), self.mask(i)
             if img.shape[:2] != m.shape: raise ValueError(f"image {self.image_path(i)} is {img.shape[1]}x{img.shape[0]} but its mask is {m.shape[1]}x{m.shape[0]}")
             if self._labels is not None: self.label_ids(i)

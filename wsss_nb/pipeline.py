@@ -493,22 +493,24 @@ def interruption(e:BaseException) -> KeyboardInterrupt|None:
     return None
 
 def begin(self:Run):
-    "Refuse a folder that holds another run, check VOC data, then write config.json (before any stage)."
+    "Refuse a folder that holds another run, check VOC data (under torchrun each process its share of the images), then write config.json (before any stage)."
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
-    if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
-        raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another folder (--out), or Run.open(folder) to use it")
-    if is_main_process() and not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work; rank 0's view, before it writes config.json there)
-        raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
-    if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
-    if self.cfg.dataset == 'voc':  # validate the data before the run folder is written
-        train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))
+    def check():
+        if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
+            raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another folder (--out), or Run.open(folder) to use it")
+        if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
+            raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
+        if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
+        if self.cfg.dataset != 'voc': return
+        train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))  # validate the data before the run folder is written
         for role, ds in (('train', train), ('val', val)):
             if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != ds.ids:  # a resumed run: on the images it began with
                 raise ValueError(f"{self.dir}: split {ds.split} changed since the run began ({len(ds)} images now, {len(was)} in its ids/{role}.txt{'' if len(ds) != len(was) else ', not the same'}); use another folder (--out)")
-            ds.check(self.progress)
+            ds.check(self.progress and is_main_process(), share(len(ds)))
         if not train.annotated:  # images and image-level labels only
             if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
             if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
+    fail_together(check)  # (all the processes have looked at the folder before rank 0 writes config.json there)
     if is_main_process(): save_json(new, cfg_file)
 
 def environment(device:torch.device # the run's device
@@ -1037,7 +1039,7 @@ def main(argv=None):
         if a.deterministic: deterministic()
         res = Run(cfg, out, device, progress=not a.no_progress).run()
         if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
-    except (ValueError, FloatingPointError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:  # (an --out that is a file, say; a training that diverged)
+    except (ValueError, FloatingPointError, FileNotFoundError, FileExistsError, NotADirectoryError, ProcessFailed) as e:  # (an --out that is a file, say; a training that diverged; under torchrun, another process's error)
         print(f'wsss_nb: error: {e}', *getattr(e, '__notes__', ()), sep='\n', file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt as e:
         resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
