@@ -904,6 +904,7 @@ def _parser():
     s.add_argument('--markdown', action='store_true', help='a Markdown table (to paste into a README or an issue)')
     return p
 
+# %% ../nbs/06_pipeline.ipynb #fd91b43b
 def config_from_args(a) -> RunConfig:
     "The `RunConfig` of parsed command-line arguments."
     cfg = replace_scene(RunConfig(seed=a.seed, crf=a.command == 'demo'), seed=a.seed)  # the demo: the pipeline with the dense CRF
@@ -955,6 +956,7 @@ def unused_options(a) -> list:
     unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
     return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
 
+# %% ../nbs/06_pipeline.ipynb #cf800763
 DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (CONTA's confounder set from full VOC's masks, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
 
 def match_threads() -> int:
@@ -974,6 +976,7 @@ def init_distributed(device:str) -> str:
     if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
 
+# %% ../nbs/06_pipeline.ipynb #7a977f87
 def _predict(a):
     run = Run.open(a.run, a.device, progress=False)
     for p in run.segment_files(a.images, a.out, a.overlay, a.crf):
