@@ -244,6 +244,7 @@ def _find_or_add(table, bits, keys, base, V, pk):
         if keys[base + u] == pk: return u, V
         s = (s + 1) & mask
 
+# %% ../../nbs/02a_kernels.crf.ipynb #2aba1d08
 @njit(cache=True, nogil=True)
 def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
     "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`, each new vertex's packed key from index p0*(d+1) on. Returns the number of vertices."
@@ -307,6 +308,7 @@ def _insert_packed(rem, rank, lo, shift, d, chunks=None):
     gmap, gpk = _merge_chunks(vpk, bounds, counts, d + 1)
     return _remap_chunks(offsets, gmap, bounds, d + 1), gpk
 
+# %% ../../nbs/02a_kernels.crf.ipynb #385bafe4
 @njit(cache=True, nogil=True)
 def _insert(rem, rank, canonical, bits):
     "The general path: insert every simplex vertex in point order, keys as d int32; the vertex of each (point, corner) and each vertex's key."
