@@ -492,6 +492,9 @@ def interruption(e:BaseException) -> KeyboardInterrupt|None:
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
+Run.round_results = round_results
+
+# %% ../nbs/06_pipeline.ipynb #ba200cdc
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data (under torchrun each process its share of the images), then write config.json (before any stage)."
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
@@ -548,7 +551,7 @@ def run(self:Run) -> dict:
             e.add_note(f"wsss_nb: the {kept} finished stage{'s' * (kept != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
-Run.round_results, Run.begin, Run.run = round_results, begin, run
+Run.begin, Run.run = begin, run
 
 # %% ../nbs/06_pipeline.ipynb #29fb2451
 ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
