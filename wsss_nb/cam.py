@@ -127,11 +127,12 @@ class Learner:
         with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
 
     def _fingerprint(self) -> dict:
-        "What a checkpoint must have been written by: this loop's label and class, its loss function (a `partial`'s arguments with it), configuration, data (images, batch size), the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
+        "What a checkpoint must have been written by: this loop's label and class, its loss function (a `partial`'s arguments with it), configuration, data (images, batch size), the loader's seed, the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
         shaping = [dict(name=p.name, cls=type(p).__qualname__, settings=p.settings()) for p in self._shaping()]
         f = self.loss_func
         loss = f"{f.func.__qualname__}{f.args}{f.keywords}" if isinstance(f, partial) else getattr(f, '__qualname__', type(f).__qualname__)
-        return dict(desc=self.desc, loop=type(self).__qualname__, loss=loss, cfg=dataclasses.asdict(self.cfg), data=[len(self.loader.dataset), self.loader.batch_size], plugins=shaping,
+        return dict(desc=self.desc, loop=type(self).__qualname__, loss=loss, cfg=dataclasses.asdict(self.cfg), data=[len(self.loader.dataset), self.loader.batch_size],
+                    seed=None if self.loader.generator is None else self.loader.generator.initial_seed(), plugins=shaping,
                     shapes=[list(p.shape) for p in (*self.model.parameters(), *self._plugin_parameters())])
 
     def _resume(self, scaler) -> int:
@@ -139,7 +140,7 @@ class Learner:
         s = load_file(partial(torch.load, map_location='cpu', weights_only=True), self.checkpoint, 'training checkpoint', 'delete it to start the training afresh')
         if s.get('training') != (mine := self._fingerprint()):
             theirs = s.get('training') or {}
-            differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'loop', 'loss', 'data', 'plugins', 'shapes') if mine[k] != theirs.get(k)]
+            differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'loop', 'loss', 'data', 'seed', 'plugins', 'shapes') if mine[k] != theirs.get(k)]
             raise ValueError(f"{self.checkpoint}: a checkpoint of another training ({', '.join(differ)} differ); delete it to start afresh")
         self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
         with torch.no_grad():
