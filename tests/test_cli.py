@@ -488,7 +488,7 @@ def test_torchrun_processes_share_the_data_check(voc_copy, tmp_path):
     image = voc_copy/'JPEGImages'/f"{(voc_copy/'ImageSets/Segmentation/train.txt').read_text().split()[1]}.png"  # the second training image: rank 1's share
     image.write_bytes(b'not a png')
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29543', '-m', 'wsss_nb.pipeline',
-                        'run', '--dataset', 'voc', '--root', str(voc_copy), '--backbone', 'small', '--out', str(tmp_path/'run'), '--epochs', '1', '--no-progress'], capture_output=True, text=True, timeout=600)
+                        'run', '--dataset', 'voc', '--root', str(voc_copy), '--backbone', 'small', '--out', str(tmp_path/'run'), '--epochs', '1', '--no-progress', '--device', 'cpu'], capture_output=True, text=True, timeout=600)
     assert p.returncode != 0 and f'wsss_nb: error: not a readable image file: {image}' in p.stderr, p.stderr[-3000:]  # rank 1's own
     assert f'wsss_nb: error: process 1 failed: ValueError: not a readable image file: {image}' in p.stderr, p.stderr[-3000:]  # rank 0, which did not read it
     assert p.stderr.count('wsss_nb: error:') == 2 and not (tmp_path/'run').exists()  # (torchrun's own traceback follows: a process failed)

@@ -1,4 +1,4 @@
-"On a CUDA device (skipped without one): every method trains there in mixed precision, a killed CUDA training resumes, `--deterministic` runs repeat bit for bit, `predict` runs there, and the CRF picks CuPy with Numba's labels."
+"On a CUDA device (skipped without one): every method trains there in mixed precision, a killed CUDA training resumes, `--deterministic` runs repeat bit for bit, `predict` runs there, the CRF picks CuPy with Numba's labels, and torchrun runs a process per GPU (NCCL, where there are two or more)."
 import signal, subprocess, sys, time
 import numpy as np, pytest, torch
 from wsss_nb.core import load_json
@@ -66,3 +66,23 @@ def test_deterministic_cuda_runs_are_the_same(tmp_path):
     assert a == b and 0 < a['pseudo_mask_miou'] < 1, [(k, a[k], b[k]) for k in a if a[k] != b[k]]
     env = load_json(tmp_path/'a/results.json')['environment']
     assert env['deterministic'] and env['device'].startswith('cuda') and env['gpu'], env
+
+def torchrun(n:int, port:int, *args, tmp_path):
+    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', str(n), '--master_port', str(port), '-m', 'wsss_nb.pipeline', 'run', *args],
+                          capture_output=True, text=True, timeout=600)
+
+def test_torchrun_more_processes_than_gpus(tmp_path):
+    "A process more than the machine's GPUs is refused with one line (not CUDA's 'invalid device ordinal' in one process while the others wait), and makes no run folder."
+    n = torch.cuda.device_count()
+    p = torchrun(n + 1, 29544, '--out', str(tmp_path/'run'), *CUDA, tmp_path=tmp_path)
+    assert p.returncode != 0 and f'wsss_nb: error: torchrun started {n + 1} processes on this machine, which has {n} CUDA device(s)' in p.stderr, p.stderr[-3000:]
+    assert 'invalid device ordinal' not in p.stderr and not (tmp_path/'run').exists()
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason='fewer than two CUDA devices')
+def test_torchrun_on_two_gpus(tmp_path):
+    "Two processes on two GPUs (NCCL): they train together, share the per-image stages with the CRF and sum their scores, as the CPU's gloo processes do in tests/test_cli.py."
+    p = torchrun(2, 29545, '--out', str(tmp_path/'ddp'), *CUDA, '--crf', '--method', 'conta,amn', '--rounds', '1', tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = load_json(tmp_path/'ddp/results.json')
+    assert res['environment']['processes'] == 2 and all(0 < r['pseudo_mask_miou'] < 1 for r in res['rounds']) and 0 < res['amn']['pseudo_mask_miou'] < 1
+    assert len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48 and 0 <= res['seg_miou'] <= 1

@@ -973,8 +973,11 @@ def match_threads() -> int:
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
-    local = int(os.environ.get('LOCAL_RANK', '0'))
+    local, here = int(os.environ.get('LOCAL_RANK', '0')), int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
     cuda = device != 'cpu' and torch.cuda.is_available()
+    if cuda and ':' in device: raise ValueError(f"--device {device}: under torchrun each process takes the GPU of its local rank; choose the GPUs with CUDA_VISIBLE_DEVICES and give --device cuda")
+    if cuda and here > (n := torch.cuda.device_count()):  # (every process says so, before any waits for the others)
+        raise ValueError(f"torchrun started {here} processes on this machine, which has {n} CUDA device(s): one process per GPU (--nproc_per_node {n}), or --device cpu")
     torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=DIST_TIMEOUT)
     if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
