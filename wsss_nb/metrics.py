@@ -113,8 +113,15 @@ class ThresholdAnalysis:
         cam, key = _check_cam(cam, key)
         if len(key) == 0: top, fg = np.full(cam.shape[1:], -np.inf, cam.dtype), np.zeros(cam.shape[1:], np.uint8)
         else: top, fg = cam.max(0), key.astype(np.uint8)[cam.argmax(0)]
-        cms = [ConfusionMatrix(self.n_classes, self.ignore).update(gt, np.where(top > cam.dtype.type(t), fg, np.uint8(0))) for t in self.thresholds]
-        for total, cm in zip(self.totals, cms): total.matrix += cm.matrix
+        gt, fg = _check_labels(gt, fg, self.n_classes, self.ignore)
+        n, order, valid = self.n_classes, np.argsort(self.thresholds), gt != self.ignore
+        # a pixel is its class at the thresholds below its top score and background at the others: one histogram of (gt, class, how many thresholds lie below) counts every threshold's pseudo-mask
+        below = np.searchsorted(self.thresholds[order].astype(cam.dtype), top[valid])  # (compared in the CAMs' precision, as `cam_to_label` compares)
+        h = np.bincount((gt[valid] * n + fg[valid]) * (len(order) + 1) + below, minlength=n * n * (len(order) + 1)).reshape(n, n, -1)
+        ms = np.moveaxis(np.cumsum(h[..., :0:-1], -1)[..., ::-1], -1, 0)  # (threshold, gt, class): the pixels above the j-th lowest threshold, at their class
+        ms[:, :, 0] += h.sum((1, 2)) - ms.sum(2)  # the others background
+        cms = [ConfusionMatrix(n, self.ignore) for _ in self.ts]
+        for total, cm, m in zip(self.totals, cms, ms[np.argsort(order)]): cm.matrix = m; total.matrix += m
         i = max(range(len(cms)), key=lambda i: (np.nan_to_num(cms[i].miou, nan=-1.0), -self.ts[i]))  # the image's own best threshold, the lowest on ties as `best_threshold` (an image of only ignore pixels: the lowest)
         self.oracle.matrix += cms[i].matrix; self.chosen.append(self.ts[i])
         return self
@@ -243,7 +250,7 @@ class BoundaryF:
         gt, pred = _check_labels(gt, pred, self.n_classes, self.ignore)
         if gt.ndim != 2: raise ValueError(f"label maps must be (H,W), got shape {gt.shape}")
         r, counted = self.radius(gt.shape), gt != self.ignore
-        for c in np.union1d(gt[counted], pred):
+        for c in np.flatnonzero(np.bincount(gt[counted], minlength=self.n_classes) + np.bincount(pred.ravel(), minlength=self.n_classes)):  # the classes of either map (a count, not a sort)
             bg, bp = boundary(gt == c), boundary(pred == c)
             bp_counted = bp & counted
             self.matched_pred[c] += (bp_counted & dilate(bg, r)).sum()
