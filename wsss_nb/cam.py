@@ -115,43 +115,6 @@ class Learner:
         for p in self._plugin_parameters():
             if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
 
-    def _save(self, scaler):
-        "Write the training state after epoch `self.epoch` (every process's random generators with it)."
-        rng = dict(rng_state(self.device), loader=self.loader.generator.get_state() if self.loader.generator is not None else None)
-        states = [rng]
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            states = [None] * torch.distributed.get_world_size(); torch.distributed.all_gather_object(states, rng)
-        if not is_main_process(): return
-        state = dict(training=self._fingerprint(), epoch=self.epoch, model=self.model.state_dict(), opt=self.opt.state_dict(), scaler=scaler.state_dict(), history=self.history,
-                     plugins=[p.detach() for p in self._plugin_parameters()], plugin_state=[p.state_dict() for p in self._shaping()], rng=states)
-        with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
-
-    def _fingerprint(self) -> dict:
-        "What a checkpoint must have been written by: this loop's label and class, its loss function (a `partial`'s arguments with it), configuration, data (images, batch size), the loader's seed, the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
-        shaping = [dict(name=p.name, cls=type(p).__qualname__, settings=p.settings()) for p in self._shaping()]
-        f = self.loss_func
-        loss = f"{f.func.__qualname__}{f.args}{f.keywords}" if isinstance(f, partial) else getattr(f, '__qualname__', type(f).__qualname__)
-        return dict(desc=self.desc, loop=type(self).__qualname__, loss=loss, cfg=dataclasses.asdict(self.cfg), data=[len(self.loader.dataset), self.loader.batch_size],
-                    seed=None if self.loader.generator is None else self.loader.generator.initial_seed(), plugins=shaping,
-                    shapes=[list(p.shape) for p in (*self.model.parameters(), *self._plugin_parameters())])
-
-    def _resume(self, scaler) -> int:
-        "Load the training state `_save` wrote; returns the epoch to go on from."
-        s = load_file(partial(torch.load, map_location='cpu', weights_only=True), self.checkpoint, 'training checkpoint', 'delete it to start the training afresh')
-        if s.get('training') != (mine := self._fingerprint()):
-            theirs = s.get('training') or {}
-            differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'loop', 'loss', 'data', 'seed', 'plugins', 'shapes') if mine[k] != theirs.get(k)]
-            raise ValueError(f"{self.checkpoint}: a checkpoint of another training ({', '.join(differ)} differ); delete it to start afresh")
-        self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
-        with torch.no_grad():
-            for p, v in zip(self._plugin_parameters(), s['plugins'], strict=True): p.copy_(v)
-        for p, state in zip(self._shaping(), s.get('plugin_state', []), strict=True): p.load_state_dict(state)
-        self.history = s['history']
-        if rank() < len(s['rng']):  # (with more processes than before, the new ones keep their seeds)
-            rng = s['rng'][rank()]; set_rng_state(rng, self.device)
-            if rng['loader'] is not None and self.loader.generator is not None: self.loader.generator.set_state(rng['loader'])
-        return s['epoch'] + 1
-
     def fit(self):
         "Run `cfg.epochs` epochs (a second call: another training from the model's weights, with a new optimiser); returns the per-epoch history of mean losses."
         self.model.to(self.device).train(); self.history = []
@@ -205,6 +168,46 @@ class Learner:
         if self.checkpoint is not None and is_main_process(): self.checkpoint.unlink(missing_ok=True)
         self.model.eval()
         return self.history
+
+# %% ../nbs/04_cam.ipynb #c4e7a1d2
+def _save(self:Learner, scaler):
+    "Write the training state after epoch `self.epoch` (every process's random generators with it)."
+    rng = dict(rng_state(self.device), loader=self.loader.generator.get_state() if self.loader.generator is not None else None)
+    states = [rng]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        states = [None] * torch.distributed.get_world_size(); torch.distributed.all_gather_object(states, rng)
+    if not is_main_process(): return
+    state = dict(training=self._fingerprint(), epoch=self.epoch, model=self.model.state_dict(), opt=self.opt.state_dict(), scaler=scaler.state_dict(), history=self.history,
+                 plugins=[p.detach() for p in self._plugin_parameters()], plugin_state=[p.state_dict() for p in self._shaping()], rng=states)
+    with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
+
+def _fingerprint(self:Learner) -> dict:
+    "What a checkpoint must have been written by: this loop's label and class, its loss function (a `partial`'s arguments with it), configuration, data (images, batch size), the loader's seed, the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
+    shaping = [dict(name=p.name, cls=type(p).__qualname__, settings=p.settings()) for p in self._shaping()]
+    f = self.loss_func
+    loss = f"{f.func.__qualname__}{f.args}{f.keywords}" if isinstance(f, partial) else getattr(f, '__qualname__', type(f).__qualname__)
+    return dict(desc=self.desc, loop=type(self).__qualname__, loss=loss, cfg=dataclasses.asdict(self.cfg), data=[len(self.loader.dataset), self.loader.batch_size],
+                seed=None if self.loader.generator is None else self.loader.generator.initial_seed(), plugins=shaping,
+                shapes=[list(p.shape) for p in (*self.model.parameters(), *self._plugin_parameters())])
+
+def _resume(self:Learner, scaler) -> int:
+    "Load the training state `_save` wrote; returns the epoch to go on from."
+    s = load_file(partial(torch.load, map_location='cpu', weights_only=True), self.checkpoint, 'training checkpoint', 'delete it to start the training afresh')
+    if s.get('training') != (mine := self._fingerprint()):
+        theirs = s.get('training') or {}
+        differ = sorted(k for k in mine['cfg'] if mine['cfg'][k] != theirs.get('cfg', {}).get(k)) + [k for k in ('desc', 'loop', 'loss', 'data', 'seed', 'plugins', 'shapes') if mine[k] != theirs.get(k)]
+        raise ValueError(f"{self.checkpoint}: a checkpoint of another training ({', '.join(differ)} differ); delete it to start afresh")
+    self.model.load_state_dict(s['model']); self.opt.load_state_dict(s['opt']); scaler.load_state_dict(s['scaler'])
+    with torch.no_grad():
+        for p, v in zip(self._plugin_parameters(), s['plugins'], strict=True): p.copy_(v)
+    for p, state in zip(self._shaping(), s.get('plugin_state', []), strict=True): p.load_state_dict(state)
+    self.history = s['history']
+    if rank() < len(s['rng']):  # (with more processes than before, the new ones keep their seeds)
+        rng = s['rng'][rank()]; set_rng_state(rng, self.device)
+        if rng['loader'] is not None and self.loader.generator is not None: self.loader.generator.set_state(rng['loader'])
+    return s['epoch'] + 1
+
+Learner._save, Learner._fingerprint, Learner._resume = _save, _fingerprint, _resume
 
 # %% ../nbs/04_cam.ipynb #b5361115
 def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0) -> DataLoader:
