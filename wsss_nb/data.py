@@ -248,6 +248,7 @@ def check_label_map(m:np.ndarray, # a label map
     if bad.any(): raise ValueError(f"{name}: values {sorted(set(np.unique(m[bad]).tolist()))} outside 0..{n_classes - 1} and 255")
     return m
 
+# %% ../nbs/01_data.ipynb #5b1e0c7b
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."
     def __init__(self, root:str|Path, # the dataset folder (VOC2012 layout)
