@@ -974,8 +974,8 @@ def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
     local, here = int(os.environ.get('LOCAL_RANK', '0')), int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
-    cuda = device != 'cpu' and torch.cuda.is_available()
-    if cuda and ':' in device: raise ValueError(f"--device {device}: under torchrun each process takes the GPU of its local rank; choose the GPUs with CUDA_VISIBLE_DEVICES and give --device cuda")
+    if device.startswith('cuda:'): raise ValueError(f"--device {device}: under torchrun each process takes the GPU of its local rank; choose the GPUs with CUDA_VISIBLE_DEVICES and give --device cuda")
+    cuda = get_device(device).type == 'cuda'  # (--device cuda without a usable GPU refused, as in one process, not run on the CPU)
     if cuda and here > (n := torch.cuda.device_count()):  # (every process says so, before any waits for the others)
         raise ValueError(f"torchrun started {here} processes on this machine, which has {n} CUDA device(s): one process per GPU (--nproc_per_node {n}), or --device cpu")
     torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=DIST_TIMEOUT)
