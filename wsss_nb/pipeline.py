@@ -971,7 +971,7 @@ def match_threads() -> int:
     return m
 
 def init_distributed(device:str) -> str:
-    "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device; else `device` unchanged."
+    "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device, its local rank's GPU where `device` is CUDA (more processes than GPUs refused); else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
     local, here = int(os.environ.get('LOCAL_RANK', '0')), int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
     if device.startswith('cuda:'): raise ValueError(f"--device {device}: under torchrun each process takes the GPU of its local rank; choose the GPUs with CUDA_VISIBLE_DEVICES and give --device cuda")
