@@ -93,7 +93,7 @@ def miou(gts, # ground-truth label maps
 
 # %% ../nbs/02_metrics.ipynb #a7c94d57
 class ThresholdAnalysis:
-    "The mIoU-vs-threshold curve and `oracle_threshold` accumulated image by image: each image's argmax over classes taken once, each pseudo-mask made and scored once."
+    "The mIoU-vs-threshold curve and `oracle_threshold` accumulated image by image: each image's argmax over classes taken once, and every threshold's pseudo-mask counted from one histogram of its pixels."
     def __init__(self, n_classes:int, # number of classes, background included
                  thresholds=None, # background thresholds; default 0.05, 0.10, ..., 0.95
                  ignore:int=255, # ground-truth label that is not scored
