@@ -384,8 +384,8 @@ def amn_in_between(folders:list, # finished `--method amn` run folders on the sc
                 background_within={r: near[j] / max(n, 1) for j, r in enumerate(radii)})
 
 # %% ../nbs/08_bench.ipynb #716f1b6d
-def main(argv=None):
-    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
+def _bench_parser() -> argparse.ArgumentParser:
+    "The benchmarks' command line: a subcommand each, with its options."
     from wsss_nb.models import BACKBONES
     p = argparse.ArgumentParser(prog='python -m wsss_nb.bench', description='Benchmarks that print figures.')
     sub = p.add_subparsers(dest='what', required=True)
@@ -420,7 +420,11 @@ def main(argv=None):
     m.add_argument('--size', type=int, default=None, help="the scene's image side in pixels (default: the scene's, 64; the maps are a quarter of it)")
     m.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's and AMN's backbone (default: small)")
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
-    a = p.parse_args(argv)
+    return p
+
+def main(argv=None):
+    "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
+    p = _bench_parser(); a = p.parse_args(argv)
     try: _run_bench(p, a)
     except (ValueError, FileNotFoundError) as e: p.exit(1, f"{p.prog}: error: {e}\n")
     except KeyboardInterrupt:
