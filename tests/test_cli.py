@@ -133,6 +133,17 @@ def test_different_options_same_folder_refused(tiny_run):
     p = wsss('run', '--out', str(out), '--seed', '2', '--crf', *TINY)
     assert p.returncode != 0 and 'seed' in p.stderr and 'resuming' not in p.stderr and (out/'results.json').exists()
 
+def test_second_run_in_a_live_folder_refused(tmp_path):
+    "The same command started again while the first still runs (a requeued job, a second terminal): refused, and the first finishes undisturbed."
+    out = tmp_path/'run'
+    first = subprocess.Popen([sys.executable, '-m', 'wsss_nb.pipeline', 'run', '--out', str(out), *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'stages/data.json').exists() and first.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
+    second = wsss('run', '--out', str(out), *TINY)
+    assert second.returncode == 1 and f'{out} is in use by another process' in second.stderr and 'resum' not in second.stderr, second.stderr
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0 and (out/'results.json').exists(), err
+
 def test_predict_segments_image_files(tiny_run, tmp_path):
     "`wsss_nb predict` labels image files and folders with a finished run's network: held-out images as its own evaluation did, any size, JPEG too."
     out, _ = tiny_run

@@ -16,8 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
            'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size', 'is_main_process',
            'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'check_keys', 'check_threshold',
-           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'scratch_dir',
-           'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'folder_lock',
+           'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -265,6 +265,23 @@ def load_file(load, # reads the file: `torch.load`, `np.load`, ...
     try: return load(path)
     except OSError: raise
     except Exception as e: raise ValueError(f"{what} {path}: unreadable ({type(e).__name__}{f': {e}' if str(e) else ''}), a file cut short by a crash, say{f'; {hint}' if hint else ''}") from e
+
+# %% ../nbs/00_core.ipynb #0e1adea6
+try: import fcntl
+except ImportError: fcntl = None  # (Windows: no lock)
+
+@contextmanager
+def folder_lock(path:str|Path # the folder (created if missing)
+               ):
+    "Hold an exclusive lock on folder `path` while the block runs; a folder another holder has is an error (Linux and macOS: `flock` on the folder itself, so nothing is written in it)."
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: raise ValueError(f"{path} is in use by another process (a run still going there): wait for it to end, or use another folder (--out)") from None
+        yield path
+    finally: os.close(fd)
 
 # %% ../nbs/00_core.ipynb #d996cf9c
 def scratch_dir(prefix:str='wsss_nb_' # start of the folder's name

@@ -5,6 +5,7 @@
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
 import os, re, sys, math, time, json, shutil, signal, argparse, threading, warnings, dataclasses
+from contextlib import ExitStack
 from datetime import timedelta
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -525,8 +526,13 @@ def environment(device:torch.device # the run's device
                 processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()))
 
 def run(self:Run) -> dict:
-    "Run (or resume) every stage and write results.json; returns the results."
-    created, resumed = not self.dir.exists(), (self.dir/'config.json').exists()
+    "Run (or resume) every stage and write results.json, holding the run folder (`folder_lock`: another run there is refused); returns the results."
+    created, held = not self.dir.exists(), ExitStack()
+    with held:
+        fail_together(lambda: held.enter_context(folder_lock(self.dir)) if is_main_process() else None)  # (rank 0 holds it for the processes of a torchrun)
+        return self._run(created, resumed=(self.dir/'config.json').exists())
+
+def _run(self:Run, created:bool, resumed:bool):
     try:
         self.begin()
         if resumed and is_main_process():  # (the folder holds this run: `begin` refuses another)
@@ -551,7 +557,7 @@ def run(self:Run) -> dict:
             e.add_note(f"wsss_nb: the {kept} finished stage{'s' * (kept != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
-Run.begin, Run.run = begin, run
+Run.begin, Run.run, Run._run = begin, run, _run
 
 # %% ../nbs/06_pipeline.ipynb #29fb2451
 ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
