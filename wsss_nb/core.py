@@ -35,7 +35,7 @@ class TrainConfig:
 
 # %% ../nbs/00_core.ipynb #d2b7522c
 def config_from_dict(cls, d:dict):
-    "Build dataclass `cls` from dict `d`, recursing into nested dataclass fields; unknown keys are an error."
+    "Build dataclass `cls` from dict `d`, recursing into nested dataclass fields; unknown keys and values of another type than their field's are an error."
     if not isinstance(d, dict): raise ValueError(f"{cls.__name__}: expected a dict, got {type(d).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(d) - set(names)
@@ -44,8 +44,18 @@ def config_from_dict(cls, d:dict):
     for k, v in d.items():
         ft = names[k].type
         sub = _dataclass_type(cls, ft)
+        if sub is None: _check_type(cls, k, ft, v)
         kw[k] = config_from_dict(sub, v) if sub is not None else (tuple(v) if isinstance(v, list) else v)
     return cls(**kw)
+
+_JSON_TYPES = dict(int=int, float=(int, float), str=str, bool=bool, tuple=(tuple, list)) # what JSON gives for a field's annotation
+
+def _check_type(cls, name:str, ft, v):
+    "Refuse value `v` of field `name` where its annotation (`'int'`, `'float | None'`, ...) says another type; an annotation of other types passes."
+    kinds = [k.strip() for k in ft.split('|')] if isinstance(ft, str) else [getattr(ft, '__name__', '')]
+    if v is None and 'None' in kinds: return
+    ok = [isinstance(v, _JSON_TYPES[k]) and not (isinstance(v, bool) and k in ('int', 'float')) for k in kinds if k in _JSON_TYPES]
+    if ok and not any(ok): raise ValueError(f"{cls.__name__}.{name}: expected {' or '.join(kinds)}, got {v!r}")
 
 def _dataclass_type(cls, ft):
     "The dataclass named by field type `ft` (a string under postponed annotations), or None."
