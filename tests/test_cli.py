@@ -131,7 +131,9 @@ def test_folder_older_than_an_option_resumes(tiny_run, tmp_path):
 def test_different_options_same_folder_refused(tiny_run):
     out, _ = tiny_run
     p = wsss('run', '--out', str(out), '--seed', '2', '--crf', *TINY)
-    assert p.returncode != 0 and 'seed' in p.stderr and 'resuming' not in p.stderr and (out/'results.json').exists()
+    assert p.returncode != 0 and 'options differ: scene.seed, seed)' in p.stderr and 'resum' not in p.stderr and (out/'results.json').exists(), p.stderr  # (nor the note that the same command resumes: it cannot)
+    p = wsss('run', '--out', str(out), '--seed', '1', '--crf', '--amn-fg', '0.4', *TINY)  # an option the run does not use: the same run
+    assert p.returncode == 0 and '--amn-fg not used by this run' in p.stderr and load_json(out/'config.json')['amn']['fg_threshold'] == 0.3, p.stderr
 
 def test_second_run_in_a_live_folder_refused(tmp_path):
     "The same command started again while the first still runs (a requeued job, a second terminal): refused, and the first finishes undisturbed."
@@ -275,6 +277,7 @@ def test_dataset_of_other_classes(tmp_path):
     (['{run}/seg', 'x.png'], 'not a run folder'),
     (['{run}', '{run}/nowhere.png'], 'nowhere.png'),
     (['{run}', '{run}/data/JPEGImages/scene_000001.png', '--out', '{run}/data/JPEGImages'], 'overwrite'),
+    (['{run}', '{run}/data/JPEGImages/scene_000001.png', '--max-side', '-1'], '--max-side: 0 (each image at its own size) or a side in pixels, got -1'),
 ])
 def test_predict_bad_input(tiny_run, args, expect, capsys):
     out, _ = tiny_run
@@ -338,7 +341,7 @@ def test_failure_keeps_the_finished_stages(tmp_path, capsys, monkeypatch):
     assert code != 0 and 'on purpose' in err and 'kept' not in err and not (tmp_path/'early').exists(), err
     monkeypatch.undo(); monkeypatch.setattr(Run, '_train_seg', boom)
     code, err = cli_error(capsys, 'run', '--out', str(tmp_path/'run'), *TINY)
-    assert code == 1 and err.startswith('wsss_nb: error: stage failed on purpose\nwsss_nb: the 4 finished stages of the run are kept in'), err
+    assert code == 1 and err.startswith('wsss_nb: error: stage failed on purpose\nwsss_nb: the 5 finished stages of the run are kept in'), err
     assert (tmp_path/'run/cam/classifier.pt').exists() and not (tmp_path/'run/stages/train_seg.json').exists()
     monkeypatch.undo()
     p = wsss('run', '--out', str(tmp_path/'run'), *TINY)
@@ -516,7 +519,7 @@ def test_torchrun_failure_in_another_process_keeps_the_stages(tmp_path):
     image = run/'data/JPEGImages'/f"{(run/'ids/train.txt').read_text().split()[1]}.png"  # the second training image: rank 1's share
     good = image.read_bytes(); image.write_bytes(b'not a png')
     p = torchrun(29540)
-    assert p.returncode != 0 and re.search(r"wsss_nb: error: not a readable image file: .*\nwsss_nb: the 2 finished stages of the run are kept in", p.stderr), p.stderr[-3000:]  # (said by rank 1, the process that failed)
+    assert p.returncode != 0 and re.search(r"wsss_nb: error: not a readable image file: .*\nwsss_nb: the 3 finished stages of the run are kept in", p.stderr), p.stderr[-3000:]  # (said by rank 1, the process that failed)
     image.write_bytes(good)
     assert (p := torchrun(29541)).returncode == 0, p.stderr[-3000:]
     assert metrics(load_json(run/'results.json')) == metrics(ref)

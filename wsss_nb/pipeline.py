@@ -27,14 +27,14 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'IMAGE_SUFFIXES', 'PART_HINT', 'DIST_TIMEOUT',
-           'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene', 'check_config', 'Run',
-           'context', 'plugins', 'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps', 'evaluate_maps',
-           'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results', 'run_config_json',
-           'interruption', 'begin', 'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor',
-           'segment', 'image_files', 'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams',
-           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads',
-           'init_distributed', 'main']
+__all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
+           'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
+           'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps',
+           'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results',
+           'used_config', 'run_config_json', 'options_differ', 'interruption', 'begin', 'environment', 'run',
+           'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
+           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
+           'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -100,6 +100,8 @@ def check_config(cfg:RunConfig) -> RunConfig:
         if cfg.method.count(m) > 1: raise ValueError(f"--method: {m} is given twice")
     if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
+    if not cfg.thresholds or not all(0 < t < 1 for t in cfg.thresholds) or len(set(cfg.thresholds)) < len(cfg.thresholds):
+        raise ValueError(f"thresholds: the curve's background thresholds, at least one, each in (0, 1), none twice; got {cfg.thresholds}")
     if cfg.crop is not None and cfg.crop < 1: raise ValueError(f"--crop: must be a side of at least 1 pixel, got {cfg.crop}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.subset is not None:
@@ -480,10 +482,25 @@ def round_results(self:Run) -> list:
         self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
     return out
 
+def used_config(cfg:RunConfig) -> RunConfig:
+    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose, the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line)."
+    d = RunConfig()
+    cfg = dataclasses.replace(cfg, **{m: getattr(d, m) for m in ('conta', 'likelihood', 'amn') if m not in cfg.method})
+    if cfg.dataset != 'scene': cfg = dataclasses.replace(cfg, scene=d.scene)
+    if cfg.pseudo_masks: cfg = dataclasses.replace(cfg, threshold=None, cam_scales=d.cam_scales, cam_train=d.cam_train)
+    return cfg
+
 def run_config_json(cfg:RunConfig|Path # a configuration, or a run folder's config.json (read with every option newer than it at its default)
                    ) -> dict:
-    "A run's configuration as config.json holds it, for comparing two runs."
-    return json.loads(json.dumps(asdict(cfg if isinstance(cfg, RunConfig) else config_from_dict(RunConfig, load_json(cfg)))))
+    "A run's configuration as config.json holds it, for comparing two runs: what the run uses (`used_config`), so two that differ only in what neither uses are the same run."
+    return json.loads(json.dumps(asdict(used_config(cfg if isinstance(cfg, RunConfig) else config_from_dict(RunConfig, load_json(cfg))))))
+
+def options_differ(old:dict, new:dict, # two configurations as `run_config_json` gives them
+                   at:str='' # (the section they are, in a recursive call)
+                  ) -> list:
+    "The dotted names of the options whose values differ ('seed', 'cam_train.num_workers')."
+    return [n for k in sorted(old.keys() | new.keys()) for n in (options_differ(old[k], new[k], f'{at}{k}.') if isinstance(old.get(k), dict) and isinstance(new.get(k), dict)
+                                                              else [f'{at}{k}'] if old.get(k) != new.get(k) else [])]
 
 def interruption(e:BaseException) -> KeyboardInterrupt|None:
     "The Ctrl-C or SIGTERM behind `e`, if any: Numba re-raises one that arrives inside a kernel as a SystemError caused by it."
@@ -501,7 +518,7 @@ def begin(self:Run):
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     def check():
         if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
-            raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(sorted(k for k in old if old[k] != new.get(k)))}); use another folder (--out), or Run.open(folder) to use it")
+            raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
         if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
             raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
         if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
@@ -533,8 +550,9 @@ def run(self:Run) -> dict:
         return self._run(created, resumed=(self.dir/'config.json').exists())
 
 def _run(self:Run, created:bool, resumed:bool):
+    began = False
     try:
-        self.begin()
+        self.begin(); began = True
         if resumed and is_main_process():  # (the folder holds this run: `begin` refuses another)
             done = len(list(self.dir.rglob('stages/*.json')))
             print(f"wsss_nb: resuming the run in {self.dir} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(self.dir.rglob('.*.partial'), None) else ')'), file=sys.stderr)
@@ -553,8 +571,9 @@ def _run(self:Run, created:bool, resumed:bool):
         return results
     except Exception as e:  # an interrupted run (Ctrl-C, SIGTERM) or a failed one keeps its finished stages, to resume; one that failed before any but the data leaves no folder
         if (stop := interruption(e)) is not None: raise stop from e
-        if kept := sum(f.stem != 'data' for f in self.dir.rglob('stages/*.json')):  # (every process's note: under torchrun the one that failed may be any)
-            e.add_note(f"wsss_nb: the {kept} finished stage{'s' * (kept != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")
+        done = [f.stem for f in self.dir.rglob('stages/*.json')]
+        if set(done) - {'data'}:
+            if began: e.add_note(f"wsss_nb: the {len(done)} finished stage{'s' * (len(done) != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")  # (every process's note: under torchrun the one that failed may be any; none where `begin` refused the folder or its data)
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
 Run.begin, Run.run, Run._run = begin, run, _run
@@ -566,7 +585,7 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
               ) -> Run:
     "Begin this (new) run with the round 0 of run `src`, copied."
     src = Path(src); old, new = run_config_json(src/'config.json'), run_config_json(self.cfg)
-    diff = sorted(k for k in new if k != 'conta' and old.get(k) != new[k])
+    diff = [k for k in options_differ(old, new) if not k.startswith('conta.')]
     if diff: raise ValueError(f"{src} is another configuration (options differ: {', '.join(diff)}); only CONTA's options may differ")
     names = ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if 'train_pred' in self.stages() else [])
     missing = [n for n in names if not (src/'stages'/f'{n}.json').exists()]
@@ -607,12 +626,12 @@ def last_round(self:Run) -> Run:
     r = self.cfg.conta.rounds if 'conta' in self.cfg.method and self.round == 0 else 0
     return self.round_run(r) if r else self
 
-def as_rgb(image # an image file, a PIL image, or a uint8 array: (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA
+def as_rgb(image # an image file, a PIL image, or a uint8 array or tensor (on any device): (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA
           ) -> np.ndarray:
     "The image as uint8 (H, W, 3) RGB: a file or PIL image upright as its EXIF orientation says (a photo as a viewer shows it), an array converted as `load_image` converts a file (grey repeated, alpha dropped)."
     if isinstance(image, (str, Path)): return load_image(image, upright=True)
     if isinstance(image, Image.Image): return pil_rgb(image)
-    a = np.asarray(image)
+    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if a.dtype == np.uint8 and a.ndim == 2: a = np.repeat(a[..., None], 3, 2)
     elif a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (1, 4): a = np.repeat(a, 3, 2) if a.shape[2] == 1 else a[..., :3]
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3: raise ValueError(f"an image must be a file or a uint8 (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA array, got a {a.dtype} array of shape {a.shape}")
@@ -623,19 +642,28 @@ def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
     "The networks' input of an image: (3, H, W), normalised as in the evaluation."
     return eval_transform()(torch.tensor(as_rgb(image)).permute(2, 0, 1))  # (a copy: `np.asarray` of a PIL image is read-only, which torch.from_numpy warns of)
 
-def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool) -> np.ndarray:
+MAX_SIDE = 1024 # `segment`'s default: a larger photo is segmented at this longer side (`wsss_nb predict` of a 12-megapixel photo with the scene's small network: 6.1 GB and 25 s at its own size, 1.2 GB and 7 s at this)
+
+def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool, max_side:int|None=None) -> np.ndarray:
+    H, W = image.shape[:2]
+    if max_side is not None and max_side < 1: raise ValueError(f"max_side: at least 1 pixel (None: the image's own size), got {max_side}")
+    if max_side and max(H, W) > max_side:  # segmented smaller, its labels resized back
+        s = max_side / max(H, W)
+        small = np.asarray(Image.fromarray(image).resize((max(1, round(W * s)), max(1, round(H * s))), Image.BILINEAR))
+        return np.asarray(Image.fromarray(self._label_map(net, small, scales, crf)).resize((W, H), Image.NEAREST))
     x = image_tensor(image)
     if not crf: return predict(net, x, scales)
     with crf_device(self.device): return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset)
 
 def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`): one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
-            crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
+            crf:bool=False, # refine with the dense CRF (the run's `crf_preset`)
+            max_side:int|None=MAX_SIDE # an image whose longer side is larger is segmented at this size, its labels resized back to it; None: at its own size
            ) -> list:
     "Label maps (H, W) uint8 of the images by the run's final segmentation network."
-    if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)): images = [images]
+    if isinstance(images, (str, Path, Image.Image)) or getattr(images, 'ndim', None) in (2, 3): images = [images]  # one image (a NumPy array or a tensor), not its rows
     net = self.last_round().segmenter()
-    return [self._label_map(net, as_rgb(x), scales, crf) for x in images]
+    return [self._label_map(net, as_rgb(x), scales, crf, max_side) for x in images]
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') # what a folder given to `segment_files` is searched for
 
@@ -653,7 +681,8 @@ def image_files(paths:list # image files and folders of them
 def segment_files(self:Run, images:list, # image files, or folders of them
                   out:str|Path|None=None, # folder of the label maps; None: <run>/predict
                   overlay:bool=False, # also write <name>_overlay.png: the labels' colours over the image
-                  crf:bool=False # refine with the dense CRF (the run's `crf_preset`)
+                  crf:bool=False, # refine with the dense CRF (the run's `crf_preset`)
+                  max_side:int|None=MAX_SIDE # as `segment`'s
                  ) -> list:
     "Write the label map of each image file as `<out>/<name>.png` (VOC palette), one image at a time; their paths."
     images, out = image_files([images] if isinstance(images, (str, Path)) else images), Path(out or self.dir/'predict')
@@ -664,7 +693,7 @@ def segment_files(self:Run, images:list, # image files, or folders of them
     if clash := {p.resolve() for p in written} & {x.resolve() for x in images}: raise ValueError(f"the output would overwrite the input image {sorted(map(str, clash))[0]}; choose another --out")
     net = self.last_round().segmenter()
     for x, m in zip(images, masks):
-        img = as_rgb(x); label = self._label_map(net, img, (1.0,), crf); save_mask(label, m)
+        img = as_rgb(x); label = self._label_map(net, img, (1.0,), crf, max_side); save_mask(label, m)
         if overlay: save_image(np.where(label[..., None] > 0, img // 2 + colorize(label) // 2, img).astype(np.uint8), out/f'{x.stem}_overlay.png')
     return masks
 Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
@@ -901,6 +930,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
     s.add_argument('--crf', action='store_true', help="refine the labels with the dense CRF (the run's --crf-preset), as DeepLab does")
+    s.add_argument('--max-side', type=int, default=MAX_SIDE, help="a larger image is segmented with its longer side at this many pixels, its labels resized back to its size (0: at its own size, in memory that grows with it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s = sub.add_parser('evaluate', formatter_class=_DefaultsHelp, help="score a folder of label maps, or of class maps (their threshold curve), against a dataset split's ground truth")
     s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
@@ -1007,8 +1037,9 @@ def init_distributed(device:str) -> str:
 
 # %% ../nbs/06_pipeline.ipynb #7a977f87
 def _predict(a):
+    if a.max_side < 0: raise ValueError(f"--max-side: 0 (each image at its own size) or a side in pixels, got {a.max_side}")
     run = Run.open(a.run, a.device, progress=False)
-    for p in run.segment_files(a.images, a.out, a.overlay, a.crf):
+    for p in run.segment_files(a.images, a.out, a.overlay, a.crf, a.max_side or None):
         ids, n = np.unique(load_mask(p), return_counts=True)
         print(f"{p}: " + ', '.join(f'{run.classes[c]} {k / n.sum():.0%}' for c, k in zip(ids, n)))
 
