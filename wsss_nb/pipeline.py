@@ -293,9 +293,11 @@ def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
               ) -> dict:
     "The mIoU-vs-threshold curve, best threshold, oracle per-image threshold and boundary F of a split's class maps."
     maps = cs if callable(cs) else lambda: cs
-    ta = ThresholdAnalysis(ds.n_classes, thresholds)
-    for i, c, k in maps(): ta.update(c, k, ds.mask(i))
-    if shared: ta.sum_over_processes()
+    ta, seen = ThresholdAnalysis(ds.n_classes, thresholds), np.zeros(2, np.int64)  # (images with a class, those whose maps are all zero)
+    for i, c, k in maps(): ta.update(c, k, ds.mask(i)); seen += [len(k) > 0, len(k) > 0 and not np.any(c)]
+    if shared: ta.sum_over_processes(); seen = all_sum(seen)
+    if seen[0] and seen[1] == seen[0] and is_main_process():
+        warnings.warn("every image's class maps are zero: the classifier found no evidence of its classes, so the pseudo-masks are all background; train it longer (--epochs), on more images, or from ImageNet weights (--weights)")
     curve = ta.curve; best_t, best = best_threshold(curve)
     thr = threshold if threshold is not None else best_t
     cm, bf = ConfusionMatrix(ds.n_classes), BoundaryF(ds.n_classes)
