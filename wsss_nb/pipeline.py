@@ -707,7 +707,8 @@ def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or 
     if isinstance(classes, (str, int, float, np.number)) or getattr(classes, 'ndim', None) == 0: classes = [classes]  # (one class; a set is several)
     unknown = [c for c in classes if isinstance(c, str) and c not in self.classes[1:]]
     if unknown: raise ValueError(f"unknown class(es) {unknown}; this run's are {list(self.classes[1:])}")
-    if bad := [c for c in classes if not isinstance(c, str) and not (c == int(c) and 1 <= int(c) < len(self.classes))]: raise ValueError(f"class id(s) {bad} outside 1..{len(self.classes) - 1}")
+    if bad := [c for c in classes if not isinstance(c, str) and (isinstance(c, (bool, np.bool_)) or not (c == int(c) and 1 <= int(c) < len(self.classes)))]:  # (True is not class 1)
+        raise ValueError(f"class id(s) {bad}: not whole numbers in 1..{len(self.classes) - 1}")
     return list(dict.fromkeys(self.classes.index(c) if isinstance(c, str) else int(c) for c in classes))  # (each once)
 
 def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)
