@@ -136,15 +136,17 @@ def test_different_options_same_folder_refused(tiny_run):
     assert p.returncode == 0 and '--amn-fg not used by this run' in p.stderr and load_json(out/'config.json')['amn']['fg_threshold'] == 0.3, p.stderr
 
 def test_second_run_in_a_live_folder_refused(tmp_path):
-    "The same command started again while the first still runs (a requeued job, a second terminal): refused, and the first finishes undisturbed."
-    out = tmp_path/'run'
-    first = subprocess.Popen([sys.executable, '-m', 'wsss_nb.pipeline', 'run', '--out', str(out), *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    "The same command started again while the first still runs (a requeued job, a second terminal): refused, the first going on undisturbed."
+    out, args = tmp_path/'run', ['run', '--out', str(tmp_path/'run'), *TINY, '--epochs', '10000']  # (a training that outlasts the second command's start on a loaded machine)
+    first = subprocess.Popen([sys.executable, '-m', 'wsss_nb.pipeline', *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (out/'stages/data.json').exists() and first.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
-    second = wsss('run', '--out', str(out), *TINY)
+    try: second = subprocess.run([sys.executable, '-m', 'wsss_nb.pipeline', *args], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired: first.kill(); pytest.fail('the second command went on in the live folder')
     assert second.returncode == 1 and f'{out} is in use by another process' in second.stderr and 'resum' not in second.stderr, second.stderr
-    _, err = first.communicate(timeout=600)
-    assert first.returncode == 0 and (out/'results.json').exists(), err
+    assert first.poll() is None, first.communicate()  # still training
+    first.send_signal(signal.SIGTERM); _, err = first.communicate(timeout=120)
+    assert first.returncode == 143 and 'interrupted (SIGTERM)' in err, err
 
 def test_predict_segments_image_files(tiny_run, tmp_path):
     "`wsss_nb predict` labels image files and folders with a finished run's network: held-out images as its own evaluation did, any size, JPEG too."
