@@ -186,6 +186,7 @@ def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
     if c.variant not in VARIANTS: raise ValueError(f"--likelihood-variant: unknown value {c.variant!r}; choose from {', '.join(VARIANTS)}")
     for opt, v in (('gap-weight', c.gap_weight), ('sampling-weight', c.sampling_weight), ('fs-weight', c.fs_weight)):
         if not 0 <= v < math.inf: raise ValueError(f"--likelihood-{opt}: must be >= 0 and finite, got {v}")
+    if c.gap_weight == c.sampling_weight == 0: raise ValueError("--likelihood-gap-weight/--likelihood-sampling-weight: both 0 leave the classifier no image-level loss (the feature similarity alone learns no class); give either a weight > 0")
     if not _whole(c.n_samples) or c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be a whole number >= 1, got {c.n_samples!r}")
     if not abs(c.mu) <= 20: raise ValueError(f"--likelihood-mu: must be in [-20, 20] (tanh is saturated beyond), got {c.mu}")
     if not 0 < c.sigma < math.inf: raise ValueError(f"--likelihood-sigma: must be > 0 and finite, got {c.sigma}")
