@@ -29,12 +29,12 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
            'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
-           'check_config', 'Run', 'context', 'plugins', 'classifier', 'x_m', 'cams', 'spread_or_none', 'score_maps',
-           'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages', 'round_results',
-           'used_config', 'run_config_json', 'options_differ', 'interruption', 'begin', 'environment', 'run',
-           'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files', 'class_ids',
-           'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
-           'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
+           'check_config', 'Run', 'context', 'plugins', 'plugin_record', 'classifier', 'x_m', 'cams', 'spread_or_none',
+           'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages',
+           'round_results', 'used_config', 'run_config_json', 'options_differ', 'interruption', 'begin', 'environment',
+           'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files',
+           'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table',
+           'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -193,8 +193,10 @@ class Run:
                 save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
             barrier()
         rec = load_json(done)
-        if name in ('train_cam', 'train_seg') and (k := f'{name[6:]}_plugins') in rec['results'] and rec['results'][k] != (now := [p.name for p in self.plugins(name[6:]) if shapes_training(p)]):
-            raise ValueError(f"{self.dir}: its {name[6:]} network was trained with plug-ins {rec['results'][k]}, this run has {now}; give this run a folder of its own")
+        if name in ('train_cam', 'train_seg'):  # (a finished training's plug-ins: `config.json` does not know them)
+            for k, now in plugin_record(net := name[6:], self.plugins(net)).items():
+                if k in rec['results'] and rec['results'][k] != now:
+                    raise ValueError(f"{self.dir}: its {net} network was trained with {'plug-in settings' if k.endswith('settings') else 'plug-ins'} {rec['results'][k]}, this run has {now}; give this run a folder of its own")
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
         return rec['results']
 
@@ -220,6 +222,13 @@ def plugins(self:Run, stage:str) -> list:
     if stage != 'cam': return []
     return ([ContaPlugin(self.cfg.conta.x_m)] if self.context else []) + ([LikelihoodPlugin(self.cfg.likelihood)] if 'likelihood' in self.cfg.method else [])
 
+def plugin_record(net:str, # 'cam' or 'seg'
+                  plugins:list # the plug-ins of its training
+                 ) -> dict:
+    "What a finished training's stage records of the plug-ins that shaped it, and a resumed run is compared by: their names and their `settings()` (as JSON holds them)."
+    shaping = [p for p in plugins if shapes_training(p)]
+    return {f'{net}_plugins': [p.name for p in shaping], f'{net}_plugin_settings': json.loads(json.dumps([p.settings() for p in shaping], default=repr))}
+
 def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
                  ):
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
@@ -243,7 +252,7 @@ def _train_cam(self:Run):
     model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
                                    plugins := self.plugins('cam'), self.device, c.seed, self.progress, self.dir/'cam/.classifier.pt.partial')
     if is_main_process(): save_checkpoint(model, self.dir/'cam/classifier.pt')
-    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], cam_plugins=[p.name for p in plugins if shapes_training(p)], **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
+    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('cam', plugins), **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
@@ -356,7 +365,7 @@ def _train_seg(self:Run):
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
     model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), plugins := self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head, self.dir/'seg/.seg.pt.partial')
     if is_main_process(): save_checkpoint(model, self.dir/'seg/seg.pt')
-    return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], seg_plugins=[p.name for p in plugins if shapes_training(p)])
+    return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('seg', plugins))
 
 def segmenter(self:Run) -> DeepLab:
     "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
@@ -417,8 +426,8 @@ Run._amn_seed, Run._train_amn, Run.amn_model, Run._make_amn, Run._eval_amn = _am
 # %% ../nbs/06_pipeline.ipynb #128e0b1b
 def round_run(self:Run, r:int # 1..rounds
              ) -> Run:
-    "CONTA's round `r`: a run in rounds/<r> on this run's data, after round r-1."
-    sub = Run(self.cfg, self.dir/'rounds'/str(r), self.device, self.progress)
+    "CONTA's round `r`: a run of this run's class in rounds/<r> on this run's data, after round r-1."
+    sub = type(self)(self.cfg, self.dir/'rounds'/str(r), self.device, self.progress)  # (a subclass's rounds are its own: its plug-ins train every round)
     sub.round, sub.prev, sub._root = r, self if r == 1 else self.round_run(r - 1), self.root
     return sub
 
@@ -472,7 +481,7 @@ def _figures(self:Run, n:int=8):
 Run._figures = _figures
 
 # %% ../nbs/06_pipeline.ipynb #d673b3e6
-ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
+ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'pseudo_mask_miou_at_threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
                  'seg_miou', 'seg_boundary_f', 'crf_seg_miou', 'crf_seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall', 'context_weight')
 
 def round_results(self:Run) -> list:
