@@ -522,6 +522,7 @@ def test_torchrun_failure_in_another_process_keeps_the_stages(tmp_path):
     good = image.read_bytes(); image.write_bytes(b'not a png')
     p = torchrun(29540)
     assert p.returncode != 0 and re.search(r"wsss_nb: error: not a readable image file: .*\nwsss_nb: the 3 finished stages of the run are kept in", p.stderr), p.stderr[-3000:]  # (said by rank 1, the process that failed)
+    assert 'wsss_nb: error: another process stopped while this one waited for it' in p.stderr and '[rank0]: Traceback' not in p.stderr, p.stderr[-3000:]  # rank 0, left at the stage's barrier: one line too
     image.write_bytes(good)
     assert (p := torchrun(29541)).returncode == 0, p.stderr[-3000:]
     assert metrics(load_json(run/'results.json')) == metrics(ref)

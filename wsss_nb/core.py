@@ -143,8 +143,10 @@ def share(n:int) -> range:
     return range(rank(), n, world_size())
 
 def barrier():
-    "Wait for every process under torch.distributed (no wait when not distributed)."
-    if world_size() > 1: torch.distributed.barrier()
+    "Wait for every process under torch.distributed (no wait when not distributed); another process that stopped meanwhile (its own error said by it) is a `ProcessFailed` here, not the backend's traceback."
+    if world_size() <= 1: return
+    try: torch.distributed.barrier()
+    except RuntimeError as e: raise ProcessFailed(f"another process stopped while this one waited for it (its error is above; {type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
 
 def all_sum(a:np.ndarray) -> np.ndarray:
     "`a` summed over the processes under torch.distributed (`a` itself when not distributed)."
@@ -155,7 +157,7 @@ def all_sum(a:np.ndarray) -> np.ndarray:
     return t.cpu().numpy()
 
 class ProcessFailed(RuntimeError):
-    "What `fail_together` raises in the processes whose call did not fail, where another's did."
+    "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier` where another stopped."
 
 def fail_together(fn, *args, **kwargs):
     "`fn(*args, **kwargs)`, called in every process under torch.distributed: where it fails in one, it fails in all (the others with `ProcessFailed`, saying which process failed and why), so none goes on to wait for it."
