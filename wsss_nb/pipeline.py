@@ -555,8 +555,8 @@ def environment(device:torch.device # the run's device
 
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json, holding the run folder (`folder_lock`: another run there is refused); returns the results."
-    created, held = not self.dir.exists(), ExitStack()
-    with held:
+    created = not self.dir.exists()
+    with ExitStack() as held:
         fail_together(lambda: held.enter_context(folder_lock(self.dir)) if is_main_process() else None)  # (rank 0 holds it for the processes of a torchrun)
         return self._run(created, resumed=(self.dir/'config.json').exists())
 
