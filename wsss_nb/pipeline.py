@@ -29,12 +29,13 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
            'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
-           'check_config', 'Run', 'context', 'plugins', 'plugin_record', 'classifier', 'x_m', 'cams', 'spread_or_none',
-           'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run', 'stages',
-           'round_results', 'used_config', 'run_config_json', 'options_differ', 'interruption', 'begin', 'environment',
-           'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files', 'segment_files',
-           'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table',
-           'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
+           'check_config', 'OtherRunError', 'Run', 'context', 'plugins', 'plugin_record', 'classifier', 'x_m', 'cams',
+           'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run',
+           'stages', 'round_results', 'used_config', 'run_config_json', 'options_differ', 'interruption', 'begin',
+           'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files',
+           'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
+           'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed',
+           'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -70,7 +71,7 @@ class RunConfig:
 
 # %% ../nbs/06_pipeline.ipynb #5a0de9ba
 def quick_config(cfg:RunConfig) -> RunConfig:
-    "The `--quick` variant of `cfg`: 256 training and 64 held-out images (a smaller scene; on VOC that many of each split) and shorter training, for a first look."
+    "The `--quick` variant of `cfg`: 256 training and 64 held-out images (a smaller scene; on VOC that many of each split) and shorter training of the classifier and the segmentation network (AMN's network keeps its schedule, on the fewer images), for a first look."
     short = lambda t, e: dataclasses.replace(t, epochs=min(t.epochs, e), batch_size=min(t.batch_size, 16), lr=2 * t.lr) # shorter schedule, more and larger steps
     cfg = dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, n_train=min(cfg.scene.n_train, 256), n_val=min(cfg.scene.n_val, 64)),
                               cam_scales=(1.0,), cam_train=short(cfg.cam_train, 10), seg_train=short(cfg.seg_train, 4))
@@ -135,6 +136,9 @@ def check_config(cfg:RunConfig) -> RunConfig:
     return cfg
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
+class OtherRunError(ValueError):
+    "A run folder that holds another run (other options, images or plug-ins): mending nothing resumes it there; this run needs a folder of its own."
+
 PER_IMAGE = ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'given_masks', 'eval_seg', 'train_pred')  # stages that go image by image: under torchrun each process takes its share
 
 class Run:
@@ -196,7 +200,7 @@ class Run:
         if name in ('train_cam', 'train_seg'):  # (a finished training's plug-ins: `config.json` does not know them)
             for k, now in plugin_record(net := name[6:], self.plugins(net)).items():
                 if k in rec['results'] and rec['results'][k] != now:
-                    raise ValueError(f"{self.dir}: its {net} network was trained with {'plug-in settings' if k.endswith('settings') else 'plug-ins'} {rec['results'][k]}, this run has {now}; give this run a folder of its own")
+                    raise OtherRunError(f"{self.dir}: its {net} network was trained with {'plug-in settings' if k.endswith('settings') else 'plug-ins'} {rec['results'][k]}, this run has {now}; give this run a folder of its own")
         self.times[name] = rec['seconds']; self.results.update(rec['results'])
         return rec['results']
 
@@ -529,15 +533,15 @@ def begin(self:Run):
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
     def check():
         if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
-            raise ValueError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
+            raise OtherRunError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
         if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
-            raise ValueError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
+            raise OtherRunError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
         if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
         if self.cfg.dataset != 'voc': return
         train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))  # validate the data before the run folder is written
         for role, ds in (('train', train), ('val', val)):
             if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != ds.ids:  # a resumed run: on the images it began with
-                raise ValueError(f"{self.dir}: split {ds.split} changed since the run began ({len(ds)} images now, {len(was)} in its ids/{role}.txt{'' if len(ds) != len(was) else ', not the same'}); use another folder (--out)")
+                raise OtherRunError(f"{self.dir}: split {ds.split} changed since the run began ({len(ds)} images now, {len(was)} in its ids/{role}.txt{'' if len(ds) != len(was) else ', not the same'}); use another folder (--out)")
             ds.check(self.progress and is_main_process(), share(len(ds)))
         if not train.annotated:  # images and image-level labels only
             if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
@@ -561,9 +565,8 @@ def run(self:Run) -> dict:
         return self._run(created, resumed=(self.dir/'config.json').exists())
 
 def _run(self:Run, created:bool, resumed:bool):
-    began = False
     try:
-        self.begin(); began = True
+        self.begin()
         if resumed and is_main_process():  # (the folder holds this run: `begin` refuses another)
             done = len(list(self.dir.rglob('stages/*.json')))
             print(f"wsss_nb: resuming the run in {self.dir} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(self.dir.rglob('.*.partial'), None) else ')'), file=sys.stderr)
@@ -584,7 +587,7 @@ def _run(self:Run, created:bool, resumed:bool):
         if (stop := interruption(e)) is not None: raise stop from e
         done = [f.stem for f in self.dir.rglob('stages/*.json')]
         if set(done) - {'data'}:
-            if began: e.add_note(f"wsss_nb: the {len(done)} finished stage{'s' * (len(done) != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")  # (every process's note: under torchrun the one that failed may be any; none where `begin` refused the folder or its data)
+            if not isinstance(e, OtherRunError): e.add_note(f"wsss_nb: the {len(done)} finished stage{'s' * (len(done) != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")  # (every process's note: under torchrun the one that failed may be any)
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
 Run.begin, Run.run, Run._run = begin, run, _run
@@ -863,7 +866,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already")
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
-    s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training; on the scene well under a minute. The options you give win over it')
+    s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one. The options you give win over it')
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
     if name == 'run':
         s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
