@@ -17,7 +17,7 @@ from .metrics import *
 from .models import *
 
 # %% auto #0
-__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'shapes_training', 'Learner',
+__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'shapes_training', 'Learner', 'fit',
            'make_loader', 'train_classifier', 'label_keys', 'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam',
            'scene_truth', 'SceneDiagnostics']
 
@@ -115,59 +115,75 @@ class Learner:
         for p in self._plugin_parameters():
             if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
 
-    def fit(self):
-        "Run `cfg.epochs` epochs (a second call: another training from the model's weights, with a new optimiser); returns the per-epoch history of mean losses."
-        self.model.to(self.device).train(); self.history = []
-        for p in self.plugins: p.before_fit(self)
-        self.opt = self._optimizer()
-        self.main_weight = float(np.prod([p.main_loss_weight for p in self.plugins]))
-        if self.cfg.schedule not in ('poly', 'constant'): raise ValueError(f"{self.desc}: unknown schedule {self.cfg.schedule!r}; choose 'poly' or 'constant'")
-        amp = amp_dtype(self.cfg.amp)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=amp == torch.float16)  # float16 gradients underflow unless the loss is scaled up
-        start = self._resume(scaler) if self.checkpoint is not None and self.checkpoint.exists() else 0
-        net = self.model
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
-        total, step = self.cfg.epochs * len(self.loader), start * len(self.loader)
-        if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
-        bar, graded = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False), set()
-        for self.epoch in range(start, self.cfg.epochs):
-            self.model.train()  # (again each epoch: a plug-in's after_epoch may have evaluated the model)
-            if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
-            sums = {}
-            for batch in self.loader:
-                self.batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-                self.inputs = [self.batch['image']]
-                for p in self.plugins: p.before_batch(self)
-                if not isinstance(self.inputs, (list, tuple)): raise TypeError(f"{self.desc}: learn.inputs must be a list of the model's inputs, got {type(self.inputs).__name__}")
-                with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                    self.out = net(*self.inputs)
-                self.out = {k: v.float() if torch.is_tensor(v) else v for k, v in self.out.items()}  # the losses in float32
-                terms = {'loss': self.main_weight * self.loss_func(self.out, self.batch)}
-                for p in self.plugins:
-                    l = p.loss(self)
-                    if l is not None: terms[p.name] = l
-                for k, v in terms.items():
-                    if not torch.is_tensor(v) or v.ndim: raise TypeError(f"{self.desc}: {'the loss' if k == 'loss' else f'plug-in {k!r}'} must give a scalar tensor, got {f'shape {tuple(v.shape)}' if torch.is_tensor(v) else type(v).__name__}")
-                self.loss = sum(terms.values()); graded.update(k for k, v in terms.items() if v.requires_grad)
-                if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]}); a lower learning rate may keep it finite")
-                if self.cfg.schedule == 'poly':
-                    for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * (1 - step / total) ** 0.9
-                self.opt.zero_grad(set_to_none=True); scaler.scale(self.loss).backward()
-                if net is not self.model: self._average_plugin_grads()
-                scaler.step(self.opt); scaler.update()
-                step += 1; bar.update()
-                for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
-                bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
-            self.history.append({k: v / len(self.loader) for k, v in sums.items()})
-            if self.epoch == start and (idle := [k for k in sums if k not in graded]):
-                warnings.warn(f"{self.desc}: loss term(s) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
-            for p in self.plugins: p.after_epoch(self)
-            if self.checkpoint is not None and self.epoch + 1 < self.cfg.epochs: self._save(scaler)
-        bar.close()
-        if self.checkpoint is not None and is_main_process(): self.checkpoint.unlink(missing_ok=True)
-        self.model.eval()
-        return self.history
+
+# %% ../nbs/04_cam.ipynb #b2472c50
+def _step(self:Learner, net:nn.Module, # the model, or its DDP wrapper
+          amp:torch.dtype|None, # autocast's dtype (None: float32)
+          scaler:torch.amp.GradScaler, # scales float16's loss
+          lr_scale:float|None # the schedule's factor on each group's initial learning rate (None: the rates as they are)
+         ) -> dict:
+    "One optimiser step on `self.batch`: the plug-ins' `before_batch`, the forward pass, the loss terms (each checked), their sum's backward pass; returns the terms."
+    self.inputs = [self.batch['image']]
+    for p in self.plugins: p.before_batch(self)
+    if not isinstance(self.inputs, (list, tuple)): raise TypeError(f"{self.desc}: learn.inputs must be a list of the model's inputs, got {type(self.inputs).__name__}")
+    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+        self.out = net(*self.inputs)
+    self.out = {k: v.float() if torch.is_tensor(v) else v for k, v in self.out.items()}  # the losses in float32
+    terms = {'loss': self.main_weight * self.loss_func(self.out, self.batch)}
+    for p in self.plugins:
+        l = p.loss(self)
+        if l is not None: terms[p.name] = l
+    for k, v in terms.items():
+        if not torch.is_tensor(v) or v.ndim: raise TypeError(f"{self.desc}: {'the loss' if k == 'loss' else f'plug-in {k!r}'} must give a scalar tensor, got {f'shape {tuple(v.shape)}' if torch.is_tensor(v) else type(v).__name__}")
+    self.loss = sum(terms.values())
+    if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]}); a lower learning rate may keep it finite")
+    if lr_scale is not None:
+        for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * lr_scale
+    self.opt.zero_grad(set_to_none=True); scaler.scale(self.loss).backward()
+    if net is not self.model: self._average_plugin_grads()
+    scaler.step(self.opt); scaler.update()
+    return terms
+
+
+# %% ../nbs/04_cam.ipynb #8bc852e8
+def fit(self:Learner):
+    "Run `cfg.epochs` epochs (a second call: another training from the model's weights, with a new optimiser); returns the per-epoch history of mean losses."
+    self.model.to(self.device).train(); self.history = []
+    for p in self.plugins: p.before_fit(self)
+    self.opt = self._optimizer()
+    self.main_weight = float(np.prod([p.main_loss_weight for p in self.plugins]))
+    if self.cfg.schedule not in ('poly', 'constant'): raise ValueError(f"{self.desc}: unknown schedule {self.cfg.schedule!r}; choose 'poly' or 'constant'")
+    amp = amp_dtype(self.cfg.amp)
+    scaler = torch.amp.GradScaler(self.device.type, enabled=amp == torch.float16)  # float16 gradients underflow unless the loss is scaled up
+    start = self._resume(scaler) if self.checkpoint is not None and self.checkpoint.exists() else 0
+    net = self.model
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+    total, step = self.cfg.epochs * len(self.loader), start * len(self.loader)
+    if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
+    bar, graded = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False), set()
+    for self.epoch in range(start, self.cfg.epochs):
+        self.model.train()  # (again each epoch: a plug-in's after_epoch may have evaluated the model)
+        if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
+        sums = {}
+        for batch in self.loader:
+            self.batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            terms = self._step(net, amp, scaler, (1 - step / total) ** 0.9 if self.cfg.schedule == 'poly' else None)
+            graded.update(k for k, v in terms.items() if v.requires_grad)
+            step += 1; bar.update()
+            for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
+            bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
+        self.history.append({k: v / len(self.loader) for k, v in sums.items()})
+        if self.epoch == start and (idle := [k for k in sums if k not in graded]):
+            warnings.warn(f"{self.desc}: loss term(s) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
+        for p in self.plugins: p.after_epoch(self)
+        if self.checkpoint is not None and self.epoch + 1 < self.cfg.epochs: self._save(scaler)
+    bar.close()
+    if self.checkpoint is not None and is_main_process(): self.checkpoint.unlink(missing_ok=True)
+    self.model.eval()
+    return self.history
+Learner._step, Learner.fit = _step, fit
+
 
 # %% ../nbs/04_cam.ipynb #c4e7a1d2
 def _save(self:Learner, scaler):
