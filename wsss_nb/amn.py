@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import *
-from .data import check_normalised
+from .data import check_normalised, check_scales
 from .models import make_backbone
 from .metrics import dilate
 from .cam import Plugin, Learner, make_loader, label_keys
@@ -46,7 +46,7 @@ def check_amn(c:AMNConfig) -> AMNConfig:
     if not 0 <= c.dropout < 1: raise ValueError(f"AMNConfig.dropout: must be in [0, 1), got {c.dropout}")
     if c.head not in ('v2', 'v3'): raise ValueError(f"--amn-head: unknown head {c.head!r}; choose 'v3' or 'v2' (the reference's)")
     if c.optimizer not in ('adam', 'sgd'): raise ValueError(f"AMNConfig.optimizer: unknown value {c.optimizer!r}; choose from adam, sgd")
-    if not c.scales or min(c.scales) <= 0: raise ValueError(f"AMNConfig.scales: need positive scales, got {c.scales}")
+    check_scales(c.scales, 'AMNConfig.scales')
     return c
 
 # %% ../nbs/07c_amn.ipynb #e85a4dcf
@@ -165,6 +165,7 @@ def compute_amn(model:AMN, # a trained `AMN`
     "AMN's maps (k, H, W) float32 in [0, 1] of the image's classes and their ids, as `cam.compute_cam` returns CAMs."
     keys = label_keys(label_ids, model.n_fg, 'compute_amn')
     if not keys.size: raise ValueError("compute_amn: the image has no foreground class; AMN's maps need at least one")
+    scales = check_scales(scales, 'compute_amn')
     H, W = image.shape[-2:]
     if seeds is not None and np.shape(seeds) != (H, W): raise ValueError(f"compute_amn: seeds are {np.shape(seeds)} but the image is {(H, W)}")
     check_normalised(image, 'compute_amn'); dev = next(model.parameters()).device

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_bench.ipynb #cb6d19ec
 from __future__ import annotations
-import os, sys, time, json, argparse, subprocess, tempfile, platform
+import os, sys, math, time, json, argparse, subprocess, tempfile, platform
 from pathlib import Path
 import numpy as np
 from .core import load_json
@@ -12,8 +12,8 @@ from .core import load_json
 # %% auto #0
 __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES',
            'AMN_VARIANTS', 'AMN_FIGURES', 'BENCH_RUN_OPTIONS', 'time_run', 'bench_pipeline', 'format_pipeline',
-           'bench_crf', 'summarise_crf', 'format_crf', 'finished_run', 'conta_attention', 'bench_conta', 'format_conta',
-           'bench_likelihood', 'format_likelihood', 'cam_run', 'bench_likelihood_variants',
+           'bench_crf', 'summarise_crf', 'format_crf', 'finished_run', 'checked_runs', 'conta_attention', 'bench_conta',
+           'format_conta', 'bench_likelihood', 'format_likelihood', 'cam_run', 'bench_likelihood_variants',
            'format_likelihood_variants', 'bench_amn', 'format_amn', 'amn_in_between', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
@@ -156,6 +156,13 @@ def finished_run(cfg, # the run's `RunConfig`
         run.run()
     return load_json(folder/'results.json')
 
+def checked_runs(runs:dict # run name -> its `RunConfig` (or a tuple that starts with it)
+                ) -> dict:
+    "`runs`, each configuration checked (`check_config`) before any of them runs: a bad value is said at once, not after hours of the others."
+    from wsss_nb.pipeline import check_config
+    for r in runs.values(): check_config(r[0] if isinstance(r, tuple) else r)
+    return runs
+
 CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='gt'), 'm_random': dict(m_init='random'), # name: `ContaConfig` fields changed
                    'input': dict(block=0), 'scratch': dict(init='scratch'), # M as a 4th input channel; the classifier from scratch (M's effect alone: round 0 is the same run without M)
                    'att_conf': dict(att_init='confounders'), 'att_conf_rand': dict(att_init='confounders', m_init='random')} # the attention started at the confounders (alpha follows x_m's overlap with each c_i); and M's weights random too
@@ -191,18 +198,16 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
     def cfg(seed, conf=None, n_rounds=rounds, **kw):
         sc = dataclasses.replace(base.scene, seed=seed, confounding=base.scene.confounding if conf is None else conf)
         return dataclasses.replace(base, method=('conta',), seed=seed, scene=sc, conta=ContaConfig(rounds=n_rounds, **kw))
-    def go(name, c, src=None): return finished_run(c, out/name, progress, src and out/src)
-    res = {}
-    for s in seeds:
-        res[f's{s}_conta'] = go(f's{s}_conta', cfg(s))
-        res[f's{s}_plain'] = go(f's{s}_plain', cfg(s, context=False), f's{s}_conta')
+    if sweep_rounds < 1: raise ValueError(f"sweep_rounds: the sweep's and the ablations' rounds, at least 1; got {sweep_rounds}")
+    if rounds < sweep_rounds: raise ValueError(f"--rounds: the sweep and the ablations are compared at round {sweep_rounds} of the main runs, so they need at least {sweep_rounds}; got {rounds}")
+    runs = {}  # name -> (configuration, the run whose round 0 it starts from)
+    for s in seeds: runs |= {f's{s}_conta': (cfg(s), None), f's{s}_plain': (cfg(s, context=False), f's{s}_conta')}
     for s in seeds:
         for c in confounding:
             if c == base.scene.confounding: continue  # the main runs are at this strength
-            res[f's{s}_c{c}_conta'] = go(f's{s}_c{c}_conta', cfg(s, c, sweep_rounds))
-            res[f's{s}_c{c}_plain'] = go(f's{s}_c{c}_plain', cfg(s, c, sweep_rounds, context=False), f's{s}_c{c}_conta')
-        for name, kw in CONTA_ABLATIONS.items():
-            res[f's{s}_{name}'] = go(f's{s}_{name}', cfg(s, n_rounds=sweep_rounds, **kw), f's{s}_conta')
+            runs |= {f's{s}_c{c}_conta': (cfg(s, c, sweep_rounds), None), f's{s}_c{c}_plain': (cfg(s, c, sweep_rounds, context=False), f's{s}_c{c}_conta')}
+        runs |= {f's{s}_{name}': (cfg(s, n_rounds=sweep_rounds, **kw), f's{s}_conta') for name, kw in CONTA_ABLATIONS.items()}
+    res = {name: finished_run(c, out/name, progress, src and out/src) for name, (c, src) in checked_runs(runs).items()}
     att = {f's{s}_{v}': conta_attention(out/f's{s}_{v}', sweep_rounds) for s in seeds for v in ('conta', *CONTA_ABLATIONS)}
     return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], **({'attention': att[k]} if k in att else {})) for k, v in res.items()}
 
@@ -252,16 +257,14 @@ def bench_likelihood(out:str|Path='runs/bench/likelihood', # folder of the runs 
     import dataclasses
     from wsss_nb.pipeline import RunConfig
     out, base = Path(out), base or RunConfig()
+    runs = {f's{s}_{b}' + ('_lik' if lik else ''): (dataclasses.replace(base, method=(*methods, 'likelihood') if lik else methods or ('baseline',), seed=s,
+                                                                    scene=dataclasses.replace(base.scene, seed=s), conta=dataclasses.replace(base.conta, rounds=rounds)), b)
+            for s in seeds for b, methods in LIKELIHOOD_BASES.items() for lik in (False, True)}
     res = {}
-    for s in seeds:
-        for b, methods in LIKELIHOOD_BASES.items():
-            for lik in (False, True):
-                name = f's{s}_{b}' + ('_lik' if lik else '')
-                c = dataclasses.replace(base, method=(*methods, 'likelihood') if lik else methods or ('baseline',), seed=s,
-                                        scene=dataclasses.replace(base.scene, seed=s), conta=dataclasses.replace(base.conta, rounds=rounds))
-                r = finished_run(c, out/name, progress)
-                fig = r['amn'] if b == 'amn' else r  # (a CONTA run's top-level figures are its last round's)
-                res[name] = dict(pseudo_mask_miou=fig['pseudo_mask_miou'], boundary_f=fig['boundary_f'], total_seconds=r['total_seconds'])
+    for name, (c, b) in checked_runs(runs).items():
+        r = finished_run(c, out/name, progress)
+        fig = r['amn'] if b == 'amn' else r  # (a CONTA run's top-level figures are its last round's)
+        res[name] = dict(pseudo_mask_miou=fig['pseudo_mask_miou'], boundary_f=fig['boundary_f'], total_seconds=r['total_seconds'])
     return res
 
 def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
@@ -297,12 +300,12 @@ def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # f
     import dataclasses
     from wsss_nb.pipeline import RunConfig
     out, base, res = Path(out), base or RunConfig(), {}
-    for s in seeds:
-        for v, kw in LIKELIHOOD_VARIANTS.items():
-            c = dataclasses.replace(base, method=('baseline',) if kw is None else ('likelihood',), seed=s, scene=dataclasses.replace(base.scene, seed=s),
-                                    likelihood=dataclasses.replace(base.likelihood, **kw or {}))
-            r = cam_run(c, out/f's{s}_{v}', progress)
-            res[f's{s}_{v}'] = dict(pseudo_mask_miou=r['pseudo_mask_miou'], boundary_f=r['boundary_f'], epoch_seconds=r['stage_seconds']['train_cam'] / c.cam_train.epochs)
+    runs = {f's{s}_{v}': dataclasses.replace(base, method=('baseline',) if kw is None else ('likelihood',), seed=s, scene=dataclasses.replace(base.scene, seed=s),
+                                             likelihood=dataclasses.replace(base.likelihood, **kw or {}))
+            for s in seeds for v, kw in LIKELIHOOD_VARIANTS.items()}
+    for name, c in checked_runs(runs).items():
+        r = cam_run(c, out/name, progress)
+        res[name] = dict(pseudo_mask_miou=r['pseudo_mask_miou'], boundary_f=r['boundary_f'], epoch_seconds=r['stage_seconds']['train_cam'] / c.cam_train.epochs)
     return res
 
 def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
@@ -337,11 +340,11 @@ def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.jso
     import dataclasses
     from wsss_nb.pipeline import RunConfig
     out, base, res = Path(out), base or RunConfig(), {}
-    for s in seeds:
-        for name, fields in (variants or AMN_VARIANTS).items():
-            c = dataclasses.replace(base, method=('amn',), seed=s, scene=dataclasses.replace(base.scene, seed=s), amn=dataclasses.replace(base.amn, **fields))
-            r = finished_run(c, out/f's{s}_{name}', progress)
-            res[f's{s}_{name}'] = {sec: {k: r[sec].get(k) for k in AMN_FIGURES} for sec in ('cam', 'amn')} | dict(total_seconds=r['total_seconds'])
+    runs = {f's{s}_{name}': dataclasses.replace(base, method=('amn',), seed=s, scene=dataclasses.replace(base.scene, seed=s), amn=dataclasses.replace(base.amn, **fields))
+            for s in seeds for name, fields in (variants or AMN_VARIANTS).items()}
+    for name, c in checked_runs(runs).items():
+        r = finished_run(c, out/name, progress)
+        res[name] = {sec: {k: r[sec].get(k) for k in AMN_FIGURES} for sec in ('cam', 'amn')} | dict(total_seconds=r['total_seconds'])
     return res
 
 def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
@@ -440,6 +443,7 @@ def _run_bench(p, a):
         try: seeds = tuple(int(x) for x in a.seeds.split(','))
         except ValueError: p.error(f"--seeds: comma-separated integers, got {a.seeds!r}")
         if any(not 0 <= s < 2**32 for s in seeds): p.error(f"--seeds: each in 0..2**32-1, got {a.seeds}")
+        if len(set(seeds)) < len(seeds): p.error(f"--seeds: a seed given twice ({a.seeds}): the mean and spread would count one run twice")
         base = quick_config(RunConfig()) if a.quick else RunConfig()
         if a.out is None:  # the options that change the runs in the folder's name: a benchmark of other options does not meet this one's runs
             defaults = vars(p.parse_args([a.what]))
@@ -455,7 +459,7 @@ def _run_bench(p, a):
         print(format_conta(rows, seeds, conf))
     elif a.what == 'likelihood':
         if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
-        if a.sigma is not None and not a.sigma > 0: p.error(f"--sigma: must be > 0, got {a.sigma}")
+        if a.sigma is not None and not 0 < a.sigma < math.inf: p.error(f"--sigma: must be > 0 and finite, got {a.sigma}")
         rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
         print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds))
     elif a.what == 'amn':
@@ -472,13 +476,15 @@ def _run_bench(p, a):
     else:
         from wsss_nb.data import VOCSegmentation, find_voc_sample
         from wsss_nb.kernels.threshold import bench_threshold
+        if a.images < 1 or a.repeats < 1: p.error(f"--images/--repeats: at least 1 each, got {a.images}, {a.repeats}")
         root = a.root or find_voc_sample()
         if root is None: p.error('no VOC folder here: give --root')
         ds = VOCSegmentation(root, 'demo20' if (Path(root)/'ImageSets/Segmentation/demo20.txt').exists() else 'train')
+        if a.images > len(ds): p.error(f"--images: split {ds.split} of {root} has {len(ds)} images, got {a.images}")
         rows = bench_crf([ds.image(i) for i in range(a.images)], [ds.mask(i) for i in range(a.images)], repeats=a.repeats)
         print(format_crf(rows)); print()
         for name, v in bench_threshold().items(): print(f'{name:22} {v:8.0f} images/s (500x375, 3 classes)')
-    if a.json: Path(a.json).write_text(json.dumps(rows, indent=2))
+    if a.json: Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(rows, indent=2))
 
 # %% ../nbs/08_bench.ipynb #d1596257
 if __name__ == '__main__' and '__file__' in globals(): main()  # as a script (`python -m`, torchrun), not in the notebook

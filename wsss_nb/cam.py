@@ -273,7 +273,7 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
     "Normalised CAMs (k, H, W) float32 of the image's k classes, and their class ids."
     keys = label_keys(label_ids, model.head.out_channels, 'compute_cam')
     check_normalised(image, 'compute_cam')
-    if not len(scales): raise ValueError("compute_cam: scales is empty; give at least one (1.0: the image as it is)")
+    scales = check_scales(scales, 'compute_cam')
     H, W = image.shape[-2:]
     dev = next(model.parameters()).device
     acc = torch.zeros(len(keys), H, W, device=dev)

@@ -116,8 +116,10 @@ class ContextAttention(nn.Module):
     def forward(self, x_m:torch.Tensor # (N, h*w) flattened masks
                ) -> tuple:
         "(M (N, 1, h, w), alpha (N, n))."
+        if not torch.is_tensor(x_m): raise TypeError(f"x_m must be a torch tensor, got {type(x_m).__name__}")
         if x_m.ndim != 2 or x_m.shape[1] != self.size ** 2: raise ValueError(f"x_m must be (N, {self.size ** 2}), got {tuple(x_m.shape)}")
-        c = self.confounders.flatten(1)
+        if not ((x_m >= 0) & (x_m <= 1)).all(): raise ValueError("x_m must be masks in [0, 1] (each cell's covered share), got values outside it or NaN")
+        c = self.confounders.flatten(1); x_m = x_m.to(c.dtype)
         if self.attention == 'uniform': alpha = x_m.new_full((len(x_m), self.n), 1 / self.n)
         else: alpha = ((self.w1(x_m) @ self.w2(c).T) / math.sqrt(self.n)).softmax(1)
         M = (alpha @ c) / self.n

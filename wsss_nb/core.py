@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, functools, multiprocessing.util, random, secrets, shutil, tempfile, dataclasses
+import os, glob, json, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +13,12 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'amp_dtype', 'set_seed', 'rng_state',
-           'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size', 'is_main_process',
-           'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'check_keys', 'check_threshold',
-           'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'folder_lock',
-           'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+__all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype', 'set_seed',
+           'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
+           'is_main_process', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'check_keys',
+           'check_threshold', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
+           'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image',
+           'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -48,7 +49,7 @@ def config_from_dict(cls, d:dict):
         kw[k] = config_from_dict(sub, v) if sub is not None else (tuple(v) if isinstance(v, list) else v)
     return cls(**kw)
 
-_JSON_TYPES = dict(int=int, float=(int, float), str=str, bool=bool, tuple=(tuple, list)) # what JSON gives for a field's annotation
+_JSON_TYPES = dict(int=numbers.Integral, float=numbers.Real, str=str, bool=bool, tuple=(tuple, list)) # a field's annotation -> the values it takes (JSON's 1 for a float; NumPy's numbers)
 
 def _check_type(cls, name:str, ft, v):
     "Refuse value `v` of field `name` where its annotation (`'int'`, `'float | None'`, ...) says another type; an annotation of other types passes."
@@ -56,6 +57,15 @@ def _check_type(cls, name:str, ft, v):
     if v is None and 'None' in kinds: return
     ok = [isinstance(v, _JSON_TYPES[k]) and not (isinstance(v, bool) and k in ('int', 'float')) for k in kinds if k in _JSON_TYPES]
     if ok and not any(ok): raise ValueError(f"{cls.__name__}.{name}: expected {' or '.join(kinds)}, got {v!r}")
+
+def check_types(obj):
+    "Dataclass `obj` (its nested ones too), each field checked against its annotation as `config_from_dict` checks JSON's values: `rounds=1.5` is an error that names the field, before anything runs."
+    for f in dataclasses.fields(obj):
+        v, sub = getattr(obj, f.name), _dataclass_type(type(obj), f.type)
+        if sub is None: _check_type(type(obj), f.name, f.type, v)
+        elif not isinstance(v, sub): raise ValueError(f"{type(obj).__name__}.{f.name}: expected a {sub.__name__}, got {v!r}")
+        else: check_types(v)
+    return obj
 
 def _dataclass_type(cls, ft):
     "The dataclass named by field type `ft` (a string under postponed annotations), or None."

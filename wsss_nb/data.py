@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 from pathlib import Path
-import warnings
+import math, numbers, warnings
 import numpy as np
 import torch
 from PIL import Image
@@ -19,7 +19,7 @@ from .core import *
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
            'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes', 'line_id',
            'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform',
-           'check_normalised']
+           'check_normalised', 'check_scales']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
 @dataclass
@@ -376,3 +376,11 @@ def check_normalised(image:torch.Tensor, # what a network's inference was given
         raise ValueError(f"{who}: expected an image normalised as eval_transform() does (float, ImageNet mean and std), got {image.dtype}" + (f" with values up to {image.max().item():g}" if image.numel() else '') + "; "
                          "read the dataset with transform=eval_transform()")
     if not torch.isfinite(image).all(): raise ValueError(f"{who}: the image holds NaN or inf")
+
+def check_scales(scales, # inference scales (1.0: the image as it is)
+                 who:str # the function or option that checks, for the message
+                ) -> tuple:
+    "`scales` as a tuple, refused unless there is at least one and each is a positive, finite number (0 or less made a 1x1 image, and empty maps)."
+    if not np.iterable(scales) or isinstance(scales, str) or not len(scales) or not all(isinstance(s, numbers.Real) and 0 < s < math.inf for s in scales):
+        raise ValueError(f"{who}: scales must be at least one positive, finite number (1.0: the image as it is), got {scales!r}")
+    return tuple(scales)

@@ -34,6 +34,7 @@ def _check_maps(logits, labels, fn):
         raise ValueError(f"{fn}: labels must be (N, K) = {tuple(logits.shape[:2])} for logits {tuple(logits.shape)}, got shape {tuple(labels.shape)}")
     if not logits.numel(): raise ValueError(f"{fn}: empty logits {tuple(logits.shape)}: need at least one image, class and pixel")
     if not torch.isfinite(logits).all(): raise ValueError(f"{fn}: the logits hold NaN or inf (a diverged network?)")
+    if not ((labels == 0) | (labels == 1)).all(): raise ValueError(f"{fn}: labels must be multi-hot (each 0 or 1), got values {labels.unique().tolist()[:6]}")
 
 def probs_to_logits(p:torch.Tensor, eps:float=1e-3) -> torch.Tensor:
     "The logits of probabilities `p`, kept finite by mixing in `eps`."

@@ -69,6 +69,10 @@ class RunConfig:
     likelihood:LikelihoodConfig=field(default_factory=LikelihoodConfig) # the likelihood losses' options (method 'likelihood')
     amn:AMNConfig=field(default_factory=AMNConfig) # AMN's options (method 'amn')
 
+    def __post_init__(self):
+        for k in ('root', 'labels_file', 'pseudo_masks'):  # a `Path` given in Python: a path as config.json keeps it
+            if isinstance(v := getattr(self, k), os.PathLike): setattr(self, k, os.fspath(v))
+
 # %% ../nbs/06_pipeline.ipynb #5a0de9ba
 def quick_config(cfg:RunConfig) -> RunConfig:
     "The `--quick` variant of `cfg`: 256 training and 64 held-out images (a smaller scene; on VOC that many of each split) and shorter training of the classifier and the segmentation network (AMN's network keeps its schedule, on the fewer images), for a first look."
@@ -93,6 +97,7 @@ def replace_scene(cfg:RunConfig, **kw) -> RunConfig:
 
 def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
+    check_types(cfg)  # (Python's RunConfig(conta=ContaConfig(rounds=1.5)), as config.json's)
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
     if cfg.dataset == 'voc' and not cfg.root: raise ValueError("--root: --dataset voc needs the VOC folder")
     if not cfg.method: raise ValueError("--method: give at least one method")
@@ -103,6 +108,7 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not cfg.thresholds or not all(0 < t < 1 for t in cfg.thresholds) or len(set(cfg.thresholds)) < len(cfg.thresholds):
         raise ValueError(f"thresholds: the curve's background thresholds, at least one, each in (0, 1), none twice; got {cfg.thresholds}")
+    check_scales(cfg.cam_scales, 'RunConfig.cam_scales')
     if cfg.crop is not None and cfg.crop < 1: raise ValueError(f"--crop: must be a side of at least 1 pixel, got {cfg.crop}")
     if cfg.scene.n_train < 1 or cfg.scene.n_val < 1: raise ValueError("--n-train/--n-val: need at least one image each")
     if cfg.subset is not None:
@@ -498,9 +504,10 @@ def round_results(self:Run) -> list:
     return out
 
 def used_config(cfg:RunConfig) -> RunConfig:
-    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose, the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line)."
+    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose, the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line); its methods in `METHODS`' order, the baseline only alone (a composition is the same in any order)."
     d = RunConfig()
-    cfg = dataclasses.replace(cfg, **{m: getattr(d, m) for m in ('conta', 'likelihood', 'amn') if m not in cfg.method})
+    cfg = dataclasses.replace(cfg, method=tuple(m for m in METHODS if m in cfg.method and (m != 'baseline' or len(cfg.method) == 1)),
+                              **{m: getattr(d, m) for m in ('conta', 'likelihood', 'amn') if m not in cfg.method})
     if cfg.dataset != 'scene': cfg = dataclasses.replace(cfg, scene=d.scene)
     if cfg.pseudo_masks: cfg = dataclasses.replace(cfg, threshold=None, cam_scales=d.cam_scales, cam_train=d.cam_train)
     return cfg
@@ -649,6 +656,7 @@ def as_rgb(image # an image file, a PIL image, or a uint8 array or tensor (on an
     if a.dtype == np.uint8 and a.ndim == 2: a = np.repeat(a[..., None], 3, 2)
     elif a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (1, 4): a = np.repeat(a, 3, 2) if a.shape[2] == 1 else a[..., :3]
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3: raise ValueError(f"an image must be a file or a uint8 (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA array, got a {a.dtype} array of shape {a.shape}")
+    if not a.size: raise ValueError(f"an empty image: shape {a.shape}")
     return np.ascontiguousarray(a)
 
 def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
@@ -866,7 +874,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already")
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
-    s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one. The options you give win over it')
+    s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training' + (' (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one' if name == 'run' else '; on the scene well under a minute') + '. The options you give win over it')
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
     if name == 'run':
         s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")

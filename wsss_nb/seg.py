@@ -114,7 +114,7 @@ def predict_proba(model:nn.Module, # a trained `DeepLab`
                  ) -> torch.Tensor:
     "Class probabilities (C, H, W) of one image: the softmax averaged over the scales (and flips)."
     check_normalised(image, 'predict_proba'); dev = next(model.parameters()).device
-    if not len(scales): raise ValueError("predict_proba: scales is empty; give at least one (1.0: the image as it is)")
+    scales = check_scales(scales, 'predict_proba')
     H, W = image.shape[-2:]; acc = 0
     with eval_mode(model):
         for s in scales:
