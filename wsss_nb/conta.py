@@ -48,6 +48,8 @@ def resize_area(binary, # (H, W) or (N, H, W) boolean/float mask(s)
                ) -> torch.Tensor:
     "Masks resized to `size` x `size` by area averaging: the fraction of each cell covered."
     t = torch.as_tensor(np.asarray(binary) if not torch.is_tensor(binary) else binary).float()
+    if t.ndim not in (2, 3): raise ValueError(f"resize_area: masks must be (H, W) or (N, H, W), got shape {tuple(t.shape)}")
+    if size < 1: raise ValueError(f"resize_area: size must be >= 1, got {size}")
     squeeze = t.ndim == 2
     t = F.adaptive_avg_pool2d(t[:, None] if not squeeze else t[None, None], size)[:, 0]
     return t[0] if squeeze else t
