@@ -83,7 +83,7 @@ class AMN(nn.Module):
                  head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (the reference's)
                 ):
         super().__init__()
-        if n_fg < 1: raise ValueError(f"AMN: needs at least one foreground class, got n_fg={n_fg}")
+        n_fg = check_count(n_fg, 'AMN: n_fg (foreground classes)')
         self.backbone, self.n_fg, self.conditioning = backbone, n_fg, conditioning
         self.label_conditioning, self.dropout = nn.Linear(n_fg, backbone.out_channels), nn.Dropout(dropout)
         self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_fg + 1, head, backbone.stride <= 8)  # the segmentation network's head, K+1 scores

@@ -28,7 +28,7 @@ class Classifier(nn.Module):
                  n_fg:int # K foreground classes
                 ):
         super().__init__()
-        self.backbone, self.head = backbone, nn.Conv2d(backbone.out_channels, n_fg, 1, bias=False)
+        self.backbone, self.head = backbone, nn.Conv2d(backbone.out_channels, check_count(n_fg, 'Classifier: n_fg (foreground classes)'), 1, bias=False)
     def forward(self, x, *extra): # extra: more input maps for a backbone that takes them (e.g. CONTA's context prior)
         cam = self.head(self.backbone(x, *extra))
         return dict(logits=cam.mean((2, 3)), cam=cam)

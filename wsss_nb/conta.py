@@ -38,8 +38,7 @@ def check_conta(c:ContaConfig) -> ContaConfig:
                        ('empty', c.empty, ('include', 'skip')), ('init', c.init, ('seg', 'scratch')), ('m-init', c.m_init, ('zero', 'random')),
                        ('att-init', c.att_init, ('default', 'confounders'))):
         if v not in ok: raise ValueError(f"--conta-{opt}: unknown value {v!r}; choose from {', '.join(ok)}")
-    if c.rounds < 0: raise ValueError(f"--rounds: must be >= 0, got {c.rounds}")
-    if c.size < 1: raise ValueError(f"--conta-size: must be >= 1, got {c.size}")
+    check_count(c.rounds, '--rounds:', low=0); check_count(c.size, '--conta-size:')
     return c
 
 # %% ../nbs/07a_conta.ipynb #3c33b10c
@@ -49,7 +48,7 @@ def resize_area(binary, # (H, W) or (N, H, W) boolean/float mask(s)
     "Masks resized to `size` x `size` by area averaging: the fraction of each cell covered."
     t = torch.as_tensor(np.asarray(binary) if not torch.is_tensor(binary) else binary).float()
     if t.ndim not in (2, 3): raise ValueError(f"resize_area: masks must be (H, W) or (N, H, W), got shape {tuple(t.shape)}")
-    if size < 1: raise ValueError(f"resize_area: size must be >= 1, got {size}")
+    check_count(size, 'resize_area: size')
     squeeze = t.ndim == 2
     t = F.adaptive_avg_pool2d(t[:, None] if not squeeze else t[None, None], size)[:, 0]
     return t[0] if squeeze else t
@@ -62,7 +61,7 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
                   ) -> np.ndarray:
     "The class-average masks (n, size, size) float32: one per foreground class."
     if empty not in ('include', 'skip'): raise ValueError(f"confounder set: unknown empty={empty!r}; choose 'include' or 'skip'")
-    if size < 1: raise ValueError(f"confounder set: size must be >= 1, got {size}")
+    check_count(size, 'confounder set: size'); check_count(n_fg, 'confounder set: n_fg')
     labels, n = list(labels), 0
     acc, cnt = torch.zeros(n_fg, size, size), np.zeros(n_fg, np.int64)
     for n, m in enumerate(masks, 1):

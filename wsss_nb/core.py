@@ -16,9 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype', 'set_seed',
            'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
            'is_main_process', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'check_keys',
-           'check_threshold', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json',
-           'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image',
-           'overlay']
+           'check_threshold', 'check_count', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json',
+           'load_json', 'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask',
+           'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -198,6 +198,14 @@ def check_threshold(threshold) -> float:
     t = np.asarray(threshold)
     if t.size != 1 or t.dtype.kind not in 'iuf' or np.isnan(t.item()): raise ValueError(f"threshold must be one number, not NaN, got {threshold!r}")
     return t.item()
+
+def check_count(n, # the value given
+                name:str, # how the caller names it in the error
+                low:int=1 # the smallest allowed
+               ) -> int:
+    "A count (classes, samples, a window): a whole number >= `low` (NumPy's taken; a float or a bool refused, torch would fail later or truncate)."
+    if not isinstance(n, numbers.Integral) or isinstance(n, (bool, np.bool_)) or n < low: raise ValueError(f"{name} must be a whole number >= {low}, got {n!r}")
+    return int(n)
 
 # %% ../nbs/00_core.ipynb #98014a2b
 @functools.cache

@@ -4,13 +4,13 @@
 
 # %% ../nbs/07b_likelihood.ipynb #06e92df6
 from __future__ import annotations
-import math, numbers, dataclasses
+import math, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 import torch, torch.nn.functional as F
-from .core import load_json, load_mask
+from .core import check_count, load_json, load_mask
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .metrics import miou
 from .cam import Plugin
@@ -23,8 +23,6 @@ __all__ = ['VARIANTS', 'probs_to_logits', 'class_probabilities', 'sample_pixels'
 
 # %% ../nbs/07b_likelihood.ipynb #e68d760b
 VARIANTS = ('likelihood', 'multinomial')
-
-def _whole(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)  # an int (numpy's too), not a float or a bool
 
 def _check_maps(logits, labels, fn):
     for name, t in (('logits', logits), ('labels', labels)):
@@ -56,7 +54,7 @@ def sample_pixels(probs:torch.Tensor, # (N, K, h, w) non-negative sampling weigh
                   generator:torch.Generator|None=None # for reproducible draws
                  ) -> torch.Tensor:
     "Flat pixel indices (N, K, S), drawn with replacement with probability `probs / probs.sum()` per map."
-    if n_samples < 1: raise ValueError(f"n_samples: must be >= 1, got {n_samples}")
+    check_count(n_samples, 'n_samples:')
     return torch.multinomial(probs.detach().flatten(2).flatten(0, 1), n_samples, replacement=True, generator=generator).view(*probs.shape[:2], n_samples)
 
 def importance_sampling_loss(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits (the classifier's 'cam')
@@ -119,8 +117,7 @@ def _check_image(image01, logits, fn):
 def _prepare(logits, labels, image01, mu, sigma, window, fn):
     _check_maps(logits, labels, fn); _check_image(image01, logits, fn)
     if not 0 < sigma < math.inf: raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
-    if window is not None and (not _whole(window) or window < 1): raise ValueError(f"{fn}: window must be a whole number >= 1, got {window!r}")
-    r = math.ceil(3 * sigma) if window is None else int(window)
+    r = math.ceil(3 * sigma) if window is None else check_count(window, f"{fn}: window")
     x = F.adaptive_avg_pool2d(image01.to(logits.dtype), logits.shape[-2:])  # the image at the map size
     return x, normalised_cam(logits, labels), r
 
@@ -188,10 +185,10 @@ def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
     for opt, v in (('gap-weight', c.gap_weight), ('sampling-weight', c.sampling_weight), ('fs-weight', c.fs_weight)):
         if not 0 <= v < math.inf: raise ValueError(f"--likelihood-{opt}: must be >= 0 and finite, got {v}")
     if c.gap_weight == c.sampling_weight == 0: raise ValueError("--likelihood-gap-weight/--likelihood-sampling-weight: both 0 leave the classifier no image-level loss (the feature similarity alone learns no class); give either a weight > 0")
-    if not _whole(c.n_samples) or c.n_samples < 1: raise ValueError(f"--likelihood-samples: must be a whole number >= 1, got {c.n_samples!r}")
+    check_count(c.n_samples, '--likelihood-samples:')
     if not abs(c.mu) <= 20: raise ValueError(f"--likelihood-mu: must be in [-20, 20] (tanh is saturated beyond), got {c.mu}")
     if not 0 < c.sigma < math.inf: raise ValueError(f"--likelihood-sigma: must be > 0 and finite, got {c.sigma}")
-    if c.window is not None and (not _whole(c.window) or c.window < 1): raise ValueError(f"--likelihood-window: must be a whole number >= 1, got {c.window!r}")
+    if c.window is not None: check_count(c.window, '--likelihood-window:')
     return c
 
 # %% ../nbs/07b_likelihood.ipynb #609bfa9f
