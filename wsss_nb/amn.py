@@ -39,6 +39,7 @@ class AMNConfig:
     train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32, lr=1e-3, backbone_lr_mult=1.0))
     scales:tuple=(1.0, 1.5) # inference scales (with flips)
 
+# %% ../nbs/07c_amn.ipynb #0207debd
 def check_amn(c:AMNConfig) -> AMNConfig:
     "Reject inconsistent option values, naming the option."
     if not 0 < c.bg_threshold <= c.fg_threshold < 1: raise ValueError(f"--amn-bg/--amn-fg: need 0 < bg <= fg < 1, got bg {c.bg_threshold}, fg {c.fg_threshold}")
@@ -130,12 +131,14 @@ class ImageLabels(Plugin):
     name = 'labels'
     def before_batch(self, learn): learn.inputs = [*learn.inputs, learn.batch['labels']]
 
+# %% ../nbs/07c_amn.ipynb #f5f91fff
 class AdamLearner(Learner):
     "The shared loop with Adam in place of SGD: the same parameter groups, learning rates and schedule."
     def _optimizer(self):
         groups = [{k: g[k] for k in ('params', 'lr', 'initial_lr')} for g in super()._optimizer().param_groups]
         return torch.optim.Adam(groups, weight_decay=self.cfg.weight_decay)
 
+# %% ../nbs/07c_amn.ipynb #5a78c4c5
 def train_amn(ds, # training set: the seeds as masks, the true image labels, a train transform
               cfg:AMNConfig, # AMN's knobs (`cfg.train` the schedule)
               backbone:str='small', # a fresh backbone of this name

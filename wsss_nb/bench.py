@@ -44,6 +44,7 @@ def bench_pipeline(runs:dict=None, # name -> (arguments, target seconds); defaul
                              stage_seconds=res['stage_seconds']))
     return rows
 
+# %% ../nbs/08_bench.ipynb #95692e9f
 def format_pipeline(rows:list) -> str:
     "The benchmark as a plain-text table."
     lines = [f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -66,6 +67,7 @@ def _median_times(timed:list, # (name, Numba threads or None, function) triples
             t0 = time.perf_counter(); f(); ts[name].append(time.perf_counter() - t0)
     return {name: float(np.median(v)) for name, v in ts.items()}
 
+# %% ../nbs/08_bench.ipynb #2ea2820b
 def bench_crf(images:list, # (H, W, 3) uint8 photos
               masks:list, # their (H, W) label maps (folded onto M labels for the unary)
               labels:tuple=(2, 3, 4, 21), presets:tuple=('irn', 'psa'), iterations:int=10,
@@ -108,6 +110,7 @@ def bench_crf(images:list, # (H, W, 3) uint8 photos
 
 CRF_TARGETS = {(1, 'few'): 2.5, (1, 'many'): 1.5, (2, 'few'): 4.0} # (threads, 2-4 or 21 labels): speed-up over pydensecrf asked for
 
+# %% ../nbs/08_bench.ipynb #a03ff215
 def summarise_crf(rows:list) -> list:
     "Per preset, label count and thread count: the median, lowest and highest speed-up over the photos, the target where there is one, and the median with the Gaussian kernel shared."
     out = []
@@ -121,6 +124,7 @@ def summarise_crf(rows:list) -> list:
                                 target=target, met=None if target is None else bool(np.median(sp) >= target), shared_median=float(np.median(shared))))
     return out
 
+# %% ../nbs/08_bench.ipynb #6f0c9c0c
 def format_crf(rows:list) -> str:
     "The CRF benchmark as plain-text tables: each photo (seconds; speed-up = pydensecrf time / ours, both lattices built; `sh`: the Gaussian kernel shared), then the summary over photos."
     ts = sorted({int(k.split('_')[1][:-1]) for r in rows for k in r if k.startswith('ours_') and k.endswith('t')})
@@ -156,6 +160,7 @@ def finished_run(cfg, # the run's `RunConfig`
         run.run()
     return load_json(folder/'results.json')
 
+# %% ../nbs/08_bench.ipynb #8f1df685
 def checked_runs(runs:dict # run name -> its `RunConfig` (or a tuple that starts with it)
                 ) -> dict:
     "`runs`, each configuration checked (`check_config`) before any of them runs: a bad value is said at once, not after hours of the others."
@@ -167,6 +172,7 @@ CONTA_ABLATIONS = {'uniform': dict(attention='uniform'), 'oracle': dict(source='
                    'input': dict(block=0), 'scratch': dict(init='scratch'), # M as a 4th input channel; the classifier from scratch (M's effect alone: round 0 is the same run without M)
                    'att_conf': dict(att_init='confounders'), 'att_conf_rand': dict(att_init='confounders', m_init='random')} # the attention started at the confounders (alpha follows x_m's overlap with each c_i); and M's weights random too
 
+# %% ../nbs/08_bench.ipynb #fa823deb
 def conta_attention(folder:Path, # a CONTA run folder whose rounds take M (same-size images, as the scene's)
                     r:int=1, # the round
                     n_share:int=200 # training images (the first) over which `context_share` is measured
@@ -183,6 +189,7 @@ def conta_attention(folder:Path, # a CONTA run folder whose rounds take M (same-
     k = min(n_share, len(ds))
     return dict(attention_report(bb, xm, labels), m_share=context_share(bb, torch.stack([ds[i]['image'] for i in range(k)]), xm[:k]))
 
+# %% ../nbs/08_bench.ipynb #045de273
 def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of conta.json
                 seeds:tuple=(0, 1, 2), # seeds of the main comparison
                 rounds:int=3, # rounds of the main comparison
@@ -214,6 +221,7 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
 # %% ../nbs/08_bench.ipynb #b445b536
 def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(xs) > 1 else f"{100 * xs[0]:.1f}"
 
+# %% ../nbs/08_bench.ipynb #92ae284a
 def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1,
                  default_confounding:float=0.8 # the scene's default strength, whose runs are the main runs
                 ) -> str:
@@ -267,6 +275,7 @@ def bench_likelihood(out:str|Path='runs/bench/likelihood', # folder of the runs 
         res[name] = dict(pseudo_mask_miou=fig['pseudo_mask_miou'], boundary_f=fig['boundary_f'], total_seconds=r['total_seconds'])
     return res
 
+# %% ../nbs/08_bench.ipynb #d2774736
 def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
     "A table of `bench_likelihood`'s figures: each base without and with the likelihood losses, and the gain (mean ± std over seeds, %)."
     seeds = [s for s in seeds if all(f's{s}_{b}{l}' in res for b in LIKELIHOOD_BASES for l in ('', '_lik'))]
@@ -292,6 +301,7 @@ def cam_run(cfg, # the run's `RunConfig`
     for n in CAM_STAGES: run.stage(n)
     return dict(run.results, stage_seconds=run.times)
 
+# %% ../nbs/08_bench.ipynb #2a4c2762
 def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # folder of the runs and of likelihood.json
                               seeds:tuple=(0, 1, 2), # seeds (of the data, the initialisation and the data order)
                               base=None, # a `RunConfig` to start from (default: the CPU defaults)
@@ -308,6 +318,7 @@ def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # f
         res[name] = dict(pseudo_mask_miou=r['pseudo_mask_miou'], boundary_f=r['boundary_f'], epoch_seconds=r['stage_seconds']['train_cam'] / c.cam_train.epochs)
     return res
 
+# %% ../nbs/08_bench.ipynb #8f19e582
 def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
     "A table of `bench_likelihood_variants`'s figures: each variant's mIoU and boundary F, their gains over the baseline (mean ± std over seeds, %) and its time per epoch."
     seeds = [s for s in seeds if all(f's{s}_{v}' in res for v in LIKELIHOOD_VARIANTS)]
@@ -320,7 +331,6 @@ def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
         t = g(v, 'epoch_seconds').mean()
         lines.append(f"{v:15} {_ms(g(v, 'pseudo_mask_miou')):>16} {gain('pseudo_mask_miou'):>12} {_ms(g(v, 'boundary_f')):>12} {gain('boundary_f'):>12} {t:8.2f} {t / t0:6.2f}x")
     return '\n'.join(lines)
-
 
 # %% ../nbs/08_bench.ipynb #22e8eb7c
 AMN_VARIANTS = {'amn': {}, 'amn_ref': dict(fg_threshold=0.45, bg_threshold=0.15), # name: `AMNConfig` fields changed
@@ -347,6 +357,7 @@ def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.jso
         res[name] = {sec: {k: r[sec].get(k) for k in AMN_FIGURES} for sec in ('cam', 'amn')} | dict(total_seconds=r['total_seconds'])
     return res
 
+# %% ../nbs/08_bench.ipynb #0398a1b0
 def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
     "A table of `bench_amn`'s figures: the CAM's and each variant's (mean ± std over seeds, %; leakage x)."
     names = [v for v in (variants or AMN_VARIANTS) if all(f's{s}_{v}' in res for s in seeds)]
@@ -364,6 +375,7 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
         row(v, vals, ('+' if gain.mean() >= 0 else '') + _ms(gain), f"{np.mean([res[f's{s}_{v}']['total_seconds'] for s in seeds]):.0f}s")
     return '\n'.join(lines)
 
+# %% ../nbs/08_bench.ipynb #0c300f2b
 def amn_in_between(folders:list, # finished `--method amn` run folders on the scene (e.g. one per seed)
                    which:str='amn', # their 'amn' or 'cam' maps
                    radii:tuple=(1, 2, 4, 8), # distances from the object, in pixels of the size-64 scene (scaled with the run's size)
@@ -425,6 +437,7 @@ def _bench_parser() -> argparse.ArgumentParser:
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     return p
 
+# %% ../nbs/08_bench.ipynb #f02c3434
 def main(argv=None):
     "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
     p = _bench_parser(); a = p.parse_args(argv)
@@ -435,6 +448,7 @@ def main(argv=None):
 
 BENCH_RUN_OPTIONS = dict(conta=('quick', 'location_bias', 'rounds'), likelihood=('quick', 'rounds', 'sigma'), amn=('quick', 'confounding', 'size', 'backbone')) # a benchmark's options that change its runs' configuration
 
+# %% ../nbs/08_bench.ipynb #fa0b5f44
 def _run_bench(p, a):
     "The benchmark `a` asks for (the arguments `main` parsed with `p`)."
     if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size

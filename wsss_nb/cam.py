@@ -37,6 +37,7 @@ class Classifier(nn.Module):
         new = list(getattr(self.backbone, 'new_parameters', list)())
         return [[p for p in self.backbone.parameters() if not any(p is q for q in new)], new + list(self.head.parameters())]
 
+# %% ../nbs/04_cam.ipynb #35b76d50
 def classification_loss(out:dict, batch:dict) -> torch.Tensor:
     "Multi-label soft-margin loss of the pooled logits against the image-level labels."
     return F.multilabel_soft_margin_loss(out['logits'], batch['labels'])
@@ -58,10 +59,10 @@ class Plugin:
 PLUGIN_HOOKS = [k for k in vars(Plugin) if not k.startswith('_') and k not in ('name', 'main_loss_weight')]
 SHAPING_HOOKS = ('parameters', 'before_batch', 'loss', 'settings', 'state_dict') # a plug-in overriding one of these shapes the training (a monitor's `after_epoch` does not)
 
+# %% ../nbs/04_cam.ipynb #81f84088
 def shapes_training(p:Plugin) -> bool:
     "Does the plug-in change what is trained (a loss, inputs, parameters, settings, state, a main-loss weight), not only watch it (a monitor)?"
     return p.main_loss_weight != 1 or any(getattr(type(p), h) is not getattr(Plugin, h) for h in SHAPING_HOOKS)
-
 
 # %% ../nbs/04_cam.ipynb #e9b77fbf
 class Learner:
@@ -197,6 +198,7 @@ def _save(self:Learner, scaler):
                  plugins=[p.detach() for p in self._plugin_parameters()], plugin_state=[p.state_dict() for p in self._shaping()], rng=states)
     with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
 
+# %% ../nbs/04_cam.ipynb #0e562f31
 def _fingerprint(self:Learner) -> dict:
     "What a checkpoint must have been written by: this loop's label and class, its loss function (a `partial`'s arguments with it), configuration, data (images, batch size), the loader's seed, the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
     shaping = [dict(name=p.name, cls=type(p).__qualname__, settings=p.settings()) for p in self._shaping()]
@@ -206,6 +208,7 @@ def _fingerprint(self:Learner) -> dict:
                 seed=None if self.loader.generator is None else self.loader.generator.initial_seed(), plugins=shaping,
                 shapes=[list(p.shape) for p in (*self.model.parameters(), *self._plugin_parameters())])
 
+# %% ../nbs/04_cam.ipynb #1b38290b
 def _resume(self:Learner, scaler) -> int:
     "Load the training state `_save` wrote; returns the epoch to go on from."
     s = load_file(partial(torch.load, map_location='cpu', weights_only=True), self.checkpoint, 'training checkpoint', 'delete it to start the training afresh')
@@ -236,6 +239,7 @@ def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
                       drop_last=shuffle is not False and n > batch_size, generator=g)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
 
+# %% ../nbs/04_cam.ipynb #bfcec8e9
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      cfg:TrainConfig, # the stage's hyper-parameters
                      backbone:str|nn.Module='small', # backbone name, or a backbone module to start from (e.g. an earlier round's)
@@ -262,6 +266,7 @@ def label_keys(label_ids, # the image's foreground class ids (1..K)
     if keys.size and (keys.min() < 1 or keys.max() > n_fg): raise ValueError(f"{who}: label ids {keys.tolist()} outside 1..{n_fg}")
     return keys
 
+# %% ../nbs/04_cam.ipynb #87faaca3
 @torch.no_grad()
 def compute_cam(model:nn.Module, # a trained `Classifier`
                 image:torch.Tensor, # (3, H, W) normalised image
@@ -296,6 +301,7 @@ def save_cam(path, cam:np.ndarray, keys:np.ndarray):
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f: np.savez(f, cam=cam.astype(np.float32), keys=keys.astype(np.int64))
 
+# %% ../nbs/04_cam.ipynb #b5ac0272
 def save_irn_cam(path, # <id>.npy
                  cam:np.ndarray, # (K, H, W) maps of the image's classes
                  keys:np.ndarray # their class ids (1..)
@@ -309,6 +315,7 @@ def save_irn_cam(path, # <id>.npy
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f: np.save(f, {'keys': keys - 1, 'cam': strided, 'high_res': cam})
 
+# %% ../nbs/04_cam.ipynb #297d7efc
 def load_cam(path) -> tuple:
     "Read (cam, keys) written by `save_cam` (.npz), or by IRN's `make_cam` (.npy: its full-size 'high_res' maps, its 0-based 'keys' made class ids)."
     if Path(path).suffix == '.npy':
@@ -324,6 +331,7 @@ def scene_truth(ds, i:int) -> tuple:
     "The scene's part map (1 part, 2 body) and context map (texture id + 1) of image `i`."
     return load_mask(ds.root/'SegmentationPart'/f'{ds.ids[i]}.png'), load_mask(ds.root/'SegmentationContext'/f'{ds.ids[i]}.png')
 
+# %% ../nbs/04_cam.ipynb #27db48b3
 class SceneDiagnostics:
     "Accumulates context leakage and part/body recall over the images of a scene dataset."
     def __init__(self, ds, # a scene `VOCSegmentation` (has scene.json)

@@ -32,6 +32,7 @@ class ContaConfig:
     m_init:str='zero' # the weights on M's new input channel start at 'zero' (M adds nothing at first: the round's backbone starts computing what it did before) or 'random' (as a fresh convolution's)
     att_init:str='default' # W1, W2 start as `nn.Linear`'s ('default') or as the confounders, one unit-norm c_i per row ('confounders': alpha follows x_m's overlap with each c_i)
 
+# %% ../nbs/07a_conta.ipynb #cb167987
 def check_conta(c:ContaConfig) -> ContaConfig:
     "Reject unknown option values, naming the option."
     for opt, v, ok in (('attention', c.attention, ('learned', 'uniform')), ('source', c.source, ('pred', 'gt')), ('x-m', c.x_m, ('union', 'largest')),
@@ -53,6 +54,7 @@ def resize_area(binary, # (H, W) or (N, H, W) boolean/float mask(s)
     t = F.adaptive_avg_pool2d(t[:, None] if not squeeze else t[None, None], size)[:, 0]
     return t[0] if squeeze else t
 
+# %% ../nbs/07a_conta.ipynb #51be8d99
 def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignored)
                    labels, # the images' true foreground class ids (lists), same order
                    n_fg:int, # n, the number of foreground classes
@@ -145,6 +147,7 @@ def _widened(m:nn.Module, zero:bool=True) -> nn.Module:
         return m
     raise ValueError(f"--conta-block: the block starts with {type(m).__name__}, not a convolution")
 
+# %% ../nbs/07a_conta.ipynb #989e6b45
 class ContextBackbone(nn.Module):
     "A backbone with CONTA's M concatenated as one more channel before block `block`."
     def __init__(self, backbone:nn.Module, # a backbone of `models` (possibly trained), copied: training this one leaves it as it was
@@ -227,6 +230,7 @@ class ContaPlugin(Plugin):
     def before_batch(self, learn):
         learn.inputs = [*learn.inputs, mask_prior(learn.batch['mask'], learn.batch['labels'], self.how)]
 
+# %% ../nbs/07a_conta.ipynb #9352910d
 class WithLabels(Dataset):
     "A dataset whose items' `labels` are replaced by given ones (the true image labels beside predicted masks)."
     def __init__(self, ds, # a `VOCSegmentation` (e.g. with `mask_dir` = predictions)

@@ -51,6 +51,7 @@ def config_from_dict(cls, d:dict):
 
 _JSON_TYPES = dict(int=numbers.Integral, float=numbers.Real, str=str, bool=bool, tuple=(tuple, list)) # a field's annotation -> the values it takes (JSON's 1 for a float; NumPy's numbers)
 
+# %% ../nbs/00_core.ipynb #82e387ab
 def _check_type(cls, name:str, ft, v):
     "Refuse value `v` of field `name` where its annotation (`'int'`, `'float | None'`, ...) says another type; an annotation of other types passes."
     kinds = [k.strip() for k in ft.split('|')] if isinstance(ft, str) else [getattr(ft, '__name__', '')]
@@ -58,6 +59,7 @@ def _check_type(cls, name:str, ft, v):
     ok = [isinstance(v, _JSON_TYPES[k]) and not (isinstance(v, bool) and k in ('int', 'float')) for k in kinds if k in _JSON_TYPES]
     if ok and not any(ok): raise ValueError(f"{cls.__name__}.{name}: expected {' or '.join(kinds)}, got {v!r}")
 
+# %% ../nbs/00_core.ipynb #8125963f
 def check_types(obj):
     "Dataclass `obj` (its nested ones too), each field checked against its annotation as `config_from_dict` checks JSON's values: `rounds=1.5` is an error that names the field, before anything runs."
     for f in dataclasses.fields(obj):
@@ -67,6 +69,7 @@ def check_types(obj):
         else: check_types(v)
     return obj
 
+# %% ../nbs/00_core.ipynb #d09d7927
 def _dataclass_type(cls, ft):
     "The dataclass named by field type `ft` (a string under postponed annotations), or None."
     if isinstance(ft, str):
@@ -89,6 +92,7 @@ def set_seed(seed:int # one seed for Python, NumPy and torch
     "Seed every random number generator the pipeline uses."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
+# %% ../nbs/00_core.ipynb #664a62ae
 def rng_state(device:str|torch.device='cpu' # the training device: a CUDA device's generator is kept too
              ) -> dict:
     "The state of every random number generator `set_seed` seeds, as tensors and plain values that `torch.save` keeps."
@@ -96,6 +100,7 @@ def rng_state(device:str|torch.device='cpu' # the training device: a CUDA device
     cuda = torch.cuda.get_rng_state(device) if torch.device(device).type == 'cuda' else None
     return dict(python=random.getstate(), numpy=(torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss), torch=torch.get_rng_state(), cuda=cuda)
 
+# %% ../nbs/00_core.ipynb #204df69e
 def set_rng_state(state:dict, # from `rng_state`
                   device:str|torch.device='cpu' # the training device now (it may be another GPU than before)
                  ):
@@ -139,25 +144,30 @@ def rank() -> int:
     import torch.distributed as dist
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
+# %% ../nbs/00_core.ipynb #74dd6643
 def world_size() -> int:
     "The number of processes under torch.distributed (1 when not distributed)."
     import torch.distributed as dist
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
+# %% ../nbs/00_core.ipynb #8f7f0f20
 def is_main_process() -> bool:
     "True in the process that writes the run's records (config.json, stages/*.json, results.json) and does the stages no other process shares."
     return rank() == 0
 
+# %% ../nbs/00_core.ipynb #46a09623
 def share(n:int) -> range:
     "This process's share of `n` items: every `world_size()`-th from its rank (all of them when not distributed)."
     return range(rank(), n, world_size())
 
+# %% ../nbs/00_core.ipynb #bbfeb306
 def barrier():
     "Wait for every process under torch.distributed (no wait when not distributed); another process that stopped meanwhile (its own error said by it) is a `ProcessFailed` here, not the backend's traceback."
     if world_size() <= 1: return
     try: torch.distributed.barrier()
     except RuntimeError as e: raise ProcessFailed(f"another process stopped while this one waited for it (its error is above; {type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
 
+# %% ../nbs/00_core.ipynb #907be083
 def all_sum(a:np.ndarray) -> np.ndarray:
     "`a` summed over the processes under torch.distributed (`a` itself when not distributed)."
     if world_size() == 1: return a
@@ -166,9 +176,11 @@ def all_sum(a:np.ndarray) -> np.ndarray:
     torch.distributed.all_reduce(t)
     return t.cpu().numpy()
 
+# %% ../nbs/00_core.ipynb #29f2d169
 class ProcessFailed(RuntimeError):
     "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier` where another stopped."
 
+# %% ../nbs/00_core.ipynb #37d250be
 def fail_together(fn, *args, **kwargs):
     "`fn(*args, **kwargs)`, called in every process under torch.distributed: where it fails in one, it fails in all (the others with `ProcessFailed`, saying which process failed and why), so none goes on to wait for it."
     err = None
@@ -193,12 +205,14 @@ def check_keys(keys) -> np.ndarray:
     if keys.size and (keys.min() < 0 or keys.max() > 255): raise ValueError(f"class ids must be in 0..255, got {keys.tolist()}")
     return keys
 
+# %% ../nbs/00_core.ipynb #1f346580
 def check_threshold(threshold) -> float:
     "A background threshold: one real number, not NaN (None, True or NaN would make every pixel background, or foreground, silently)."
     t = np.asarray(threshold)
     if t.size != 1 or t.dtype.kind not in 'iuf' or np.isnan(t.item()): raise ValueError(f"threshold must be one number, not NaN, got {threshold!r}")
     return t.item()
 
+# %% ../nbs/00_core.ipynb #9aa90ca2
 def check_count(n, # the value given
                 name:str, # how the caller names it in the error
                 low:int=1 # the smallest allowed
@@ -221,6 +235,7 @@ def _voc_palette() -> np.ndarray:
     pal.flags.writeable = False
     return pal
 
+# %% ../nbs/00_core.ipynb #10e4c380
 def voc_palette() -> np.ndarray:
     "VOC's (256, 3) uint8 colour map: class id -> RGB (a copy of one's own)."
     return _voc_palette().copy()
@@ -236,6 +251,7 @@ def _temp_name(path:Path, suffix:str='') -> Path:
     "A hidden name beside `path`, only named: what is created under it is created inside the caller's `try`, so a signal (SIGTERM, Ctrl-C) arriving between its creation and the `try` cannot leave it behind."
     return path.parent/f'.{path.name}.{secrets.token_hex(4)}{suffix}'
 
+# %% ../nbs/00_core.ipynb #2ca734da
 @contextmanager
 def atomic_path(path:str|Path # the file to write
                ):
@@ -281,11 +297,13 @@ def save_json(obj, path:str|Path):
     "Write `obj` as indented JSON, atomically."
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + '\n')
 
+# %% ../nbs/00_core.ipynb #18325fc9
 def load_json(path:str|Path):
     "Read a JSON file (an invalid one is an error that names it)."
     try: return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
 
+# %% ../nbs/00_core.ipynb #2aa8e9bd
 def load_file(load, # reads the file: `torch.load`, `np.load`, ...
               path:str|Path, # the file
               what:str, # what it holds, for the message ('checkpoint', 'class maps')
@@ -330,6 +348,7 @@ def pil_rgb(im:Image.Image,
     if im.mode.startswith('I'): im = Image.fromarray((np.asarray(im, np.float64) / 257).round().clip(0, 255).astype(np.uint8))  # (16-bit grey: 65535 is white)
     return np.array(im.convert('RGB'))
 
+# %% ../nbs/00_core.ipynb #a20294df
 def load_image(path:str|Path,
                upright:bool=False # as `pil_rgb` (a photo of your own: True)
               ) -> np.ndarray:
@@ -339,6 +358,7 @@ def load_image(path:str|Path,
     except FileNotFoundError: raise ValueError(f"missing image file: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"not a readable image file: {path} ({e})") from None
 
+# %% ../nbs/00_core.ipynb #f9b16706
 def _voc_colours_to_ids(rgb:np.ndarray, path) -> np.ndarray:
     "An RGB label image in VOC's colours (`voc_palette`) as class ids; another colour is an error."
     key = lambda a: (a[..., 0].astype(np.int64) << 16) | (a[..., 1].astype(np.int64) << 8) | a[..., 2]
@@ -347,6 +367,7 @@ def _voc_colours_to_ids(rgb:np.ndarray, path) -> np.ndarray:
     if (bad := pal[ids] != k).any(): raise ValueError(f"mask {path}: colour {tuple(rgb[bad][0].tolist())} is not a VOC palette colour (an RGB mask must use voc_palette's)")
     return ids.astype(np.uint8)
 
+# %% ../nbs/00_core.ipynb #8035237f
 def _palette_ids(im:Image.Image, path) -> np.ndarray:
     "A palette mask's class ids: its indices, or its colours where the palette holds VOC's colours in another order (an image editor re-indexed it)."
     m, pal = np.array(im), im.getpalette()
@@ -360,6 +381,7 @@ def _palette_ids(im:Image.Image, path) -> np.ndarray:
     lut = np.arange(256, dtype=np.uint8); lut[used] = ids
     return lut[m]
 
+# %% ../nbs/00_core.ipynb #7376d88c
 def load_mask(path:str|Path) -> np.ndarray:
     "Read a label PNG (palette or grey, or RGB in VOC's colours) as uint8 (H, W) class ids."
     try:
@@ -371,6 +393,7 @@ def load_mask(path:str|Path) -> np.ndarray:
     except FileNotFoundError: raise ValueError(f"missing mask file: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"corrupt mask file: {path} ({e})") from None
 
+# %% ../nbs/00_core.ipynb #bc74ef41
 def save_mask(mask:np.ndarray, # (H, W) label map with values in 0..255
               path:str|Path):
     "Write a label map as a VOC palette PNG, atomically."
@@ -380,6 +403,7 @@ def save_mask(mask:np.ndarray, # (H, W) label map with values in 0..255
     im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(_voc_palette().ravel().tolist())
     with atomic_path(path) as tmp: im.save(tmp, format='PNG')
 
+# %% ../nbs/00_core.ipynb #8388dba5
 def save_image(image:np.ndarray, path:str|Path):
     "Write a uint8 (H, W, 3) image, atomically (format from the suffix)."
     image = np.asarray(image)

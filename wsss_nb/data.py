@@ -65,8 +65,10 @@ def scene_classes(cfg:SceneConfig) -> tuple:
     "Class names of the scene dataset: index 0 is background, then '<body>-<part colour>'."
     return ('background',) + tuple(f"{_SHAPES[_body(k, cfg) % 3]}-{_PART_NAMES[k % 8]}" for k in range(cfg.n_classes))
 
+# %% ../nbs/01_data.ipynb #ef43dc79
 def _body(k, cfg): return k // 2 if cfg.shared_bodies else k
 
+# %% ../nbs/01_data.ipynb #a6b73ef2
 def class_context(k:int, cfg:SceneConfig):
     "The preferred context of class `k` (0-based): ('texture', index into `CONTEXT_TEXTURES`) for even k while textures last, else ('class', the next class)."
     if k % 2 == 0 and k // 2 < len(CONTEXT_TEXTURES): return ('texture', k // 2)
@@ -82,6 +84,7 @@ def _texture(name_idx, yy, xx, rng):
     else: t = np.stack([0.92 + 0 * yy, 0.94 + 0 * yy, 0.97 + 0.03 * n], -1)                                                          # snow
     return t
 
+# %% ../nbs/01_data.ipynb #4481e54e
 def _shape_mask(shape, cy, cx, ry, rx, yy, xx):
     "Boolean mask of a body shape centred at (cy, cx)."
     dy, dx = (yy - cy) / ry, (xx - cx) / rx
@@ -184,11 +187,13 @@ def _find_image(root, name):
         if p.exists(): return p
     return root/'JPEGImages'/f'{name}.jpg'
 
+# %% ../nbs/01_data.ipynb #705225e6
 def decode_int_filename(k) -> str:
     "A VOC id as IRN's `cls_labels.npy` keys it, the integer 2007000032, back to '2007_000032'; a string key unchanged."
     if isinstance(k, str): return k
     s = str(int(k)); return f'{s[:4]}_{s[4:]}'
 
+# %% ../nbs/01_data.ipynb #4e436629
 def read_labels_file(path:str|Path, # IRN's cls_labels.npy, or a .json file
                      classes:tuple # the dataset's class names, background first
                     ) -> dict:
@@ -234,11 +239,13 @@ def dataset_classes(root:str|Path # a dataset folder
     if len(set(names)) < len(names): raise ValueError(f"{root/'classes.txt'}: class names repeat: {sorted({n for n in names if names.count(n) > 1})}")
     return names
 
+# %% ../nbs/01_data.ipynb #e8cf8d08
 def line_id(line:str) -> str:
     "The image id of an ids file's line: its first word (VOC's and IRN's lists), or the name of the image a path names (DeepLab's lists: `/JPEGImages/<id>.jpg /SegmentationClassAug/<id>.png`)."
     w = line.split()[0]
     return Path(w).stem if '/' in w or Path(w).suffix.lower() in ('.jpg', '.jpeg', '.png') else w
 
+# %% ../nbs/01_data.ipynb #b26c2900
 def check_label_map(m:np.ndarray, # a label map
                     n_classes:int, # classes, background included
                     name:str # what an error names (its file)
@@ -362,10 +369,12 @@ def train_transform(crop:int=None, # random crop side (VOC: 448); None keeps the
                     v2.RandomCrop(crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE})]
     return v2.Compose(ts + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
+# %% ../nbs/01_data.ipynb #b610d28f
 def eval_transform():
     "Normalisation only."
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
+# %% ../nbs/01_data.ipynb #27131829
 def check_normalised(image:torch.Tensor, # what a network's inference was given
                      who:str # the function that checks, for the message
                     ):
@@ -377,6 +386,7 @@ def check_normalised(image:torch.Tensor, # what a network's inference was given
                          "read the dataset with transform=eval_transform()")
     if not torch.isfinite(image).all(): raise ValueError(f"{who}: the image holds NaN or inf")
 
+# %% ../nbs/01_data.ipynb #5245902e
 def check_scales(scales, # inference scales (1.0: the image as it is)
                  who:str # the function or option that checks, for the message
                 ) -> tuple:

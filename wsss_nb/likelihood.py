@@ -34,10 +34,12 @@ def _check_maps(logits, labels, fn):
     if not torch.isfinite(logits).all(): raise ValueError(f"{fn}: the logits hold NaN or inf (a diverged network?)")
     if not ((labels == 0) | (labels == 1)).all(): raise ValueError(f"{fn}: labels must be multi-hot (each 0 or 1), got values {labels.unique().tolist()[:6]}")
 
+# %% ../nbs/07b_likelihood.ipynb #99da3d06
 def probs_to_logits(p:torch.Tensor, eps:float=1e-3) -> torch.Tensor:
     "The logits of probabilities `p`, kept finite by mixing in `eps`."
     return torch.log(p * (1 - eps) + eps) - torch.log(1 - p * (1 - eps))
 
+# %% ../nbs/07b_likelihood.ipynb #62d32f0a
 def class_probabilities(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits
                         variant:str='likelihood' # 'likelihood' (independent sigmoids) or 'multinomial' (softmax posterior)
                        ) -> tuple:
@@ -57,6 +59,7 @@ def sample_pixels(probs:torch.Tensor, # (N, K, h, w) non-negative sampling weigh
     check_count(n_samples, 'n_samples:')
     return torch.multinomial(probs.detach().flatten(2).flatten(0, 1), n_samples, replacement=True, generator=generator).view(*probs.shape[:2], n_samples)
 
+# %% ../nbs/07b_likelihood.ipynb #fe02f71e
 def importance_sampling_loss(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits (the classifier's 'cam')
                              labels:torch.Tensor, # (N, K) multi-hot image labels
                              n_samples:int=10, # S, pixels drawn per (image, class)
@@ -114,6 +117,7 @@ def _check_image(image01, logits, fn):
     lo, hi = image01.min().item(), image01.max().item()
     if not (lo >= 0 and hi <= 1): raise ValueError(f"{fn}: image01 must be in [0, 1] (un-normalised), got values in [{lo:.3g}, {hi:.3g}]")
 
+# %% ../nbs/07b_likelihood.ipynb #2bb20c83
 def _prepare(logits, labels, image01, mu, sigma, window, fn):
     _check_maps(logits, labels, fn); _check_image(image01, logits, fn)
     if not 0 < sigma < math.inf: raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
@@ -121,12 +125,14 @@ def _prepare(logits, labels, image01, mu, sigma, window, fn):
     x = F.adaptive_avg_pool2d(image01.to(logits.dtype), logits.shape[-2:])  # the image at the map size
     return x, normalised_cam(logits, labels), r
 
+# %% ../nbs/07b_likelihood.ipynb #177cebe4
 def gaussian(d2:torch.Tensor, # squared pixel distances
              sigma:float # width in map pixels
             ) -> torch.Tensor:
     "The normalised 2-D Gaussian of the pixel distance, exp(-d^2 / 2 sigma^2) / (2 pi sigma^2)."
     return torch.exp(-d2 / (2 * sigma**2)) / (2 * math.pi * sigma**2)
 
+# %% ../nbs/07b_likelihood.ipynb #2df26472
 def feature_similarity_loss(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits
                             labels:torch.Tensor, # (N, K) multi-hot image labels
                             image01:torch.Tensor, # (N, 3, H, W) the images in [0, 1], H >= h, W >= w
@@ -179,6 +185,7 @@ class LikelihoodConfig:
     sigma:float=5.0 # Gaussian width of the feature-similarity pairs, in map pixels
     window:int|None=None # half-width of the window of pixel pairs; None: ceil(3 sigma)
 
+# %% ../nbs/07b_likelihood.ipynb #c6e46fbf
 def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
     "Reject unknown or out-of-range option values, naming the option."
     if c.variant not in VARIANTS: raise ValueError(f"--likelihood-variant: unknown value {c.variant!r}; choose from {', '.join(VARIANTS)}")
@@ -198,6 +205,7 @@ def unnormalise(image:torch.Tensor # (N, 3, H, W) normalised with the ImageNet m
     mean, std = (torch.tensor(v, device=image.device, dtype=image.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
     return (image * std + mean).clamp(0, 1)
 
+# %% ../nbs/07b_likelihood.ipynb #4f8d2b81
 class LikelihoodPlugin(Plugin):
     "Likelihood CAMs: 0.8 GAP + 0.2 importance-sampling loss + 1.0 feature-similarity loss."
     name = 'likelihood'

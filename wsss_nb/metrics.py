@@ -134,6 +134,7 @@ class ThresholdAnalysis:
     @property
     def curve(self) -> dict: return {t: total.miou for t, total in zip(self.ts, self.totals)}
 
+# %% ../nbs/02_metrics.ipynb #af4aeb69
 def threshold_analysis(cams, # per image: (k,H,W) normalised CAMs
                        keys, # per image: (k,) class ids of those CAMs
                        gts, # per image: (H,W) ground-truth label map
@@ -147,6 +148,7 @@ def threshold_analysis(cams, # per image: (k,H,W) normalised CAMs
     for cam, key, gt in zip(cams, keys, gts): a.update(cam, key, gt)
     return a.curve, a.oracle.miou, a.chosen
 
+# %% ../nbs/02_metrics.ipynb #9fcee2d9
 def threshold_curve(cams, # per image: (k,H,W) normalised CAMs
                     keys, # per image: (k,) class ids of those CAMs
                     gts, # per image: (H,W) ground-truth label map

@@ -20,6 +20,7 @@ __all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatch
 def _conv_bn(i, o, stride=1, dilation=1):
     return nn.Sequential(nn.Conv2d(i, o, 3, stride, padding=dilation, dilation=dilation, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
 
+# %% ../nbs/03_models.ipynb #bcac32f2
 class SmallCNN(nn.Module):
     "A small fully convolutional backbone with output stride 4."
     stride = 4
@@ -55,6 +56,7 @@ class FixedBatchNorm2d(nn.BatchNorm2d):
     "BatchNorm that keeps its statistics: it normalises by the running mean and variance in training too (IRN's `FixedBatchNorm`)."
     def forward(self, x): return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
+# %% ../nbs/03_models.ipynb #0af68ee3
 def keep_imagenet_statistics(resnet:nn.Module, # a `ResNet50` or `ResNet101` with ImageNet weights (fine-tuned or not)
                              frozen_stages:int=0 # residual stages frozen too: 2 for IRN's classifier, whose gradient stops after layer2
                             ) -> nn.Module:
@@ -66,6 +68,7 @@ def keep_imagenet_statistics(resnet:nn.Module, # a `ResNet50` or `ResNet101` wit
     for p in (*bn1.parameters(), *(conv1.parameters() if conv1.in_channels == 3 else ()), *stages): p.requires_grad_(False)  # (a conv1 with extra input channels must learn them)
     return resnet
 
+# %% ../nbs/03_models.ipynb #a23dcbb8
 class ResNet50(nn.Module):
     "torchvision ResNet-50 backbone at output stride 16."
     stride, depth = 16, 50
@@ -84,10 +87,12 @@ class ResNet50(nn.Module):
         if weights is not None: keep_imagenet_statistics(self)
     def forward(self, x): return self.features(x)
 
+# %% ../nbs/03_models.ipynb #4aea7d27
 class ResNet101(ResNet50):
     "torchvision ResNet-101 backbone at output stride 16 (DeepLab-v2's; `weights`: a `ResNet101_Weights` name)."
     depth = 101
 
+# %% ../nbs/03_models.ipynb #3dc0b2ad
 def resnet_weights(weights:str, # a `torchvision.models.ResNet50_Weights` (or `ResNet101_Weights`) name, 'DEFAULT' included
                    depth:int=50 # 50 or 101
                   ):
@@ -96,6 +101,7 @@ def resnet_weights(weights:str, # a `torchvision.models.ResNet50_Weights` (or `R
     try: return kind[weights]
     except KeyError: raise ValueError(f"unknown resnet{depth} weights {weights!r}; choose from {list(kind.__members__)}") from None
 
+# %% ../nbs/03_models.ipynb #6ea1f2a9
 def load_imagenet_state_dict(weights:str, # as `resnet_weights`
                              depth:int=50 # 50 or 101
                             ) -> dict:
@@ -114,6 +120,7 @@ def save_checkpoint(model:nn.Module, # a network on any device
     "Save `model`'s state dict with its tensors on the CPU, atomically."
     with atomic_path(path) as tmp: torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
+# %% ../nbs/03_models.ipynb #21b99420
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
     "Load a state dict saved by `save_checkpoint` (or `torch.save(model.state_dict())`) strictly, with a clear error naming the mismatch."
     sd = load_file(partial(torch.load, map_location='cpu', weights_only=True), path, 'checkpoint')

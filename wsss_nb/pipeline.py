@@ -82,19 +82,23 @@ def quick_config(cfg:RunConfig) -> RunConfig:
     if cfg.dataset != 'voc': return cfg
     return dataclasses.replace(cfg, subset=tuple(q if n is None else min(n, q) for n, q in zip(cfg.subset or (None, None), (256, 64))))
 
+# %% ../nbs/06_pipeline.ipynb #5ef1fadf
 def seg_backbone(cfg:RunConfig) -> str:
     "The segmentation network's backbone: `seg_backbone`, else the classifier's."
     return cfg.seg_backbone or cfg.backbone
 
+# %% ../nbs/06_pipeline.ipynb #116fcc55
 def imagenet_weights(cfg:RunConfig, backbone:str) -> str|None:
     "The ImageNet weights `backbone` starts from in this run: `cfg.weights` for a ResNet, none for the small CNNs."
     return cfg.weights if backbone in PRETRAINED else None
 
+# %% ../nbs/06_pipeline.ipynb #ba2d0ba4
 def replace_scene(cfg:RunConfig, **kw) -> RunConfig:
     "`cfg` with the scene's knobs `kw` as the command line gives them: a value `SceneConfig` refuses is an error that names the option (`--location-bias`)."
     try: return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **kw))
     except ValueError as e: raise ValueError(re.sub(r'SceneConfig\.(\w+)', lambda m: '--' + m[1].replace('_', '-'), str(e))) from None
 
+# %% ../nbs/06_pipeline.ipynb #5489c01f
 def check_config(cfg:RunConfig) -> RunConfig:
     "Reject unknown or inconsistent option values with an error that names the option."
     check_types(cfg)  # (Python's RunConfig(conta=ContaConfig(rounds=1.5)), as config.json's)
@@ -147,6 +151,7 @@ class OtherRunError(ValueError):
 
 PER_IMAGE = ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'given_masks', 'eval_seg', 'train_pred')  # stages that go image by image: under torchrun each process takes its share
 
+# %% ../nbs/06_pipeline.ipynb #7a38a26e
 class Run:
     "One pipeline run in one folder."
     def __init__(self, cfg:RunConfig, # the run's configuration
@@ -227,11 +232,13 @@ def context(self:Run) -> bool:
     "Does this run's classifier take CONTA's M (a CONTA round >= 1 with the context on)?"
     return 'conta' in self.cfg.method and self.round >= 1 and self.cfg.conta.context
 
+# %% ../nbs/06_pipeline.ipynb #2b5fa09c
 def plugins(self:Run, stage:str) -> list:
     "The plug-ins the run's methods add to `stage` ('cam' or 'seg'): CONTA's rounds feed x_m to the classifier, the likelihood losses join its loss."
     if stage != 'cam': return []
     return ([ContaPlugin(self.cfg.conta.x_m)] if self.context else []) + ([LikelihoodPlugin(self.cfg.likelihood)] if 'likelihood' in self.cfg.method else [])
 
+# %% ../nbs/06_pipeline.ipynb #d8d89109
 def plugin_record(net:str, # 'cam' or 'seg'
                   plugins:list # the plug-ins of its training
                  ) -> dict:
@@ -239,6 +246,7 @@ def plugin_record(net:str, # 'cam' or 'seg'
     shaping = [p for p in plugins if shapes_training(p)]
     return {f'{net}_plugins': [p.name for p in shaping], f'{net}_plugin_settings': json.loads(json.dumps([p.settings() for p in shaping], default=repr))}
 
+# %% ../nbs/06_pipeline.ipynb #39372764
 def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
                  ):
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
@@ -249,6 +257,7 @@ def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (we
     if self.context: bb = ContextBackbone(bb, ContextAttention(np.load(self.dir/'conta/confounders.npy'), c.conta.attention, c.conta.att_init), c.conta.block, c.conta.m_init)
     return bb
 
+# %% ../nbs/06_pipeline.ipynb #3b12ee35
 def _cam_train_data(self:Run):
     "The classifier's training set; in a CONTA round its masks are the previous round's predictions (x_m), with the true image labels."
     c = self.cfg
@@ -256,6 +265,7 @@ def _cam_train_data(self:Run):
     gt = self.dataset(c.train_split)
     return WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.prev.dir/'seg/train_pred').resolve()), [gt.labels(i) for i in range(len(gt))])
 
+# %% ../nbs/06_pipeline.ipynb #a3f48712
 def _train_cam(self:Run):
     c = self.cfg
     set_seed(c.seed)  # the backbone's initialisation is part of the run's seed
@@ -264,6 +274,7 @@ def _train_cam(self:Run):
     if is_main_process(): save_checkpoint(model, self.dir/'cam/classifier.pt')
     return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('cam', plugins), **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
+# %% ../nbs/06_pipeline.ipynb #87efaaba
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
     if self.cfg.pseudo_masks: raise ValueError(f"{self.dir}: a run on given pseudo-masks (--pseudo-masks) trains no classifier")
@@ -271,12 +282,14 @@ def classifier(self:Run):
     m = Classifier(self._cam_backbone(trained=False), len(self.classes) - 1)
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
+# %% ../nbs/06_pipeline.ipynb #752b5da8
 def x_m(self:Run, name:str, # a training image's id
         labels:torch.Tensor # (K,) its multi-hot image labels
        ) -> torch.Tensor:
     "CONTA's x_m map (1, H, W) of a training image: its mask predicted by the previous round, over its labelled classes."
     return mask_prior(torch.from_numpy(load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png'))[None], labels[None], self.cfg.conta.x_m)[0]
 
+# %% ../nbs/06_pipeline.ipynb #f16feba1
 def _make_cam(self:Run):
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'cam/npz', shared=True) as tmp:
@@ -298,11 +311,13 @@ def cams(self:Run, which:str|None=None, # 'cam' or 'amn'; None: the maps the pse
     ds = self.dataset(self.cfg.train_split)
     for i in range(len(ds)) if indices is None else indices: yield (i, *load_cam(self.dir/which/'npz'/f'{ds.ids[i]}.npz'))
 
+# %% ../nbs/06_pipeline.ipynb #b3375ec1
 def spread_or_none(curve:dict, lo:float=0.05, hi:float=0.70) -> float|None:
     "`threshold_spread` of the curve, or None where no threshold of it lies in [lo, hi] (a grid of one's own)."
     try: return threshold_spread(curve, lo, hi)
     except ValueError: return None
 
+# %% ../nbs/06_pipeline.ipynb #f55c9691
 def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
                cs, # a function giving an iterator of (index, maps (k, H, W), class ids (k,)) over the images of `ds`, called twice (the maps read again, not all held in memory); or a list of them
                thresholds=None, # of the curve; None: 0.05, 0.10, ..., 0.95
@@ -329,6 +344,7 @@ def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
                 threshold_curve={str(t): v for t, v in curve.items()}, threshold_spread=spread_or_none(curve), boundary_f=bf.mean_f,
                 oracle_pseudo_mask_miou=ta.oracle.miou)
 
+# %% ../nbs/06_pipeline.ipynb #bec416af
 def evaluate_maps(self:Run, which:str='cam', # 'cam' or 'amn'
                   shared:bool=False # called in every process under torch.distributed (the run's stages), each scoring its share of the images
                  ) -> dict:
@@ -340,8 +356,10 @@ def evaluate_maps(self:Run, which:str='cam', # 'cam' or 'amn'
     if diag: res.update(context_leakage=diag.context_leakage, part_recall=diag.part_recall, body_recall=diag.body_recall)
     return res
 
+# %% ../nbs/06_pipeline.ipynb #df001123
 def _eval_cam(self:Run): return self.evaluate_maps('cam', shared=True)
 
+# %% ../nbs/06_pipeline.ipynb #35be8a76
 def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
                     cam:np.ndarray, keys:np.ndarray, # the image's normalised CAMs and class ids
                     threshold:float, # background score
@@ -352,6 +370,7 @@ def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
     idx = cam_to_label(cam, np.arange(1, len(keys) + 1), threshold)
     return np.concatenate([[0], keys]).astype(np.uint8)[crf_inference_label(crf, idx, len(keys) + 1, gt_prob, iterations)]
 
+# %% ../nbs/06_pipeline.ipynb #69d2c107
 def _pseudo_mask(self:Run):
     ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']
     score, mine = self.cfg.crf and ds.annotated, share(len(ds))
@@ -377,12 +396,14 @@ def _train_seg(self:Run):
     if is_main_process(): save_checkpoint(model, self.dir/'seg/seg.pt')
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('seg', plugins))
 
+# %% ../nbs/06_pipeline.ipynb #f019fc44
 def segmenter(self:Run) -> DeepLab:
     "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
     f = self.dir/'seg/seg.pt'
     if not f.exists(): raise ValueError(f"{self.dir}: no trained segmentation network yet ({f} is missing); finish the run first")
     return load_checkpoint(DeepLab(make_backbone(seg_backbone(self.cfg)), len(self.classes), head=self.cfg.seg_head), f).to(self.device).eval()
 
+# %% ../nbs/06_pipeline.ipynb #9298ffab
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
     with atomic_dir(self.dir/'seg/pred', shared=True) as tmp:  # (an interrupted evaluation's predictions are kept: the next makes only the others)
@@ -402,6 +423,7 @@ def _amn_seed(self:Run):
         for i, cam, keys in self.bar(self.cams('cam', mine), 'AMN seeds', len(mine)):
             if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(amn_seeds(cam, keys, ds.image(i), c.fg_threshold, c.bg_threshold, self.cfg.crf_preset if c.crf else None), tmp/f'{ds.ids[i]}.png')
 
+# %% ../nbs/06_pipeline.ipynb #03a011f0
 def _train_amn(self:Run):
     c, gt = self.cfg, self.dataset(self.cfg.train_split)
     ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
@@ -409,6 +431,7 @@ def _train_amn(self:Run):
     if is_main_process(): save_checkpoint(model, self.dir/'amn/amn.pt')
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
 
+# %% ../nbs/06_pipeline.ipynb #da88e47d
 def amn_model(self:Run):
     "The trained AMN, loaded from the run folder."
     c = self.cfg
@@ -416,6 +439,7 @@ def amn_model(self:Run):
     if not (self.dir/'amn/amn.pt').exists(): raise ValueError(f"{self.dir}: no trained AMN yet ({self.dir/'amn/amn.pt'} is missing); finish the run first")
     return load_checkpoint(AMN(make_backbone(c.backbone), len(self.classes) - 1, c.amn.dropout, c.amn.conditioning, c.amn.head), self.dir/'amn/amn.pt').to(self.device).eval()
 
+# %% ../nbs/06_pipeline.ipynb #01c18754
 def _make_amn(self:Run):
     c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'amn/npz', shared=True) as tmp:
@@ -426,6 +450,7 @@ def _make_amn(self:Run):
             maps, keys = compute_amn(model, b['image'], ids, c.scales, seeds=seeds) if ids else (np.zeros((0, *b['image'].shape[-2:]), np.float32), np.zeros(0, np.int64))
             save_cam(tmp/f'{ds.ids[i]}.npz', maps, keys)
 
+# %% ../nbs/06_pipeline.ipynb #a63460ea
 def _eval_amn(self:Run):
     res = self.evaluate_maps('amn', shared=True)
     section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r},
@@ -441,6 +466,7 @@ def round_run(self:Run, r:int # 1..rounds
     sub.round, sub.prev, sub._root = r, self if r == 1 else self.round_run(r - 1), self.root
     return sub
 
+# %% ../nbs/06_pipeline.ipynb #4c853be3
 def _conta(self:Run):
     c, ds = self.cfg, self.dataset(self.cfg.train_split)
     masks = (ds.mask(i) if c.conta.source == 'gt' else load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png') for i, name in enumerate(ds.ids))
@@ -448,12 +474,14 @@ def _conta(self:Run):
     with atomic_path(self.dir/'conta/confounders.npy') as tmp:
         with open(tmp, 'wb') as f: np.save(f, cs)
 
+# %% ../nbs/06_pipeline.ipynb #011a35fa
 def _train_pred(self:Run):
     ds, model = self.dataset(self.cfg.train_split, eval_transform()), self.segmenter()
     with atomic_dir(self.dir/'seg/train_pred', shared=True) as tmp:
         for i in self.bar(share(len(ds)), 'train predictions'):
             if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
 
+# %% ../nbs/06_pipeline.ipynb #a9596543
 def stages(self:Run) -> list:
     "The stages of this run (round 0) or CONTA round, in order."
     if self.cfg.pseudo_masks: return ['data', 'given_masks', 'train_seg', 'eval_seg']
@@ -503,6 +531,7 @@ def round_results(self:Run) -> list:
         self.times.update({f'round{r}/{k}': v for k, v in sub.times.items()}); out.append(sub.results)
     return out
 
+# %% ../nbs/06_pipeline.ipynb #80dbba88
 def used_config(cfg:RunConfig) -> RunConfig:
     "`cfg` with what its run does not use at the defaults: the options of a method it does not compose, the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line); its methods in `METHODS`' order, the baseline only alone (a composition is the same in any order)."
     d = RunConfig()
@@ -512,11 +541,13 @@ def used_config(cfg:RunConfig) -> RunConfig:
     if cfg.pseudo_masks: cfg = dataclasses.replace(cfg, threshold=None, cam_scales=d.cam_scales, cam_train=d.cam_train)
     return cfg
 
+# %% ../nbs/06_pipeline.ipynb #0c3aab0d
 def run_config_json(cfg:RunConfig|Path # a configuration, or a run folder's config.json (read with every option newer than it at its default)
                    ) -> dict:
     "A run's configuration as config.json holds it, for comparing two runs: what the run uses (`used_config`), so two that differ only in what neither uses are the same run."
     return json.loads(json.dumps(asdict(used_config(cfg if isinstance(cfg, RunConfig) else config_from_dict(RunConfig, load_json(cfg))))))
 
+# %% ../nbs/06_pipeline.ipynb #99c765e4
 def options_differ(old:dict, new:dict, # two configurations as `run_config_json` gives them
                    at:str='' # (the section they are, in a recursive call)
                   ) -> list:
@@ -524,6 +555,7 @@ def options_differ(old:dict, new:dict, # two configurations as `run_config_json`
     return [n for k in sorted(old.keys() | new.keys()) for n in (options_differ(old[k], new[k], f'{at}{k}.') if isinstance(old.get(k), dict) and isinstance(new.get(k), dict)
                                                               else [f'{at}{k}'] if old.get(k) != new.get(k) else [])]
 
+# %% ../nbs/06_pipeline.ipynb #893f858e
 def interruption(e:BaseException) -> KeyboardInterrupt|None:
     "The Ctrl-C or SIGTERM behind `e`, if any: Numba re-raises one that arrives inside a kernel as a SystemError caused by it."
     seen = set()
@@ -556,6 +588,7 @@ def begin(self:Run):
     fail_together(check)  # (all the processes have looked at the folder before rank 0 writes config.json there)
     if is_main_process(): save_json(new, cfg_file)
 
+# %% ../nbs/06_pipeline.ipynb #c7b70bfd
 def environment(device:torch.device # the run's device
                ) -> dict:
     "What this process runs with: the versions, the device (and its GPU), PyTorch's deterministic mode, the number of processes and the threads of each."
@@ -564,6 +597,7 @@ def environment(device:torch.device # the run's device
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None, deterministic=torch.are_deterministic_algorithms_enabled(),
                 processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()))
 
+# %% ../nbs/06_pipeline.ipynb #8639e9de
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json, holding the run folder (`folder_lock`: another run there is refused); returns the results."
     created = not self.dir.exists()
@@ -571,6 +605,7 @@ def run(self:Run) -> dict:
         fail_together(lambda: held.enter_context(folder_lock(self.dir)) if is_main_process() else None)  # (rank 0 holds it for the processes of a torchrun)
         return self._run(created, resumed=(self.dir/'config.json').exists())
 
+# %% ../nbs/06_pipeline.ipynb #360b50a8
 def _run(self:Run, created:bool, resumed:bool):
     try:
         self.begin()
@@ -647,6 +682,7 @@ def last_round(self:Run) -> Run:
     r = self.cfg.conta.rounds if 'conta' in self.cfg.method and self.round == 0 else 0
     return self.round_run(r) if r else self
 
+# %% ../nbs/06_pipeline.ipynb #00eb7d6b
 def as_rgb(image # an image file, a PIL image, or a uint8 array or tensor (on any device): (H, W, 3) RGB, (H, W) grey or (H, W, 4) RGBA
           ) -> np.ndarray:
     "The image as uint8 (H, W, 3) RGB: a file or PIL image upright as its EXIF orientation says (a photo as a viewer shows it), an array converted as `load_image` converts a file (grey repeated, alpha dropped)."
@@ -659,6 +695,7 @@ def as_rgb(image # an image file, a PIL image, or a uint8 array or tensor (on an
     if not a.size: raise ValueError(f"an empty image: shape {a.shape}")
     return np.ascontiguousarray(a)
 
+# %% ../nbs/06_pipeline.ipynb #ed3936b0
 def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
                 ) -> torch.Tensor:
     "The networks' input of an image: (3, H, W), normalised as in the evaluation."
@@ -666,6 +703,7 @@ def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
 
 MAX_SIDE = 1024 # `segment`'s default: a larger photo is segmented at this longer side (`wsss_nb predict` of a 12-megapixel photo with the scene's small network: 6.1 GB and 25 s at its own size, 1.2 GB and 7 s at this)
 
+# %% ../nbs/06_pipeline.ipynb #f9a9dad8
 def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool, max_side:int|None=None) -> np.ndarray:
     H, W = image.shape[:2]
     if max_side is not None and max_side < 1: raise ValueError(f"max_side: at least 1 pixel (None: the image's own size), got {max_side}")
@@ -677,6 +715,7 @@ def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool, max_side
     if not crf: return predict(net, x, scales)
     with crf_device(self.device): return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset)
 
+# %% ../nbs/06_pipeline.ipynb #8890f33a
 def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`): one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
             crf:bool=False, # refine with the dense CRF (the run's `crf_preset`)
@@ -689,6 +728,7 @@ def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`)
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp') # what a folder given to `segment_files` is searched for
 
+# %% ../nbs/06_pipeline.ipynb #ff48ca61
 def image_files(paths:list # image files and folders of them
                ) -> list:
     "The files of `paths`, each folder replaced by the image files in it (sorted by name)."
@@ -700,6 +740,7 @@ def image_files(paths:list # image files and folders of them
         out += found
     return out
 
+# %% ../nbs/06_pipeline.ipynb #cd243972
 def segment_files(self:Run, images:list, # image files, or folders of them
                   out:str|Path|None=None, # folder of the label maps; None: <run>/predict
                   overlay:bool=False, # also write <name>_overlay.png: the labels' colours over the image
@@ -731,6 +772,7 @@ def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or 
         raise ValueError(f"class id(s) {bad}: not whole numbers in 1..{len(self.classes) - 1}")
     return list(dict.fromkeys(self.classes.index(c) if isinstance(c, str) else int(c) for c in classes))  # (each once)
 
+# %% ../nbs/06_pipeline.ipynb #7e5fd558
 def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)
                     classes, # the image's classes (its image-level labels): names or ids 1..K, one or a list
                     which:str|None=None # 'cam' or 'amn'; None: the maps the run's pseudo-masks come from
@@ -811,6 +853,7 @@ def _table_rows(label:str, r:dict) -> list:
     if 'cam' in r and 'amn' in r: return [(f'{label} (CAM)', r['cam']), (label, {**r, **r['amn']})]  # (both spreads over 0.10..0.70)
     return [(label, r)]
 
+# %% ../nbs/06_pipeline.ipynb #b2d4aefe
 def _cell(values:list, fmt:str) -> str:
     "A table cell: one run's figure, or mean ± std over several runs (seeds); '-' where there is none."
     vs = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
@@ -818,6 +861,7 @@ def _cell(values:list, fmt:str) -> str:
     if len(vs) == 1: return fmt.format(vs[0])
     return f"{fmt.format(np.mean(vs))} ± {fmt.format(np.std(vs)).rstrip('%xs')}"
 
+# %% ../nbs/06_pipeline.ipynb #bb20fa3e
 def results_table(results:list, # results.json dicts of runs; a list of them (the seeds of one configuration) makes rows of mean ± std
                   names:list=None, # a first column naming each run or group (its folder, say)
                   markdown:bool=False # a Markdown table (GitHub's) instead of aligned plain text
@@ -866,6 +910,7 @@ class _DefaultsHelp(argparse.HelpFormatter):
         h = action.help or ''
         return h if not action.option_strings or action.default in (None, False, argparse.SUPPRESS) or 'default' in h else f'{h} (default: {action.default})'
 
+# %% ../nbs/06_pipeline.ipynb #59576834
 def _pipeline_options(s, # the `run` or `demo` subparser
                      name:str # which of the two
                     ):
@@ -974,6 +1019,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
     s.add_argument('--markdown', action='store_true', help='a Markdown table (to paste into a README or an issue)')
 
+# %% ../nbs/06_pipeline.ipynb #8e0e549e
 def _parser():
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     p.add_argument('--version', action='version', version=f'wsss_nb {__version__}')
@@ -1026,6 +1072,7 @@ def config_from_args(a) -> RunConfig:
     elif a.quick: cfg = quick_config(cfg)
     return check_config(cfg)
 
+# %% ../nbs/06_pipeline.ipynb #56c80510
 def unused_options(a) -> list:
     "The options of `wsss_nb run` given a value of their own that the run does not use: a method's without that method, the scene's on VOC, the CAMs' with given pseudo-masks."
     if a.command != 'run': return []
@@ -1046,6 +1093,7 @@ def match_threads() -> int:
     torch.set_num_threads(n)  # (starting Numba's OpenMP threads sets the process's, PyTorch's too, to every core: 2 processes on 2 cores ran 4.7x slower)
     return m
 
+# %% ../nbs/06_pipeline.ipynb #e267b29c
 def init_distributed(device:str) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device, its local rank's GPU where `device` is CUDA (more processes than GPUs refused); else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
@@ -1066,6 +1114,7 @@ def _predict(a):
         ids, n = np.unique(load_mask(p), return_counts=True)
         print(f"{p}: " + ', '.join(f'{run.classes[c]} {k / n.sum():.0%}' for c, k in zip(ids, n)))
 
+# %% ../nbs/06_pipeline.ipynb #195897bd
 def _evaluate(a):
     folder = Path(a.masks)
     if not folder.is_dir(): raise ValueError(f"not a folder: {folder}")
@@ -1077,6 +1126,7 @@ def _evaluate(a):
     print('\n'.join(f"{c:{w}}  {'-' if np.isnan(v) else f'{v:.1%}'}" for c, v in ev['iou'].items()))
     print(f"mIoU {ev['miou']:.1%}, boundary F {ev['boundary_f']:.1%} over the {ev['n_images']} images of {a.split}")
 
+# %% ../nbs/06_pipeline.ipynb #868eb07e
 def _table(a):
     for d in map(Path, a.runs):
         if not (d/'config.json').exists(): raise ValueError(f"{d}: not a run folder (no config.json)")
@@ -1089,6 +1139,7 @@ def _table(a):
     names = [str(g[0]) if len(g) == 1 else f"{g[0]} +{len(g) - 1} (seeds {', '.join(map(str, s))})" for g, s in zip(groups, seeds)]
     print(results_table([[load_json(d/'results.json') for d in g] for g in groups], names, a.markdown))
 
+# %% ../nbs/06_pipeline.ipynb #72a403fd
 def _evaluate_cams(a):
     split = a.split or 'train'
     ev = evaluate_cams(a.masks, a.root, split)
@@ -1096,9 +1147,13 @@ def _evaluate_cams(a):
     print(f"best threshold {ev['best_threshold']:.2f}: mIoU {ev['pseudo_mask_miou']:.1%}, boundary F {ev['boundary_f']:.1%}; "
           f"each image at its own best threshold (the oracle; not a bound) {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {'-' if ev['threshold_spread'] is None else format(100 * ev['threshold_spread'], '.1f')} points ({split})")
 
+# %% ../nbs/06_pipeline.ipynb #33210cd8
 def _terminated(signum, frame): raise KeyboardInterrupt(signal.Signals(signum).name)
+
+# %% ../nbs/06_pipeline.ipynb #bb5ea883
 def _one_line_warning(message, category, filename, lineno, file=None, line=None): print(f"wsss_nb: warning: {message}", file=sys.stderr)  # (not the source file and line)
 
+# %% ../nbs/06_pipeline.ipynb #42b46a35
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)

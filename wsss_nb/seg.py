@@ -60,6 +60,7 @@ def deeplab_head(in_ch:int, # backbone channels
     width = 64 if small else 256
     return ASPP(in_ch, width, rates or ((1, 2, 4) if small else (6, 12, 18))), nn.Conv2d(width, n_classes, 1)
 
+# %% ../nbs/05_seg.ipynb #d6b68d57
 class DeepLab(nn.Module):
     "Backbone + ASPP (+ 1x1 classifier), logits upsampled to the input size."
     def __init__(self, backbone:nn.Module, # a backbone from `models`
@@ -76,6 +77,7 @@ class DeepLab(nn.Module):
         return dict(seg=F.interpolate(y, x.shape[-2:], mode='bilinear', align_corners=False))
     def param_groups(self): return [list(self.backbone.parameters()), list(self.aspp.parameters()) + list(self.classifier.parameters())]
 
+# %% ../nbs/05_seg.ipynb #0843fe30
 def pixel_cross_entropy(logits:torch.Tensor, # (N, C, H, W)
                         mask:torch.Tensor, # (N, H, W) class ids, `IGNORE` left out
                        ) -> torch.Tensor:
@@ -84,6 +86,7 @@ def pixel_cross_entropy(logits:torch.Tensor, # (N, C, H, W)
     is_class = torch.arange(logits.shape[1], device=mask.device)[:, None, None] == mask[:, None]  # (N, C, H, W) bool, no class where ignored
     return -F.log_softmax(logits, 1).where(is_class, 0).sum() / valid.sum()
 
+# %% ../nbs/05_seg.ipynb #cda3f8dd
 def segmentation_loss(out:dict, batch:dict) -> torch.Tensor:
     "Pixel-wise cross-entropy against the (pseudo-)mask, 255 ignored (a batch with no labelled pixel: 0, with no gradient)."
     mask = batch['mask'].long()
@@ -124,11 +127,13 @@ def predict_proba(model:nn.Module, # a trained `DeepLab`
             acc = acc + (p[0] + p[1].flip(-1) if flip else p[0])
     return acc / (len(scales) * (2 if flip else 1))
 
+# %% ../nbs/05_seg.ipynb #d823ad7d
 def predict(model:nn.Module, image:torch.Tensor, scales:tuple=(1.0,), flip:bool=True # as `predict_proba`
            ) -> np.ndarray:
     "Segmentation label map (H, W) uint8 of one image."
     return predict_proba(model, image, scales, flip).argmax(0).cpu().numpy().astype(np.uint8)
 
+# %% ../nbs/05_seg.ipynb #82e7d609
 def crf_segmentation(image:np.ndarray, # (H, W, 3) uint8 RGB image
                      prob, # (C, H, W) its class probabilities (`predict_proba`)
                      preset:str='irn', # the dense CRF's parameters (`kernels.crf.PRESETS`)
@@ -138,6 +143,7 @@ def crf_segmentation(image:np.ndarray, # (H, W, 3) uint8 RGB image
     prob = prob.cpu().numpy() if torch.is_tensor(prob) else np.asarray(prob)
     return DenseCRF(np.ascontiguousarray(image), preset).inference(unary_from_softmax(prob), iterations).argmax(0).astype(np.uint8)
 
+# %% ../nbs/05_seg.ipynb #b7d59611
 def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval transform
                           scales:tuple=(1.0,), progress:bool=True,
                           crf_preset:str|None=None, # also score the predictions refined by the dense CRF with these parameters

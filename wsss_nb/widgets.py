@@ -32,6 +32,7 @@ def figure_png(fig:Figure, dpi:int=80) -> bytes:
     "The figure as PNG bytes."
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
 
+# %% ../nbs/09_widgets.ipynb #799c7e63
 class LiveFigure:
     "Controls above a line of text and a figure; a control's move calls `update` and redraws (display it, or its `widget`)."
     css = 'wsss-live-figure' # CSS class of the widget, to find it in a page
@@ -69,6 +70,7 @@ class LiveFigure:
     def update(self): raise NotImplementedError
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
+# %% ../nbs/09_widgets.ipynb #5a283d45
 def slider(description:str, value, lo, hi, step, **kwargs):
     "A labelled slider (float or int, after the type of `step`) whose label is shown in full."
     cls = widgets.IntSlider if isinstance(step, int) else widgets.FloatSlider
@@ -108,6 +110,7 @@ def n_textures(cfg:SceneConfig) -> int:
     "How many background textures are some class's context."
     return len({w for k in range(cfg.n_classes) for kind, w in [class_context(k, cfg)] if kind == 'texture'})
 
+# %% ../nbs/09_widgets.ipynb #33526ec5
 def co_occurrence(scenes:list, # scenes from `draw_scene`
                   cfg:SceneConfig # their configuration
                  ) -> np.ndarray:
@@ -118,6 +121,7 @@ def co_occurrence(scenes:list, # scenes from `draw_scene`
     m[np.arange(K), T + np.arange(K)] = np.nan
     return m
 
+# %% ../nbs/09_widgets.ipynb #c5784c77
 def preferred_context(k:int, cfg:SceneConfig) -> int:
     "The column of class k's (1-based) preferred context in `co_occurrence`."
     kind, what = class_context(k - 1, cfg)
@@ -168,6 +172,7 @@ class SceneExplorer(LiveFigure):
                          [['\n'.join(names[l] for l in s['labels']) for s in shown], [''] * len(shown)])
         self.matrix_im.set_data(self.matrix)
 
+# %% ../nbs/09_widgets.ipynb #d1586445
 def scene_explorer(cfg:SceneConfig=None # the SCM's knobs the sliders start from
                   ) -> SceneExplorer:
     "The scene SCM explorer."
@@ -181,12 +186,15 @@ def map_sources(run:Run, # a run of the pipeline
     found = [p for p in sorted(run.dir.rglob('npz')) if p.is_dir() and not any(q.startswith('.') for q in p.relative_to(run.dir).parts) and any(p.glob('*.npz'))]
     return {prefix + str(p.parent.relative_to(run.dir)): p for p in found}
 
+# %% ../nbs/09_widgets.ipynb #a905955d
 def _as_run(run) -> Run: return run if isinstance(run, Run) else Run.open(run, 'cpu', progress=False)
 
+# %% ../nbs/09_widgets.ipynb #bd70e1ae
 def run_threshold(run:Run, default:float=0.3) -> float:
     "The threshold of the run's CAMs (its `eval_cam` stage's, finished run or not: results.json's may be AMN's or a later round's), else `default`."
     return load_json(stage)['results']['threshold'] if (stage := run.dir/'stages/eval_cam.json').exists() else default
 
+# %% ../nbs/09_widgets.ipynb #cc40d3b9
 def image_miou(gt:np.ndarray, pred:np.ndarray) -> float:
     "mIoU of one image: the mean IoU over the classes in its ground truth or prediction."
     n = int(max(gt[gt != IGNORE].max(initial=0), pred.max(initial=0))) + 1
@@ -201,6 +209,7 @@ def source_curve(run:Run, folder:Path, ds, gts:list, thresholds) -> dict:
     cams = [load_cam(folder/f'{i}.npz') for i in ds.ids]
     return threshold_curve([c for c, _ in cams], [k for _, k in cams], gts, ds.n_classes, thresholds)
 
+# %% ../nbs/09_widgets.ipynb #2537bb2f
 class CAMExplorer(LiveFigure):
     "Pick an image and a class; the background threshold redraws each source's pseudo-mask beside the ground truth, with its mIoU (without a ground truth: beside the image)."
     css = 'wsss-cam-explorer'
@@ -255,6 +264,7 @@ class CAMExplorer(LiveFigure):
                          [[self.ds.ids[i], *(f'{n}: {self.ds.classes[k]}' for n in self.sources)],
                           ['ground truth' if self.curves else '(no ground truth)', *(f"pseudo-mask: {self.scores[n]['image_miou']:.1%}" if self.curves else 'pseudo-mask' for n in self.sources)]])
 
+# %% ../nbs/09_widgets.ipynb #cce3f93c
 def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the same dataset
                  threshold:float=None # where the slider starts; None: the first run's threshold
                 ) -> CAMExplorer:
@@ -317,6 +327,7 @@ class CRFExplorer(LiveFigure):
         if self.gt is not None: panels.append((colorize(self.gt), 'ground truth'))
         self.mosaic.show([[a for a, _ in panels]], [[t for _, t in panels]])
 
+# %% ../nbs/09_widgets.ipynb #f9b93b0e
 def crf_explorer(image=None, # a photo with `cam` and `keys` (an image file or uint8 image array: `pipeline.as_rgb`); or None with `run`
                  cam:np.ndarray=None, # (k, H, W) normalised CAMs of its classes
                  keys:np.ndarray=None, # their class ids
@@ -383,6 +394,7 @@ class ContaExplorer(LiveFigure):
         labels = ', '.join(self.ds.classes[k] for k in self.ds.label_ids(i))
         self.text.value = f"round {r} · image {self.ds.ids[i]} ({labels}) · {f'attention uniform, {self.alpha.max():.2f} each' if np.ptp(self.alpha) < 1e-3 else f'largest attention: <b>{names[int(self.alpha.argmax())]}</b> {self.alpha.max():.2f}'} · M in [{self.M.min():.3f}, {self.M.max():.3f}]"
 
+# %% ../nbs/09_widgets.ipynb #271cbe71
 def conta_explorer(run # a CONTA run folder (or `Run`)
                   ) -> ContaExplorer:
     "The CONTA explorer over a run's rounds."
@@ -397,6 +409,7 @@ def decode_image(data:bytes # the bytes of an image file
     except UnidentifiedImageError: raise ValueError("not an image file (not a format PIL reads)") from None
     except (OSError, SyntaxError) as e: raise ValueError(f"not an image file ({e})") from None
 
+# %% ../nbs/09_widgets.ipynb #d8a1f0c7
 def fit_side(image:np.ndarray, # (H, W, 3) uint8
              max_side:int # the longest side allowed
             ) -> tuple:
@@ -406,6 +419,7 @@ def fit_side(image:np.ndarray, # (H, W, 3) uint8
     s = max_side / max(H, W); w, h = max(1, round(W * s)), max(1, round(H * s))
     return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR)), f' (shrunk from {W}x{H} to {w}x{h})'
 
+# %% ../nbs/09_widgets.ipynb #b051fe46
 class ImageExplorer(LiveFigure):
     "Upload an image and tick its classes: their CAM, the pseudo-mask at the threshold, and the run's segmentation (with or without the CRF)."
     css = 'wsss-image-explorer'
@@ -446,6 +460,7 @@ class ImageExplorer(LiveFigure):
         self.mosaic.show([[img, overlay(img, maps.max(0) if len(maps) else np.zeros(img.shape[:2])), blend(self.pseudo_mask), blend(self.segmentation)]],
                          [[self.name, 'CAM: ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
 
+# %% ../nbs/09_widgets.ipynb #79c4d685
 def image_explorer(run, # a finished run folder, or `Run`
                    image=None, # an image file or uint8 image array (`pipeline.as_rgb`); None: a scene drawn beyond the run's images (the first held-out image on VOC)
                    classes=None, # its classes, names or ids; None: the drawn scene's (or held-out image's) true labels
@@ -499,6 +514,7 @@ class TrainingMonitor(LiveFigure, Plugin):
             self.lines[k].set_data(ep, [(100 if k == 'mIoU' else 1) * r.get(k, np.nan) for r in h])
             self.lines[k].axes.relim(); self.lines[k].axes.autoscale_view()
 
+# %% ../nbs/09_widgets.ipynb #91df0173
 def cam_miou(ds, # a dataset with the eval transform (normalised images, masks)
              images:int=16, # the first images of `ds` scored
              threshold:float=0.3 # background threshold of the pseudo-masks

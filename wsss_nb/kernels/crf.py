@@ -33,12 +33,15 @@ def _features(image, sxy, srgb):
             for c in range(C): f[p, 2 + c] = np.float32(image[y, x, c]) / srgb
     return f
 
+# %% ../../nbs/02a_kernels.crf.ipynb #e808d07d
 def _is_number(v)->bool: return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v) # (a bool is an int to Python)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #b4a8d46b
 def _check_scale(name, v):
     if not (_is_number(v) and v > 0): raise ValueError(f"{name} must be a positive number, got {v!r}")
     return np.float32(v)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #3b42318b
 def gaussian_features(height:int, # image rows
                       width:int, # image columns
                       sxy:float, # spatial standard deviation in pixels
@@ -46,6 +49,7 @@ def gaussian_features(height:int, # image rows
     "Features `(x/sxy, y/sxy)` of the Gaussian (smoothness) kernel."
     return _features(np.empty((height, width, 0), np.uint8), _check_scale('sxy', sxy), np.float32(1))
 
+# %% ../../nbs/02a_kernels.crf.ipynb #520b8876
 def bilateral_features(image:np.ndarray, # (H, W, 3) uint8 RGB image
                        sxy:float, # spatial standard deviation in pixels
                        srgb:float, # colour standard deviation in intensity levels
@@ -74,11 +78,13 @@ if numba.config.PARFOR_MAX_TUPLE_SIZE < _MAX_TUPLE:  # set in place: `numba.conf
 MAX_LABELS = 255 # labels a CRF takes: a uint8 label map's 0..254 (255 is the ignore label)
 _UNROLL = 12 # label loops shorter than this run with a compile-time count, longer ones with a run-time count (measured: unrolled is faster up to 11 labels, vectorised from 13 on)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #529bd8bc
 @njit(cache=True, inline='always')
 def _width(ct, a):
     "The count of a loop over labels: `len(ct)`, a constant, for few labels (LLVM unrolls the loop); from `_UNROLL` labels on `a.shape[1]`, the same number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
     return len(ct) if len(ct) < _UNROLL else a.shape[1]
 
+# %% ../../nbs/02a_kernels.crf.ipynb #69b5e19e
 @intrinsic
 def _scratch(typingctx, ct):
     "A 1-d float32 array of `len(ct)` elements on the stack of the calling kernel, uninitialised; it must not outlive the call. LLVM keeps it in registers, which it cannot do with a heap array: a store into that might change the arrays the loop reads."
@@ -91,6 +97,7 @@ def _scratch(typingctx, ct):
         return a._getvalue()
     return arr(ct), codegen
 
+# %% ../../nbs/02a_kernels.crf.ipynb #130454bc
 @njit(cache=True, inline='always')
 def _hash(key):
     "64-bit hash of an int32 key; its top bits index the table."
@@ -98,6 +105,7 @@ def _hash(key):
     for i in range(key.size): h = (h ^ np.uint64(key[i] & 0xFFFFFFFF)) * _HASH_MULT
     return h
 
+# %% ../../nbs/02a_kernels.crf.ipynb #2ea438ce
 @njit(cache=True, inline='always')
 def _probe(table, vkeys, key, h, bits):
     "Slot of `key` in the open-addressing `table` (linear probing): its vertex, or the empty slot where it goes."
@@ -166,6 +174,7 @@ def _embed_range(features, scale, rem, rank, bary, lo, hi, dt):
                 rank[i, q0 + q] = rk[i, q]
                 if i < d: rem[i, q0 + q] = np.int32(r0[i, q])
 
+# %% ../../nbs/02a_kernels.crf.ipynb #53a7ddeb
 @njit(parallel=True, cache=True, nogil=True)
 def _embed(features, scale, dt):
     "Each point's closest remainder-0 point `rem` (d, N) (its first d coordinates), the rank of each coordinate (d+1, N), and its barycentric weights (N, d+1)."
@@ -174,6 +183,7 @@ def _embed(features, scale, dt):
     for c in prange((N + _CHUNK - 1) // _CHUNK): _embed_range(features, scale, rem, rank, bary, c * _CHUNK, min(N, (c + 1) * _CHUNK), dt)
     return rem, rank, bary
 
+# %% ../../nbs/02a_kernels.crf.ipynb #f0c3aa86
 @njit(cache=True, inline='always')
 def _vertex_key(rem, rank, canonical, p, r, key):
     "Write the key of point `p`'s remainder-`r` vertex into `key`; return its hash (as `_hash`)."
@@ -183,6 +193,7 @@ def _vertex_key(rem, rank, canonical, p, r, key):
         h = (h ^ np.uint64(k & 0xFFFFFFFF)) * _HASH_MULT
     return h
 
+# %% ../../nbs/02a_kernels.crf.ipynb #73aac3b2
 def simplex_keys(features:np.ndarray, # (N, d) float32 lattice positions
                 )->tuple: # keys (N, d+1, d) int32 of each point's simplex vertices, barycentric weights (N, d+1) float32
     "Steps 1-3 for every point: the keys of its enclosing simplex's vertices and its barycentric weights."
@@ -202,6 +213,7 @@ def _key_range(rem, d):
         lo[i], hi[i] = a - d, b + d
     return lo, hi
 
+# %% ../../nbs/02a_kernels.crf.ipynb #8bf70df4
 def _packing(rem, d):
     "(lo, hi, shift, bits) that pack every vertex key, and its lattice neighbours' keys, into one int64; None if they need more than 62 bits."
     lo, hi = _key_range(rem, d)
@@ -209,12 +221,14 @@ def _packing(rem, d):
     if sum(widths) > 62: return None
     return lo, hi, np.cumsum([0] + widths[:-1]).astype(np.int64), sum(widths)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #1ebeeea6
 @njit(cache=True, inline='always')
 def _slot(pk, bits):
     "Slot of packed key `pk` in a table of 2**bits: multiply, fold the high bits down, keep the low ones."
     h = np.uint64(pk) * _HASH_MULT
     return np.int64((h ^ (h >> np.uint64(29))) & np.uint64((1 << bits) - 1))
 
+# %% ../../nbs/02a_kernels.crf.ipynb #59d4d5b9
 @njit(cache=True, inline='always')
 def _table_bits(n):
     "Bits of a table that holds n keys at most half full (at least 2**10 slots)."
@@ -222,6 +236,7 @@ def _table_bits(n):
     while (1 << bits) < 2 * n: bits += 1
     return bits
 
+# %% ../../nbs/02a_kernels.crf.ipynb #45d4a030
 @njit(cache=True, nogil=True)
 def _rehash(keys, base, V, bits):
     "A table of twice the size (2**bits slots) holding ids 0..V-1, whose keys are at `keys[base + id]`."
@@ -232,6 +247,7 @@ def _rehash(keys, base, V, bits):
         table[s] = u
     return table
 
+# %% ../../nbs/02a_kernels.crf.ipynb #e8a8d9bb
 @njit(cache=True, inline='always')
 def _find_or_add(table, bits, keys, base, V, pk):
     "The id of packed key `pk` in the open-addressing `table` of ids 0..V-1 (their keys at `keys[base + id]`), added as id V if absent; and the new V. The caller keeps the table at most half full (`_rehash`)."
@@ -267,6 +283,7 @@ def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
             offsets[p * (d + 1) + r], V = _find_or_add(table, bits, vpk, base, V, pk)
     return V
 
+# %% ../../nbs/02a_kernels.crf.ipynb #d1215cdb
 @njit(parallel=True, cache=True, nogil=True)
 def _insert_chunks(rem, rank, lo, shift, bounds, dt):
     "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and the vertices per chunk."
@@ -275,6 +292,7 @@ def _insert_chunks(rem, rank, lo, shift, bounds, dt):
     for c in prange(K): counts[c] = _insert_range(rem, rank, lo, shift, bounds[c], bounds[c + 1], offsets, vpk, dt)
     return offsets, vpk, counts
 
+# %% ../../nbs/02a_kernels.crf.ipynb #f2dcf28d
 @njit(cache=True, nogil=True)
 def _merge_chunks(vpk, bounds, counts, dp1):
     "Global vertex ids: the chunks' vertices in chunk order, each looked up in (or added to) one table, which gives the ids one sequential pass would. The global id of each local vertex (laid out as `vpk`) and each vertex's packed key."
@@ -290,6 +308,7 @@ def _merge_chunks(vpk, bounds, counts, dp1):
             gmap[base + u] = g
     return gmap, gpk[:V].copy()
 
+# %% ../../nbs/02a_kernels.crf.ipynb #7d865ef4
 @njit(parallel=True, cache=True, nogil=True)
 def _remap_chunks(offsets, gmap, bounds, dp1):
     "Local vertex ids to global ones, in place."
@@ -298,6 +317,7 @@ def _remap_chunks(offsets, gmap, bounds, dp1):
         for e in range(base, bounds[c + 1] * dp1): offsets[e] = gmap[base + offsets[e]]
     return offsets
 
+# %% ../../nbs/02a_kernels.crf.ipynb #8cb409a4
 def _insert_packed(rem, rank, lo, shift, d, chunks=None):
     "Every simplex vertex inserted, keys packed, in parallel over chunks of points (default: one per thread) merged in order: the vertex of each (point, corner) and each vertex's packed key."
     N = rem.shape[1]
@@ -334,6 +354,7 @@ def _insert(rem, rank, canonical, bits):
             offsets[p * (d + 1) + r] = table[s]
     return table, bits, offsets, vkeys[:V].copy()
 
+# %% ../../nbs/02a_kernels.crf.ipynb #9d2dcc7c
 @njit(cache=True, nogil=True)
 def _runs(offsets):
     "Runs of consecutive points that share their vertex at a corner (start point, vertex, corner), in point order."
@@ -368,6 +389,7 @@ def _radix_argsort(keys, nbits):
         k, ktmp, order, tmp = ktmp, k, tmp, order
     return order, k
 
+# %% ../../nbs/02a_kernels.crf.ipynb #ebcd25bf
 @njit(parallel=True, cache=True, nogil=True)
 def _neighbours_packed(pk, lo, hi, shift, nbits, dt):
     "Previous and next vertex along each direction (d+1, V, 2), V where none: the sorted packed keys `pk` merged with themselves shifted by the direction."
@@ -396,6 +418,7 @@ def _neighbours_packed(pk, lo, hi, shift, nbits, dt):
                 nb[j, v, 0], nb[j, u, 1] = u, v
     return nb
 
+# %% ../../nbs/02a_kernels.crf.ipynb #33a5513b
 @njit(parallel=True, cache=True, nogil=True)
 def _neighbours(table, bits, vkeys):
     "The general path: the same `(d+1, V, 2)` neighbours, each previous one looked up in the hash table."
@@ -441,6 +464,7 @@ def _csr(starts, rv, rc, N, V, dp1):
             for x in range(ends[q] - starts[q]): points[first[q] + x] = starts[q] + x
     return indptr, points, corner
 
+# %% ../../nbs/02a_kernels.crf.ipynb #b0c7d779
 @njit(parallel=True, cache=True, nogil=True)
 def _csr_weights(indptr, points, corner, weights, keep):
     "The splat weight of each CSR entry, `weights[point, corner of the vertex]`, so the splat reads them in order (only if `keep`); and each vertex's sum of them, the splat of ones, as a (V+1, 1) buffer."
@@ -465,6 +489,7 @@ def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
             for k in range(C): s[k] += w * values[p, k]
         for k in range(C): out[v, k] = s[k]
 
+# %% ../../nbs/02a_kernels.crf.ipynb #72746a68
 @njit(parallel=True, cache=True, nogil=True)
 def _splat(indptr, points, cw, values, out, ct):
     "Rows 0..V-1 of `out` (V+1, C): each vertex's weighted sum of its points' first C values."
@@ -474,8 +499,10 @@ def _splat(indptr, points, cw, values, out, ct):
 
 _SCATTER_THREADS = 2 # up to this many Numba threads the splat is a scatter (one kernel per thread); beyond, the gather
 
+# %% ../../nbs/02a_kernels.crf.ipynb #b91d7bb4
 def _scattering()->bool: return numba.get_num_threads() <= _SCATTER_THREADS
 
+# %% ../../nbs/02a_kernels.crf.ipynb #1db45641
 @njit(cache=True, nogil=True, fastmath={'contract'})
 def _scatter(offsets, weights, values, out, ct, dt):
     "`_splat`'s rows as a scatter, on one thread: the points in order, each adding its weighted values into its d+1 vertices."
@@ -488,6 +515,7 @@ def _scatter(offsets, weights, values, out, ct, dt):
             for k in range(C): out[o, k] += w * x[k]
     return out
 
+# %% ../../nbs/02a_kernels.crf.ipynb #0c2a4ebd
 @njit(parallel=True, cache=True, nogil=True)
 def _scatter_pair(off1, w1, out1, off2, w2, out2, values, ct, dt1, dt2):
     "`_scatter` of the same values onto two lattices, one per thread."
@@ -495,6 +523,7 @@ def _scatter_pair(off1, w1, out1, off2, w2, out2, values, ct, dt1, dt2):
         if t == 0: _scatter(off1, w1, values, out1, ct, dt1)
         else: _scatter(off2, w2, values, out2, ct, dt2)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #1fce6f17
 @njit(cache=True, nogil=True, fastmath=True)
 def _blur_range(values, tmp, nbj, v0, v1, ct):
     C, half = _width(ct, values), np.float32(0.5)
@@ -502,6 +531,7 @@ def _blur_range(values, tmp, nbj, v0, v1, ct):
         a, b = nbj[v, 0], nbj[v, 1]
         for k in range(C): tmp[v, k] = values[v, k] + half * (values[a, k] + values[b, k])
 
+# %% ../../nbs/02a_kernels.crf.ipynb #d62c16cd
 @njit(parallel=True, cache=True, nogil=True)
 def _blur(values, tmp, nb, ct):
     "Blur along each lattice direction in turn, ping-ponging between `values` and `tmp`; returns the one holding the result. Row V of both is zero: the missing neighbour."
@@ -511,6 +541,7 @@ def _blur(values, tmp, nb, ct):
         values, tmp = tmp, values
     return values
 
+# %% ../../nbs/02a_kernels.crf.ipynb #733b9b46
 @njit(cache=True, nogil=True, fastmath=True)
 def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
     C, dp1, s = _width(ct, out), len(dt), _scratch(ct) # s: the point's sums
@@ -521,6 +552,7 @@ def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
             for k in range(C): s[k] += w * values[o, k]
         for k in range(C): out[i, k] = s[k]
 
+# %% ../../nbs/02a_kernels.crf.ipynb #dac27ec4
 @njit(parallel=True, cache=True, nogil=True)
 def _slice(offsets, weights, values, out, ct, dt):
     "Each point's weighted sum of its vertices' values."
@@ -533,12 +565,14 @@ def _scale_factors(d):
     inv_std = float(np.float32(math.sqrt(2.0 / 3.0) * (d + 1)))
     return np.array([1.0 / math.sqrt((i + 2) * (i + 1)) * inv_std for i in range(d)], np.float32)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #b1a705b8
 def _canonical_simplex(d):
     "Row r: the offsets of the remainder-r vertex, indexed by rank."
     c = np.empty((d + 1, d + 1), np.int32)
     for r in range(d + 1): c[r, :d + 1 - r], c[r, d + 1 - r:] = r, r - (d + 1)
     return c
 
+# %% ../../nbs/02a_kernels.crf.ipynb #ab513537
 class PermutohedralLattice:
     "The permutohedral lattice of N points in d dimensions: built once, then `filter` any (N, M) values."
     def __init__(self, features:np.ndarray, # (N, d) float32 positions, each axis divided by its standard deviation
@@ -626,10 +660,12 @@ def _normalised_weights(offsets, bary, alpha, ones, dt):
             for j in range(dp1): w[i, j] = bary[i, j] * n[i]
     return n, w
 
+# %% ../../nbs/02a_kernels.crf.ipynb #a21bcc65
 def _normalisation(lattice:PermutohedralLattice)->tuple: # n (N,) and the weights n_i b_ij (N, d+1), float32
     ones = lattice.weight_sums(lattice.barycentric) # the splat of ones
     return _normalised_weights(lattice.offsets, lattice.barycentric, lattice.alpha, lattice.blur(ones, lattice.buffer(1)), _c(lattice.d + 1))
 
+# %% ../../nbs/02a_kernels.crf.ipynb #cb44f567
 def kernel_norm(lattice:PermutohedralLattice)->np.ndarray: # (N,) float32
     "Symmetric normalisation `n = 1/sqrt(K 1 + 1e-20)`, applied before and after filtering."
     return _normalisation(lattice)[0]
@@ -641,6 +677,7 @@ def _float32_from_bits(typingctx, bits):
     def codegen(context, builder, sig, args): return builder.bitcast(args[0], context.get_value_type(types.float32))
     return types.float32(types.int32), codegen
 
+# %% ../../nbs/02a_kernels.crf.ipynb #10ff65ac
 @njit(cache=True, inline='always')
 def _exp_neg(x):
     "exp(x) in float32 for x <= 0 (Cephes' expf); below -87.3 it returns exp(-87.3) ~ 1e-38 instead of underflowing."
@@ -668,6 +705,7 @@ def _logistic_pair(x, t, Q, i0, n):
         small = t[q] * big
         Q[i0 + q, 0], Q[i0 + q, 1] = (big, small) if x[q] >= 0 else (small, big)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #87849ea1
 @njit(cache=True, nogil=True, fastmath=True)
 def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2, mt):
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
@@ -715,6 +753,7 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q
         for q in range(n):
             for k in range(M): Q[i0 + q, k] = T[k, q] * s[q]
 
+# %% ../../nbs/02a_kernels.crf.ipynb #1162c49d
 @njit(parallel=True, cache=True, nogil=True)
 def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, gather, ct, dt1, dt2, mt):
     "The mean-field update of every pixel (parallel over chunks of pixels); with C = M-1 filtered labels, the last label's messages come from `full`."
@@ -738,14 +777,17 @@ class _Kernel:
         cw.flags.writeable = False
         return cw
 
+# %% ../../nbs/02a_kernels.crf.ipynb #699b9ae8
 @functools.lru_cache(maxsize=4)
 def _gaussian_kernel(height, width, sxy):
     return _Kernel(gaussian_features(height, width, sxy))
 
+# %% ../../nbs/02a_kernels.crf.ipynb #172d4690
 def clear_shared_kernels():
     "Forget the Gaussian kernels shared by images of the same size: frees their memory, and the next `DenseCRF` builds both lattices, as for a single photo."
     _gaussian_kernel.cache_clear()
 
+# %% ../../nbs/02a_kernels.crf.ipynb #f0b419df
 class NumbaCRF:
     "Numba backend: the Gaussian and bilateral kernels of one image, mean field on the CPU threads."
     def __init__(self, image:np.ndarray, # (H, W, 3) uint8, C-contiguous (checked by the caller)
@@ -804,6 +846,7 @@ def cuda_usable()->bool:
 
 _CRF_DEVICE = contextvars.ContextVar('crf_device', default=None) # set by `crf_device`: 'cpu', 'cuda' or 'cuda:N'
 
+# %% ../../nbs/02a_kernels.crf.ipynb #1d15fc35
 @contextmanager
 def crf_device(device, # 'cpu', 'cuda', 'cuda:N' or a torch.device: where the block computes; None: no preference
               ):
@@ -814,11 +857,13 @@ def crf_device(device, # 'cpu', 'cuda', 'cuda:N' or a torch.device: where the bl
     try: yield
     finally: _CRF_DEVICE.reset(token)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #1eda2ecc
 def cuda_index()->int|None:
     "The CUDA device a `crf_device('cuda:N')` block names (N), else None: CuPy's current device."
     d = _CRF_DEVICE.get()
     return int(d[5:]) if d and d.startswith('cuda:') else None
 
+# %% ../../nbs/02a_kernels.crf.ipynb #273117d4
 def resolve_backend(backend:str='auto', # 'auto', 'numba' or 'cupy'
                    )->str:
     "The backend that will run: 'numba' or 'cupy'."
@@ -863,9 +908,11 @@ def _check_unary(unary, hw):
     if not np.isfinite(unary).all(): raise ValueError("unary has NaN or infinite energies")
     return unary
 
+# %% ../../nbs/02a_kernels.crf.ipynb #120ad6e5
 def _check_iterations(iterations):
     if not isinstance(iterations, (int, np.integer)) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
 
+# %% ../../nbs/02a_kernels.crf.ipynb #18be2cf0
 class DenseCRF:
     "A dense CRF of one image: lattices built once, then mean-field inference for any number of unaries."
     def __init__(self, image:np.ndarray, # (H, W, 3) uint8 RGB, C-contiguous
@@ -910,6 +957,7 @@ def unary_from_softmax(prob:np.ndarray, # (M, ...) class probabilities (need not
     if not 0 < clip <= 1: raise ValueError(f"clip must be in (0, 1], got {clip}")
     return np.ascontiguousarray(-np.log(np.clip(prob, clip, 1.0)), np.float32)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #73e7cf9f
 def unary_from_labels(labels:np.ndarray, # integer label map (H, W)
                       n_labels:int, # number of labels M
                       gt_prob:float, # confidence in the given labels, in (0, 1)
@@ -969,6 +1017,7 @@ def map_images(fn, # called on each item; runs the Numba kernels (they release t
         return fn(x)
     with ThreadPoolExecutor(workers) as ex: return [first, *ex.map(one, items[1:])]
 
+# %% ../../nbs/02a_kernels.crf.ipynb #3ac09fc6
 def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may differ)
                     unaries, # sequence of (M, H, W) float32 energies, one per image
                     preset:str='irn', # a key of `PRESETS`
@@ -997,6 +1046,7 @@ def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB
     d.addPairwiseBilateral(sxy=p['bilateral_sxy'], srgb=p['bilateral_srgb'], rgbim=image, compat=p['bilateral_compat'])
     return d
 
+# %% ../../nbs/02a_kernels.crf.ipynb #4b0d8d25
 def pydensecrf_marginals(image, unary, preset='irn', iterations=10, **params) -> np.ndarray:
     "Marginals (M, H, W) float32 of the reference CRF."
     return np.array(pydensecrf_model(image, unary, preset, **params).inference(iterations), np.float32).reshape(unary.shape)

@@ -57,6 +57,7 @@ def key_packing(keys, # (..., d) int32 vertex keys
     if sum(bits) > 63: raise ValueError(f"lattice keys need {sum(bits)} bits, more than an int64 holds: the features span too wide a range (use backend='numba')")
     return low, xp.asarray(np.concatenate([[0], np.cumsum(bits[:-1])]).astype(np.int64))
 
+# %% ../../nbs/02c_kernels.crf_cupy.ipynb #c267bd85
 def pack_keys(keys, # (..., d) integer vertex keys
               packing, # `key_packing` of the lattice
              ): # (...) int64, in the same order for all keys of one packing
@@ -64,6 +65,7 @@ def pack_keys(keys, # (..., d) integer vertex keys
     low, shifts = packing
     return ((keys.astype(low.dtype) - low) << shifts).sum(-1)
 
+# %% ../../nbs/02c_kernels.crf_cupy.ipynb #33a84f48
 def pack_step(offset, # (d,) integer offset between keys
               packing, # `key_packing` of the lattice
              )->int: # pack_keys(k + offset) - pack_keys(k)
@@ -77,12 +79,14 @@ def _splat(lat, values, weights):
     total[1:] = xp.cumsum(weights[:, None] * values[lat.points], 0, dtype=xp.float64)
     return (total[lat.indptr[1:]] - total[lat.indptr[:-1]]).astype(xp.float32)
 
+# %% ../../nbs/02c_kernels.crf_cupy.ipynb #698a1516
 def _blur(lat, A):
     xp, V = lat.xp, lat.n_vertices
     A = xp.concatenate([A, xp.zeros((1, A.shape[1]), xp.float32)])
     for prev, nxt in lat.neighbours: A[:V] = A[:V] + np.float32(0.5) * (A[prev] + A[nxt])
     return A[:V]
 
+# %% ../../nbs/02c_kernels.crf_cupy.ipynb #f3d980da
 def _slice(lat, A, weights, acc):
     for j in range(lat.d + 1): acc = acc + weights[:, j, None] * A[lat.offsets[:, j]]
     return acc
@@ -139,6 +143,7 @@ class _XpKernel:
         lat = self.lattice
         return _slice(lat, _blur(lat, _splat(lat, Q, self.splat_weights)), self.slice_weights, acc)
 
+# %% ../../nbs/02c_kernels.crf_cupy.ipynb #56edf043
 def _softmax(xp, energy):
     e = xp.exp(xp.maximum(energy - energy.max(1, keepdims=True), np.float32(-87.33654)))
     return e / e.sum(1, keepdims=True)

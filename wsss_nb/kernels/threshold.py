@@ -25,6 +25,7 @@ def _cam_to_label(cam, keys, threshold, out):
             out[y, x] = arg
     return out
 
+# %% ../../nbs/02b_kernels.threshold.ipynb #c52e8e49
 def cam_to_label(cam:np.ndarray, # (k, H, W) float normalised CAMs of the image's classes
                  keys:np.ndarray, # (k,) their class ids
                  threshold:float # constant background score
@@ -52,6 +53,7 @@ def _seeds(fg, bg, out):
             out[y, x] = f if f != 0 else (0 if bg[y, x] == 0 else 255)
     return out
 
+# %% ../../nbs/02b_kernels.threshold.ipynb #bee1fe01
 def seed_labels(fg_label:np.ndarray, # (H, W) label map at the (high) foreground threshold
                 bg_label:np.ndarray # (H, W) label map at the (low) background threshold
                ) -> np.ndarray:
@@ -62,6 +64,7 @@ def seed_labels(fg_label:np.ndarray, # (H, W) label map at the (high) foreground
     if any(m.size and (m.min() < 0 or m.max() > 255) for m in (fg_label, bg_label)): raise ValueError("seed_labels: label values must lie in 0..255")
     return _seeds(np.ascontiguousarray(fg_label, np.uint8), np.ascontiguousarray(bg_label, np.uint8), np.empty(fg_label.shape, np.uint8))
 
+# %% ../../nbs/02b_kernels.threshold.ipynb #fa07135f
 def seed_labels_np(fg_label, bg_label):
     "The NumPy reference (IRN's `cam_to_ir_label`)."
     conf = fg_label.astype(np.uint8).copy(); conf[fg_label == 0] = IGNORE; conf[(fg_label == 0) & (bg_label == 0)] = 0
@@ -79,6 +82,7 @@ def _confusion(gt, pred, n, ignore, cm):
         cm[g, p] += 1
     return bad
 
+# %% ../../nbs/02b_kernels.threshold.ipynb #23ce3cd2
 def confusion_matrix(gts, # iterable of (H, W) integer ground-truth maps
                      preds, # iterable of predicted maps, same shapes
                      n_classes:int, # classes including background
