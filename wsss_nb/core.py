@@ -218,7 +218,7 @@ def check_count(n, # the value given
                 low:int=1 # the smallest allowed
                ) -> int:
     "A count (classes, samples, a window): a whole number >= `low` (NumPy's taken; a float or a bool refused, torch would fail later or truncate)."
-    if not isinstance(n, numbers.Integral) or isinstance(n, (bool, np.bool_)) or n < low: raise ValueError(f"{name} must be a whole number >= {low}, got {n!r}")
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < low: raise ValueError(f"{name} must be a whole number >= {low}, got {n!r}")
     return int(n)
 
 # %% ../nbs/00_core.ipynb #98014a2b
