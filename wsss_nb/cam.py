@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses, warnings
 from functools import partial
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -17,7 +18,7 @@ from .metrics import *
 from .models import *
 
 # %% auto #0
-__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'shapes_training', 'Learner', 'fit',
+__all__ = ['PLUGIN_HOOKS', 'SHAPING_HOOKS', 'Classifier', 'classification_loss', 'Plugin', 'shapes_training', 'Learner',
            'make_loader', 'train_classifier', 'label_keys', 'compute_cam', 'save_cam', 'save_irn_cam', 'load_cam',
            'scene_truth', 'SceneDiagnostics']
 
@@ -118,6 +119,7 @@ class Learner:
 
 
 # %% ../nbs/04_cam.ipynb #b2472c50
+@patch
 def _step(self:Learner, net:nn.Module, # the model, or its DDP wrapper
           amp:torch.dtype|None, # autocast's dtype (None: float32)
           scaler:torch.amp.GradScaler, # scales float16's loss
@@ -147,6 +149,7 @@ def _step(self:Learner, net:nn.Module, # the model, or its DDP wrapper
 
 
 # %% ../nbs/04_cam.ipynb #8bc852e8
+@patch
 def fit(self:Learner):
     "Run `cfg.epochs` epochs (a second call: another training from the model's weights, with a new optimiser); returns the per-epoch history of mean losses."
     self.model.to(self.device).train(); self.history = []
@@ -183,10 +186,9 @@ def fit(self:Learner):
     if self.checkpoint is not None and is_main_process(): self.checkpoint.unlink(missing_ok=True)
     self.model.eval()
     return self.history
-Learner._step, Learner.fit = _step, fit
-
 
 # %% ../nbs/04_cam.ipynb #c4e7a1d2
+@patch
 def _save(self:Learner, scaler):
     "Write the training state after epoch `self.epoch` (every process's random generators with it)."
     rng = dict(rng_state(self.device), loader=self.loader.generator.get_state() if self.loader.generator is not None else None)
@@ -199,6 +201,7 @@ def _save(self:Learner, scaler):
     with atomic_path(self.checkpoint) as tmp: torch.save(state, tmp)
 
 # %% ../nbs/04_cam.ipynb #0e562f31
+@patch
 def _fingerprint(self:Learner) -> dict:
     "What a checkpoint must have been written by: this loop's label and class, its loss function (a `partial`'s arguments with it), configuration, data (images, batch size), the loader's seed, the plug-ins that shape the training (their names, classes and settings) and parameter shapes."
     shaping = [dict(name=p.name, cls=type(p).__qualname__, settings=p.settings()) for p in self._shaping()]
@@ -209,6 +212,7 @@ def _fingerprint(self:Learner) -> dict:
                 shapes=[list(p.shape) for p in (*self.model.parameters(), *self._plugin_parameters())])
 
 # %% ../nbs/04_cam.ipynb #1b38290b
+@patch
 def _resume(self:Learner, scaler) -> int:
     "Load the training state `_save` wrote; returns the epoch to go on from."
     s = load_file(partial(torch.load, map_location='cpu', weights_only=True), self.checkpoint, 'training checkpoint', 'delete it to start the training afresh')
@@ -225,8 +229,6 @@ def _resume(self:Learner, scaler) -> int:
         rng = s['rng'][rank()]; set_rng_state(rng, self.device)
         if rng['loader'] is not None and self.loader.generator is not None: self.loader.generator.set_state(rng['loader'])
     return s['epoch'] + 1
-
-Learner._save, Learner._fingerprint, Learner._resume = _save, _fingerprint, _resume
 
 # %% ../nbs/04_cam.ipynb #b5361115
 def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0) -> DataLoader:

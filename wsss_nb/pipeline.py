@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from datetime import timedelta
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -29,13 +30,10 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
            'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
-           'check_config', 'OtherRunError', 'Run', 'context', 'plugins', 'plugin_record', 'classifier', 'x_m', 'cams',
-           'spread_or_none', 'score_maps', 'evaluate_maps', 'crf_pseudo_mask', 'segmenter', 'amn_model', 'round_run',
-           'stages', 'round_results', 'used_config', 'run_config_json', 'options_differ', 'interruption', 'begin',
-           'environment', 'run', 'start_from', 'last_round', 'as_rgb', 'image_tensor', 'segment', 'image_files',
-           'segment_files', 'class_ids', 'activation_maps', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
-           'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed',
-           'main']
+           'check_config', 'OtherRunError', 'Run', 'plugin_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask',
+           'used_config', 'run_config_json', 'options_differ', 'interruption', 'environment', 'as_rgb', 'image_tensor',
+           'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
+           'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -216,6 +214,7 @@ class Run:
         return rec['results']
 
 # %% ../nbs/06_pipeline.ipynb #36e7d493
+@patch
 def _data(self:Run):
     if self.cfg.dataset == 'scene':  # (a VOC folder was checked before the run began)
         if self.root.exists(): shutil.rmtree(self.root)  # an attempt killed after writing it, before recording the stage
@@ -224,15 +223,15 @@ def _data(self:Run):
     (self.dir/'ids').mkdir(exist_ok=True)
     for role, d in (('train', ds), ('val', val)): (self.dir/'ids'/f'{role}.txt').write_text(''.join(f'{n}\n' for n in d.ids))  # the images the run uses (`evaluate --split` takes them)
     return dict(classes=list(ds.classes), n_train=len(ds), n_val=len(val))
-Run._data = _data
 
 # %% ../nbs/06_pipeline.ipynb #a29d57ee
-@property
+@patch(as_prop=True)
 def context(self:Run) -> bool:
     "Does this run's classifier take CONTA's M (a CONTA round >= 1 with the context on)?"
     return 'conta' in self.cfg.method and self.round >= 1 and self.cfg.conta.context
 
 # %% ../nbs/06_pipeline.ipynb #2b5fa09c
+@patch
 def plugins(self:Run, stage:str) -> list:
     "The plug-ins the run's methods add to `stage` ('cam' or 'seg'): CONTA's rounds feed x_m to the classifier, the likelihood losses join its loss."
     if stage != 'cam': return []
@@ -247,6 +246,7 @@ def plugin_record(net:str, # 'cam' or 'seg'
     return {f'{net}_plugins': [p.name for p in shaping], f'{net}_plugin_settings': json.loads(json.dumps([p.settings() for p in shaping], default=repr))}
 
 # %% ../nbs/06_pipeline.ipynb #39372764
+@patch
 def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
                  ):
     "The classifier's backbone: a CONTA round starts from the previous round's segmentation network and wraps it with M."
@@ -258,6 +258,7 @@ def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (we
     return bb
 
 # %% ../nbs/06_pipeline.ipynb #3b12ee35
+@patch
 def _cam_train_data(self:Run):
     "The classifier's training set; in a CONTA round its masks are the previous round's predictions (x_m), with the true image labels."
     c = self.cfg
@@ -266,6 +267,7 @@ def _cam_train_data(self:Run):
     return WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.prev.dir/'seg/train_pred').resolve()), [gt.labels(i) for i in range(len(gt))])
 
 # %% ../nbs/06_pipeline.ipynb #a3f48712
+@patch
 def _train_cam(self:Run):
     c = self.cfg
     set_seed(c.seed)  # the backbone's initialisation is part of the run's seed
@@ -275,6 +277,7 @@ def _train_cam(self:Run):
     return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('cam', plugins), **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 # %% ../nbs/06_pipeline.ipynb #87efaaba
+@patch
 def classifier(self:Run):
     "The trained classifier, loaded from the run folder."
     if self.cfg.pseudo_masks: raise ValueError(f"{self.dir}: a run on given pseudo-masks (--pseudo-masks) trains no classifier")
@@ -283,6 +286,7 @@ def classifier(self:Run):
     return load_checkpoint(m, self.dir/'cam/classifier.pt').to(self.device).eval()
 
 # %% ../nbs/06_pipeline.ipynb #752b5da8
+@patch
 def x_m(self:Run, name:str, # a training image's id
         labels:torch.Tensor # (K,) its multi-hot image labels
        ) -> torch.Tensor:
@@ -290,6 +294,7 @@ def x_m(self:Run, name:str, # a training image's id
     return mask_prior(torch.from_numpy(load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png'))[None], labels[None], self.cfg.conta.x_m)[0]
 
 # %% ../nbs/06_pipeline.ipynb #f16feba1
+@patch
 def _make_cam(self:Run):
     model, ds = self.classifier(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'cam/npz', shared=True) as tmp:
@@ -298,10 +303,9 @@ def _make_cam(self:Run):
             b = ds[i]  # (its labels come with it: no second read of the mask)
             extra = (self.x_m(ds.ids[i], b['labels']),) if self.context else ()
             save_cam(tmp/f'{ds.ids[i]}.npz', *compute_cam(model, b['image'], (b['labels'].nonzero().flatten() + 1).tolist(), self.cfg.cam_scales, extra=extra))
-Run.context, Run.plugins, Run._cam_backbone, Run._cam_train_data = context, plugins, _cam_backbone, _cam_train_data
-Run._train_cam, Run.classifier, Run.x_m, Run._make_cam = _train_cam, classifier, x_m, _make_cam
 
 # %% ../nbs/06_pipeline.ipynb #a9277d20
+@patch
 def cams(self:Run, which:str|None=None, # 'cam' or 'amn'; None: the maps the pseudo-masks come from (AMN's when the run has them)
          indices=None # of the training images to read (default: all)
         ):
@@ -345,6 +349,7 @@ def score_maps(ds, # a split with ground truth (`VOCSegmentation`)
                 oracle_pseudo_mask_miou=ta.oracle.miou)
 
 # %% ../nbs/06_pipeline.ipynb #bec416af
+@patch
 def evaluate_maps(self:Run, which:str='cam', # 'cam' or 'amn'
                   shared:bool=False # called in every process under torch.distributed (the run's stages), each scoring its share of the images
                  ) -> dict:
@@ -357,6 +362,7 @@ def evaluate_maps(self:Run, which:str='cam', # 'cam' or 'amn'
     return res
 
 # %% ../nbs/06_pipeline.ipynb #df001123
+@patch
 def _eval_cam(self:Run): return self.evaluate_maps('cam', shared=True)
 
 # %% ../nbs/06_pipeline.ipynb #35be8a76
@@ -371,6 +377,7 @@ def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
     return np.concatenate([[0], keys]).astype(np.uint8)[crf_inference_label(crf, idx, len(keys) + 1, gt_prob, iterations)]
 
 # %% ../nbs/06_pipeline.ipynb #69d2c107
+@patch
 def _pseudo_mask(self:Run):
     ds, thr = self.dataset(self.cfg.train_split), self.results['threshold']
     score, mine = self.cfg.crf and ds.annotated, share(len(ds))
@@ -386,9 +393,9 @@ def _pseudo_mask(self:Run):
     if not score: return {}
     cm.sum_over_processes(); bf.sum_over_processes()
     return dict(crf_pseudo_mask_miou=cm.miou, crf_boundary_f=bf.mean_f)
-Run.cams, Run.evaluate_maps, Run._eval_cam, Run._pseudo_mask = cams, evaluate_maps, _eval_cam, _pseudo_mask
 
 # %% ../nbs/06_pipeline.ipynb #ed9095d9
+@patch
 def _train_seg(self:Run):
     c = self.cfg
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
@@ -397,6 +404,7 @@ def _train_seg(self:Run):
     return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('seg', plugins))
 
 # %% ../nbs/06_pipeline.ipynb #f019fc44
+@patch
 def segmenter(self:Run) -> DeepLab:
     "This run's (or CONTA round's) trained segmentation network, loaded from its folder, in evaluation mode."
     f = self.dir/'seg/seg.pt'
@@ -404,6 +412,7 @@ def segmenter(self:Run) -> DeepLab:
     return load_checkpoint(DeepLab(make_backbone(seg_backbone(self.cfg)), len(self.classes), head=self.cfg.seg_head), f).to(self.device).eval()
 
 # %% ../nbs/06_pipeline.ipynb #9298ffab
+@patch
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
     with atomic_dir(self.dir/'seg/pred', shared=True) as tmp:  # (an interrupted evaluation's predictions are kept: the next makes only the others)
@@ -411,11 +420,11 @@ def _eval_seg(self:Run):
     if not ds.annotated: return {}  # predictions without a ground truth to score them against
     iou = {c: None if np.isnan(v) else v for c, v in zip(ds.classes, res['iou'].tolist())}  # (None: a class absent from the split and never predicted)
     return dict(seg_miou=res['miou'], seg_iou=iou, seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
-Run._train_seg, Run.segmenter, Run._eval_seg = _train_seg, segmenter, _eval_seg
 
 # %% ../nbs/06_pipeline.ipynb #5ef56eaf
 AMN_SECTION = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'pseudo_mask_miou_at_threshold', 'threshold_curve', 'boundary_f', 'context_leakage', 'oracle_pseudo_mask_miou')  # (`boundary_f` is at `threshold`)
 
+@patch
 def _amn_seed(self:Run):
     c, ds = self.cfg.amn, self.dataset(self.cfg.train_split)
     mine = share(len(ds))
@@ -424,6 +433,7 @@ def _amn_seed(self:Run):
             if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(amn_seeds(cam, keys, ds.image(i), c.fg_threshold, c.bg_threshold, self.cfg.crf_preset if c.crf else None), tmp/f'{ds.ids[i]}.png')
 
 # %% ../nbs/06_pipeline.ipynb #03a011f0
+@patch
 def _train_amn(self:Run):
     c, gt = self.cfg, self.dataset(self.cfg.train_split)
     ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
@@ -432,6 +442,7 @@ def _train_amn(self:Run):
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
 
 # %% ../nbs/06_pipeline.ipynb #da88e47d
+@patch
 def amn_model(self:Run):
     "The trained AMN, loaded from the run folder."
     c = self.cfg
@@ -440,6 +451,7 @@ def amn_model(self:Run):
     return load_checkpoint(AMN(make_backbone(c.backbone), len(self.classes) - 1, c.amn.dropout, c.amn.conditioning, c.amn.head), self.dir/'amn/amn.pt').to(self.device).eval()
 
 # %% ../nbs/06_pipeline.ipynb #01c18754
+@patch
 def _make_amn(self:Run):
     c, model, ds = self.cfg.amn, self.amn_model(), self.dataset(self.cfg.train_split, eval_transform())
     with atomic_dir(self.dir/'amn/npz', shared=True) as tmp:
@@ -451,14 +463,15 @@ def _make_amn(self:Run):
             save_cam(tmp/f'{ds.ids[i]}.npz', maps, keys)
 
 # %% ../nbs/06_pipeline.ipynb #a63460ea
+@patch
 def _eval_amn(self:Run):
     res = self.evaluate_maps('amn', shared=True)
     section = lambda r: {**{k: r[k] for k in AMN_SECTION if k in r},
                          **({'threshold_spread': spread_or_none({float(t): v for t, v in r['threshold_curve'].items()}, 0.10, 0.70)} if 'threshold_curve' in r else {})}
     return {**res, 'cam': section(self.results), 'amn': section(res)}
-Run._amn_seed, Run._train_amn, Run.amn_model, Run._make_amn, Run._eval_amn = _amn_seed, _train_amn, amn_model, _make_amn, _eval_amn
 
 # %% ../nbs/06_pipeline.ipynb #128e0b1b
+@patch
 def round_run(self:Run, r:int # 1..rounds
              ) -> Run:
     "CONTA's round `r`: a run of this run's class in rounds/<r> on this run's data, after round r-1."
@@ -467,6 +480,7 @@ def round_run(self:Run, r:int # 1..rounds
     return sub
 
 # %% ../nbs/06_pipeline.ipynb #4c853be3
+@patch
 def _conta(self:Run):
     c, ds = self.cfg, self.dataset(self.cfg.train_split)
     masks = (ds.mask(i) if c.conta.source == 'gt' else load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png') for i, name in enumerate(ds.ids))
@@ -475,6 +489,7 @@ def _conta(self:Run):
         with open(tmp, 'wb') as f: np.save(f, cs)
 
 # %% ../nbs/06_pipeline.ipynb #011a35fa
+@patch
 def _train_pred(self:Run):
     ds, model = self.dataset(self.cfg.train_split, eval_transform()), self.segmenter()
     with atomic_dir(self.dir/'seg/train_pred', shared=True) as tmp:
@@ -482,6 +497,7 @@ def _train_pred(self:Run):
             if not (tmp/f'{ds.ids[i]}.png').exists(): save_mask(predict(model, ds[i]['image']), tmp/f'{ds.ids[i]}.png')
 
 # %% ../nbs/06_pipeline.ipynb #a9596543
+@patch
 def stages(self:Run) -> list:
     "The stages of this run (round 0) or CONTA round, in order."
     if self.cfg.pseudo_masks: return ['data', 'given_masks', 'train_seg', 'eval_seg']
@@ -490,9 +506,9 @@ def stages(self:Run) -> list:
     body = ['train_cam', 'make_cam', 'eval_cam', *amn, 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if self.round < rounds else [])
     if self.round == 0: return ['data'] + body  # (then the rounds, then the figures)
     return (['conta'] if self.context else []) + body
-Run.round_run, Run._conta, Run._train_pred, Run.stages = round_run, _conta, _train_pred, stages
 
 # %% ../nbs/06_pipeline.ipynb #36bb0c92
+@patch
 def _figures(self:Run, n:int=8):
     import matplotlib.pyplot as plt
     ds, maps = self.dataset(self.cfg.train_split), not self.cfg.pseudo_masks  # (given pseudo-masks come without maps)
@@ -516,12 +532,12 @@ def _figures(self:Run, n:int=8):
         if 'amn' in self.cfg.method: curves = {'CAM': curve(self.results['cam']['threshold_curve']), **curves}
         plot_threshold_curve(curves, ax=ax, spread_range=(0.10, 0.70) if 'amn' in self.cfg.method else (0.05, 0.70))  # the ranges of results.json's spreads
         fig.tight_layout(); fig.savefig(tmp/'threshold_curve.png', dpi=100); plt.close(fig)
-Run._figures = _figures
 
 # %% ../nbs/06_pipeline.ipynb #d673b3e6
 ROUND_FIGURES = ('pseudo_mask_miou', 'best_threshold', 'threshold', 'pseudo_mask_miou_at_threshold', 'boundary_f', 'threshold_spread', 'threshold_curve', 'crf_pseudo_mask_miou', 'crf_boundary_f',
                  'seg_miou', 'seg_boundary_f', 'crf_seg_miou', 'crf_seg_boundary_f', 'context_leakage', 'part_recall', 'body_recall', 'context_weight')
 
+@patch
 def round_results(self:Run) -> list:
     "The results of CONTA's rounds 1.. (each run or resumed first)."
     out = []
@@ -564,9 +580,8 @@ def interruption(e:BaseException) -> KeyboardInterrupt|None:
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
-Run.round_results = round_results
-
 # %% ../nbs/06_pipeline.ipynb #ba200cdc
+@patch
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data (under torchrun each process its share of the images), then write config.json (before any stage)."
     cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
@@ -598,6 +613,7 @@ def environment(device:torch.device # the run's device
                 processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()))
 
 # %% ../nbs/06_pipeline.ipynb #8639e9de
+@patch
 def run(self:Run) -> dict:
     "Run (or resume) every stage and write results.json, holding the run folder (`folder_lock`: another run there is refused); returns the results."
     created = not self.dir.exists()
@@ -606,6 +622,7 @@ def run(self:Run) -> dict:
         return self._run(created, resumed=(self.dir/'config.json').exists())
 
 # %% ../nbs/06_pipeline.ipynb #360b50a8
+@patch
 def _run(self:Run, created:bool, resumed:bool):
     try:
         self.begin()
@@ -632,11 +649,11 @@ def _run(self:Run, created:bool, resumed:bool):
             if not isinstance(e, OtherRunError): e.add_note(f"wsss_nb: the {len(done)} finished stage{'s' * (len(done) != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")  # (every process's note: under torchrun the one that failed may be any)
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
-Run.begin, Run.run, Run._run = begin, run, _run
 
 # %% ../nbs/06_pipeline.ipynb #29fb2451
 ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
 
+@patch
 def start_from(self:Run, src:str|Path # a run folder of the same configuration up to CONTA's options, its round 0 done
               ) -> Run:
     "Begin this (new) run with the round 0 of run `src`, copied."
@@ -656,9 +673,9 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
             save_json(new, tmp/'config.json')
     barrier()
     return self
-Run.start_from = start_from
 
 # %% ../nbs/06_pipeline.ipynb #af6c0ec8
+@patch
 def _given_masks(self:Run):
     "Copy the given pseudo-masks of the training images into pseudo_mask/, each checked; score them where the split has masks."
     src, ds = Path(self.cfg.pseudo_masks), self.dataset(self.cfg.train_split)
@@ -674,9 +691,9 @@ def _given_masks(self:Run):
     if not ds.annotated: return {}
     cm.sum_over_processes(); bf.sum_over_processes()
     return dict(pseudo_mask_miou=cm.miou, boundary_f=bf.mean_f)
-Run._given_masks = _given_masks
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d1
+@patch
 def last_round(self:Run) -> Run:
     "The run whose networks are the run's output: CONTA's last round, or the run itself."
     r = self.cfg.conta.rounds if 'conta' in self.cfg.method and self.round == 0 else 0
@@ -704,6 +721,7 @@ def image_tensor(image:np.ndarray # uint8 image array (see `as_rgb`)
 MAX_SIDE = 1024 # `segment`'s default: a larger photo is segmented at this longer side (`wsss_nb predict` of a 12-megapixel photo with the scene's small network: 6.1 GB and 25 s at its own size, 1.2 GB and 7 s at this)
 
 # %% ../nbs/06_pipeline.ipynb #f9a9dad8
+@patch
 def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool, max_side:int|None=None) -> np.ndarray:
     H, W = image.shape[:2]
     if max_side is not None and max_side < 1: raise ValueError(f"max_side: at least 1 pixel (None: the image's own size), got {max_side}")
@@ -716,6 +734,7 @@ def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool, max_side
     with crf_device(self.device): return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset)
 
 # %% ../nbs/06_pipeline.ipynb #8890f33a
+@patch
 def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`): one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
             crf:bool=False, # refine with the dense CRF (the run's `crf_preset`)
@@ -741,6 +760,7 @@ def image_files(paths:list # image files and folders of them
     return out
 
 # %% ../nbs/06_pipeline.ipynb #cd243972
+@patch
 def segment_files(self:Run, images:list, # image files, or folders of them
                   out:str|Path|None=None, # folder of the label maps; None: <run>/predict
                   overlay:bool=False, # also write <name>_overlay.png: the labels' colours over the image
@@ -759,9 +779,9 @@ def segment_files(self:Run, images:list, # image files, or folders of them
         img = as_rgb(x); label = self._label_map(net, img, (1.0,), crf, max_side); save_mask(label, m)
         if overlay: save_image(np.where(label[..., None] > 0, img // 2 + colorize(label) // 2, img).astype(np.uint8), out/f'{x.stem}_overlay.png')
     return masks
-Run.last_round, Run._label_map, Run.segment, Run.segment_files = last_round, _label_map, segment, segment_files
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3dc
+@patch
 def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or a list
              ) -> list:
     "The ids of `classes`, an unknown name an error that lists the run's."
@@ -773,6 +793,7 @@ def class_ids(self:Run, classes # class names of this run, or ids 1..K: one, or 
     return list(dict.fromkeys(self.classes.index(c) if isinstance(c, str) else int(c) for c in classes))  # (each once)
 
 # %% ../nbs/06_pipeline.ipynb #7e5fd558
+@patch
 def activation_maps(self:Run, image, # an image file or a uint8 image array (see `as_rgb`)
                     classes, # the image's classes (its image-level labels): names or ids 1..K, one or a list
                     which:str|None=None # 'cam' or 'amn'; None: the maps the run's pseudo-masks come from
@@ -791,7 +812,6 @@ def activation_maps(self:Run, image, # an image file or a uint8 image array (see
         labels = torch.zeros(len(self.classes) - 1); labels[[k - 1 for k in ids]] = 1
         extra = (mask_prior(torch.from_numpy(run.prev._label_map(run.prev.segmenter(), img, (1.0,), False))[None], labels[None], self.cfg.conta.x_m)[0],)
     return compute_cam(run.classifier(), x, ids, self.cfg.cam_scales, extra=extra)
-Run.class_ids, Run.activation_maps = class_ids, activation_maps
 
 # %% ../nbs/06_pipeline.ipynb #a1b2c3d7
 PART_HINT = "; a run on a part of the split (--n-train/--n-val) lists its images in <run>/ids/train.txt and val.txt: give that file as --split" # (the end of a missing-image error)
