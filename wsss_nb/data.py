@@ -6,6 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from fastcore.basics import patch
 import math, numbers, warnings
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from .core import *
 # %% auto #0
 __all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
            'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes', 'line_id',
-           'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform',
+           'split_ids', 'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform',
            'check_normalised', 'check_scales']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
@@ -245,6 +246,19 @@ def line_id(line:str) -> str:
     w = line.split()[0]
     return Path(w).stem if '/' in w or Path(w).suffix.lower() in ('.jpg', '.jpeg', '.png') else w
 
+# %% ../nbs/01_data.ipynb #450f3891
+def split_ids(root:str|Path, # the dataset folder
+              split:str|Path # a name in ImageSets/Segmentation/, or the path of an ids file (with a folder or a suffix: IRN's voc12/train_aug.txt, say)
+             ) -> list: # the image ids, in the file's order
+    "The image ids of a split: one per line (the first field of a line, as `line_id` reads it)."
+    ids_file = Path(split) if Path(split).suffix or Path(split).parent != Path('.') else Path(root)/'ImageSets/Segmentation'/f'{split}.txt'
+    if not ids_file.exists():
+        there = sorted(f.stem for f in ids_file.parent.glob('*.txt')) if ids_file.parent.is_dir() else []
+        raise ValueError(f"split file not found: {ids_file}" + (f" (the splits there: {', '.join(there)}; or the path of an ids file)" if there else ''))
+    ids = [line_id(l) for l in ids_file.read_text(encoding='utf-8-sig').splitlines() if l.strip()]
+    if not ids: raise ValueError(f"split file is empty: {ids_file}")
+    return ids
+
 # %% ../nbs/01_data.ipynb #b26c2900
 def check_label_map(m:np.ndarray, # a label map
                     n_classes:int, # classes, background included
@@ -255,7 +269,7 @@ def check_label_map(m:np.ndarray, # a label map
     if bad.any(): raise ValueError(f"{name}: values {sorted(set(np.unique(m[bad]).tolist()))} outside 0..{n_classes - 1} and 255")
     return m
 
-# %% ../nbs/01_data.ipynb #5b1e0c7b
+# %% ../nbs/01_data.ipynb #9113bc30
 class VOCSegmentation(Dataset):
     "PASCAL VOC 2012 layout reader: image, mask and image-level labels per id."
     def __init__(self, root:str|Path, # the dataset folder (VOC2012 layout)
@@ -269,12 +283,7 @@ class VOCSegmentation(Dataset):
                 ):
         self.root = Path(root)
         if not self.root.is_dir(): raise ValueError(f"dataset root not found: {self.root}")
-        ids_file = Path(split) if Path(split).suffix or Path(split).parent != Path('.') else self.root/'ImageSets/Segmentation'/f'{split}.txt'
-        if not ids_file.exists():
-            there = sorted(f.stem for f in ids_file.parent.glob('*.txt')) if ids_file.parent.is_dir() else []
-            raise ValueError(f"split file not found: {ids_file}" + (f" (the splits there: {', '.join(there)}; or the path of an ids file)" if there else ''))
-        self.ids = [line_id(l) for l in ids_file.read_text(encoding='utf-8-sig').splitlines() if l.strip()]
-        if not self.ids: raise ValueError(f"split file is empty: {ids_file}")
+        self.ids = split_ids(self.root, split)
         if n_images is not None:
             if n_images < 1: raise ValueError(f"n_images: need at least one image, got {n_images}")
             if n_images < len(self.ids): self.ids = [self.ids[k] for k in np.linspace(0, len(self.ids) - 1, n_images).round().astype(int)]
@@ -305,49 +314,58 @@ class VOCSegmentation(Dataset):
             with Image.open(self.image_path(i)) as im: return np.full(im.size[::-1], IGNORE, np.uint8)
         return check_label_map(load_mask(self.mask_path(i)), self.n_classes, f'mask {self.mask_path(i)}')
 
-    def label_ids(self, i) -> list:
-        "Foreground class ids present in image `i`."
-        if self._labels is not None:
-            if self.ids[i] not in self._labels: raise ValueError(f"labels file {self.labels_file} has no entry for image {self.ids[i]}")
-            return self._labels[self.ids[i]]
-        m = self.mask(i); return [int(c) for c in np.unique(m) if 0 < c < self.n_classes]
+# %% ../nbs/01_data.ipynb #ad7c6ae4
+@patch
+def label_ids(self:VOCSegmentation, i) -> list:
+    "Foreground class ids present in image `i`."
+    if self._labels is not None:
+        if self.ids[i] not in self._labels: raise ValueError(f"labels file {self.labels_file} has no entry for image {self.ids[i]}")
+        return self._labels[self.ids[i]]
+    m = self.mask(i); return [int(c) for c in np.unique(m) if 0 < c < self.n_classes]
 
-    def labels(self, i, mask=None) -> torch.Tensor:
-        "Multi-hot (K,) float vector over the foreground classes (from `mask` when given and no labels file is used)."
-        ids = self.label_ids(i) if mask is None or self._labels is not None else [c for c in np.unique(mask) if 0 < c < self.n_classes]
-        y = torch.zeros(self.n_classes - 1); y[[int(c) - 1 for c in ids]] = 1
-        return y
+# %% ../nbs/01_data.ipynb #2138137b
+@patch
+def labels(self:VOCSegmentation, i, mask=None) -> torch.Tensor:
+    "Multi-hot (K,) float vector over the foreground classes (from `mask` when given and no labels file is used)."
+    ids = self.label_ids(i) if mask is None or self._labels is not None else [c for c in np.unique(mask) if 0 < c < self.n_classes]
+    y = torch.zeros(self.n_classes - 1); y[[int(c) - 1 for c in ids]] = 1
+    return y
 
-    def _load(self, i):
-        if self._cache is not None and i in self._cache: return self._cache[i]
+# %% ../nbs/01_data.ipynb #fe4def03
+@patch
+def _load(self:VOCSegmentation, i):
+    if self._cache is not None and i in self._cache: return self._cache[i]
+    img, m = self.image(i), self.mask(i)
+    if img.shape[:2] != m.shape: raise ValueError(f"image {self.image_path(i)} is {img.shape[1]}x{img.shape[0]} but its mask is {m.shape[1]}x{m.shape[0]}")
+    item = img, m, self.labels(i, m)
+    if self._cache is not None: self._cache[i] = item
+    return item
+
+@patch
+def __getitem__(self:VOCSegmentation, i):
+    img, m, y = self._load(i)
+    img, m = tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1)), tv_tensors.Mask(torch.from_numpy(m))
+    if self.transform is not None: img, m = self.transform(img, m)
+    return dict(image=img, mask=m, labels=y, index=i)
+
+# %% ../nbs/01_data.ipynb #ec65f673
+@patch
+def check(self:VOCSegmentation, progress:bool=False, # show a progress bar
+          indices=None # the images to read (a process's `share` under torchrun); None: all
+         ):
+    "Validate the split before any stage writes: every file present and decodable, sizes agree, mask values valid."
+    from tqdm.auto import tqdm
+    indices = range(len(self)) if indices is None else indices
+    unscored = sum(self.annotated and not self.scored(i) for i in range(len(self)))  # (over the whole split: it costs a look for each mask file, not a read)
+    for i in tqdm(indices, desc=f'checking {self.split}', disable=not progress, leave=False):
+        if not self.image_path(i).exists(): raise ValueError(f"missing image file for id {self.ids[i]}: {self.image_path(i)}")
+        if self.scored(i) and not self.mask_path(i).exists():
+            raise ValueError(f"image without its mask: {self.image_path(i)} (no {self.ids[i]}.png in {' or '.join(map(str, self.mask_dirs))})" + ('' if self._given else "; with an image-level labels file (--labels) it would train, not scored"))
         img, m = self.image(i), self.mask(i)
         if img.shape[:2] != m.shape: raise ValueError(f"image {self.image_path(i)} is {img.shape[1]}x{img.shape[0]} but its mask is {m.shape[1]}x{m.shape[0]}")
-        item = img, m, self.labels(i, m)
-        if self._cache is not None: self._cache[i] = item
-        return item
-
-    def __getitem__(self, i):
-        img, m, y = self._load(i)
-        img, m = tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1)), tv_tensors.Mask(torch.from_numpy(m))
-        if self.transform is not None: img, m = self.transform(img, m)
-        return dict(image=img, mask=m, labels=y, index=i)
-
-    def check(self, progress:bool=False, # show a progress bar
-              indices=None # the images to read (a process's `share` under torchrun); None: all
-             ):
-        "Validate the split before any stage writes: every file present and decodable, sizes agree, mask values valid."
-        from tqdm.auto import tqdm
-        indices = range(len(self)) if indices is None else indices
-        unscored = sum(self.annotated and not self.scored(i) for i in range(len(self)))  # (over the whole split: it costs a look for each mask file, not a read)
-        for i in tqdm(indices, desc=f'checking {self.split}', disable=not progress, leave=False):
-            if not self.image_path(i).exists(): raise ValueError(f"missing image file for id {self.ids[i]}: {self.image_path(i)}")
-            if self.scored(i) and not self.mask_path(i).exists():
-                raise ValueError(f"image without its mask: {self.image_path(i)} (no {self.ids[i]}.png in {' or '.join(map(str, self.mask_dirs))})" + ('' if self._given else "; with an image-level labels file (--labels) it would train, not scored"))
-            img, m = self.image(i), self.mask(i)
-            if img.shape[:2] != m.shape: raise ValueError(f"image {self.image_path(i)} is {img.shape[1]}x{img.shape[0]} but its mask is {m.shape[1]}x{m.shape[0]}")
-            if self._labels is not None: self.label_ids(i)
-        if unscored: warnings.warn(f"split {self.split}: {unscored} of its {len(self)} images have no mask (in {' or '.join(d.name for d in self.mask_dirs)}): they train from the labels file and are not scored")
-        return self
+        if self._labels is not None: self.label_ids(i)
+    if unscored: warnings.warn(f"split {self.split}: {unscored} of its {len(self)} images have no mask (in {' or '.join(d.name for d in self.mask_dirs)}): they train from the labels file and are not scored")
+    return self
 
 # %% ../nbs/01_data.ipynb #285c9af2
 def find_voc_sample() -> Path|None:
