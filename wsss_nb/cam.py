@@ -89,34 +89,39 @@ class Learner:
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.history = []
 
-    def _plugin_parameters(self) -> list:
-        "The plug-ins' parameters, checked: a list of tensors each, none of them the model's."
-        ps, own = [], {id(q) for q in self.model.parameters()}
-        for pl in self.plugins:
-            mine = pl.parameters()
-            if torch.is_tensor(mine) or not all(torch.is_tensor(q) for q in mine): raise TypeError(f"{self.desc}: plug-in {pl.name!r}: parameters() must return a list of tensors, got {type(mine).__name__}")
-            if any(id(q) in own for q in mine): raise ValueError(f"{self.desc}: plug-in {pl.name!r}: parameters() returns parameters of the model, which the loop trains already (they would be stepped twice)")
-            ps += list(mine)
-        return ps
+# %% ../nbs/04_cam.ipynb #582c9b11
+@patch
+def _plugin_parameters(self:Learner) -> list:
+    "The plug-ins' parameters, checked: a list of tensors each, none of them the model's."
+    ps, own = [], {id(q) for q in self.model.parameters()}
+    for pl in self.plugins:
+        mine = pl.parameters()
+        if torch.is_tensor(mine) or not all(torch.is_tensor(q) for q in mine): raise TypeError(f"{self.desc}: plug-in {pl.name!r}: parameters() must return a list of tensors, got {type(mine).__name__}")
+        if any(id(q) in own for q in mine): raise ValueError(f"{self.desc}: plug-in {pl.name!r}: parameters() returns parameters of the model, which the loop trains already (they would be stepped twice)")
+        ps += list(mine)
+    return ps
 
-    def _shaping(self) -> list:
-        "The plug-ins that shape the training (`shapes_training`)."
-        return [p for p in self.plugins if shapes_training(p)]
+@patch
+def _shaping(self:Learner) -> list:
+    "The plug-ins that shape the training (`shapes_training`)."
+    return [p for p in self.plugins if shapes_training(p)]
 
-    def _optimizer(self):
-        bb, head = self.model.param_groups()
-        head = head + self._plugin_parameters()
-        c = self.cfg
-        groups = [dict(params=bb, lr=c.lr * c.backbone_lr_mult), dict(params=head, lr=c.lr)]
-        for g in groups: g['initial_lr'] = g['lr']
-        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+# %% ../nbs/04_cam.ipynb #36b3cf3d
+@patch
+def _optimizer(self:Learner):
+    bb, head = self.model.param_groups()
+    head = head + self._plugin_parameters()
+    c = self.cfg
+    groups = [dict(params=bb, lr=c.lr * c.backbone_lr_mult), dict(params=head, lr=c.lr)]
+    for g in groups: g['initial_lr'] = g['lr']
+    return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
-    def _average_plugin_grads(self):
-        "Under DDP, average the plug-ins' gradients over the processes (DDP averages only the model's)."
-        ws = torch.distributed.get_world_size()
-        for p in self._plugin_parameters():
-            if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
-
+@patch
+def _average_plugin_grads(self:Learner):
+    "Under DDP, average the plug-ins' gradients over the processes (DDP averages only the model's)."
+    ws = torch.distributed.get_world_size()
+    for p in self._plugin_parameters():
+        if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
 
 # %% ../nbs/04_cam.ipynb #b2472c50
 @patch

@@ -10,6 +10,7 @@ __all__ = ['cam_to_label', 'ConfusionMatrix', 'miou', 'ThresholdAnalysis', 'thre
 # %% ../nbs/02_metrics.ipynb #c81ecfb0
 import numpy as np
 import matplotlib.pyplot as plt
+from fastcore.basics import patch
 from .core import all_sum, check_keys, check_threshold
 
 # %% ../nbs/02_metrics.ipynb #dc29c60d
@@ -245,52 +246,57 @@ class BoundaryF:
         "Match tolerance in pixels for an image of `shape`."
         return max(1, int(round(self.tolerance * np.hypot(*shape))))
 
-    def update(self, gt:np.ndarray, # (H,W) ground-truth label map
-               pred:np.ndarray, # (H,W) predicted label map
-              ):
-        "Add the boundary matches of one image."
-        gt, pred = _check_labels(gt, pred, self.n_classes, self.ignore)
-        if gt.ndim != 2: raise ValueError(f"label maps must be (H,W), got shape {gt.shape}")
-        r, counted = self.radius(gt.shape), gt != self.ignore
-        for c in np.flatnonzero(np.bincount(gt[counted], minlength=self.n_classes) + np.bincount(pred.ravel(), minlength=self.n_classes)):  # the classes of either map (a count, not a sort)
-            bg, bp = boundary(gt == c), boundary(pred == c)
-            bp_counted = bp & counted
-            self.matched_pred[c] += (bp_counted & dilate(bg, r)).sum()
-            self.n_pred[c] += bp_counted.sum()
-            self.matched_gt[c] += (bg & dilate(bp, r)).sum()
-            self.n_gt[c] += bg.sum()
-        return self
+# %% ../nbs/02_metrics.ipynb #8333d4c9
+@patch
+def update(self:BoundaryF, gt:np.ndarray, # (H,W) ground-truth label map
+           pred:np.ndarray, # (H,W) predicted label map
+          ):
+    "Add the boundary matches of one image."
+    gt, pred = _check_labels(gt, pred, self.n_classes, self.ignore)
+    if gt.ndim != 2: raise ValueError(f"label maps must be (H,W), got shape {gt.shape}")
+    r, counted = self.radius(gt.shape), gt != self.ignore
+    for c in np.flatnonzero(np.bincount(gt[counted], minlength=self.n_classes) + np.bincount(pred.ravel(), minlength=self.n_classes)):  # the classes of either map (a count, not a sort)
+        bg, bp = boundary(gt == c), boundary(pred == c)
+        bp_counted = bp & counted
+        self.matched_pred[c] += (bp_counted & dilate(bg, r)).sum()
+        self.n_pred[c] += bp_counted.sum()
+        self.matched_gt[c] += (bg & dilate(bp, r)).sum()
+        self.n_gt[c] += bg.sum()
+    return self
 
-    def sum_over_processes(self):
-        "Sum the counts of the processes under torch.distributed, each updated with its share of the images (`core.share`)."
-        self.matched_pred, self.n_pred, self.matched_gt, self.n_gt = all_sum(np.stack([self.matched_pred, self.n_pred, self.matched_gt, self.n_gt]))
-        return self
+@patch
+def sum_over_processes(self:BoundaryF):
+    "Sum the counts of the processes under torch.distributed, each updated with its share of the images (`core.share`)."
+    self.matched_pred, self.n_pred, self.matched_gt, self.n_gt = all_sum(np.stack([self.matched_pred, self.n_pred, self.matched_gt, self.n_gt]))
+    return self
 
-    def _ratio(self, num, den, other):
-        "num/den; 1 where den == 0 < other (the DAVIS convention), nan where both are 0."
-        return np.divide(num, den, out=np.where(other > 0, 1.0, np.nan), where=den > 0)
+# %% ../nbs/02_metrics.ipynb #601b74b2
+@patch
+def _ratio(self:BoundaryF, num, den, other):
+    "num/den; 1 where den == 0 < other (the DAVIS convention), nan where both are 0."
+    return np.divide(num, den, out=np.where(other > 0, 1.0, np.nan), where=den > 0)
 
-    @property
-    def precision(self)->np.ndarray:
-        "Per-class fraction of (counted) predicted boundary pixels within tolerance of the ground-truth boundary."
-        return self._ratio(self.matched_pred, self.n_pred, self.n_gt)
+@patch(as_prop=True)
+def precision(self:BoundaryF)->np.ndarray:
+    "Per-class fraction of (counted) predicted boundary pixels within tolerance of the ground-truth boundary."
+    return self._ratio(self.matched_pred, self.n_pred, self.n_gt)
 
-    @property
-    def recall(self)->np.ndarray:
-        "Per-class fraction of ground-truth boundary pixels within tolerance of the predicted boundary."
-        return self._ratio(self.matched_gt, self.n_gt, self.n_pred)
+@patch(as_prop=True)
+def recall(self:BoundaryF)->np.ndarray:
+    "Per-class fraction of ground-truth boundary pixels within tolerance of the predicted boundary."
+    return self._ratio(self.matched_gt, self.n_gt, self.n_pred)
 
-    @property
-    def f(self)->np.ndarray:
-        "Per-class boundary F-score; nan for classes with no boundary at all."
-        p, r = self.precision, self.recall
-        return np.divide(2 * p * r, p + r, out=np.where(np.isnan(p), np.nan, 0.0), where=(p + r) > 0)
+@patch(as_prop=True)
+def f(self:BoundaryF)->np.ndarray:
+    "Per-class boundary F-score; nan for classes with no boundary at all."
+    p, r = self.precision, self.recall
+    return np.divide(2 * p * r, p + r, out=np.where(np.isnan(p), np.nan, 0.0), where=(p + r) > 0)
 
-    @property
-    def mean_f(self)->float:
-        "Mean boundary F-score over the foreground classes that have a boundary."
-        f = self.f[1:]
-        return float(np.nanmean(f)) if (~np.isnan(f)).any() else float('nan')
+@patch(as_prop=True)
+def mean_f(self:BoundaryF)->float:
+    "Mean boundary F-score over the foreground classes that have a boundary."
+    f = self.f[1:]
+    return float(np.nanmean(f)) if (~np.isnan(f)).any() else float('nan')
 
 # %% ../nbs/02_metrics.ipynb #f23a6bd6
 def boundary_f(gts, # ground-truth label maps

@@ -190,28 +190,30 @@ class Run:
         "A progress bar over `items` (rank 0's under torchrun; none without `progress`)."
         return tqdm(items, total=total, desc=desc, disable=not (self.progress and is_main_process()), leave=False)
 
-    def stage(self, name:str, # the stage, done by method `_{name}`
-              every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages and the per-image ones, `PER_IMAGE`)
-             ):
-        "Run stage `name` unless it is done; record its results and wall time."
-        fn = getattr(self, f'_{name}')
-        if every_process is None: every_process = name.startswith('train_') or name in PER_IMAGE
-        done = self.dir/'stages'/f'{name}.json'
-        barrier(); todo = not done.exists(); barrier()
-        if todo:
-            t0 = time.time()
-            with crf_device(self.device): res = fn() if every_process or is_main_process() else None  # (the CRF on the run's device)
-            if is_main_process():
-                for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
-                save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
-            barrier()
-        rec = load_json(done)
-        if name in ('train_cam', 'train_seg'):  # (a finished training's plug-ins: `config.json` does not know them)
-            for k, now in plugin_record(net := name[6:], self.plugins(net)).items():
-                if k in rec['results'] and rec['results'][k] != now:
-                    raise OtherRunError(f"{self.dir}: its {net} network was trained with {'plug-in settings' if k.endswith('settings') else 'plug-ins'} {rec['results'][k]}, this run has {now}; give this run a folder of its own")
-        self.times[name] = rec['seconds']; self.results.update(rec['results'])
-        return rec['results']
+# %% ../nbs/06_pipeline.ipynb #df2d5f2b
+@patch
+def stage(self:Run, name:str, # the stage, done by method `_{name}`
+          every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages and the per-image ones, `PER_IMAGE`)
+         ):
+    "Run stage `name` unless it is done; record its results and wall time."
+    fn = getattr(self, f'_{name}')
+    if every_process is None: every_process = name.startswith('train_') or name in PER_IMAGE
+    done = self.dir/'stages'/f'{name}.json'
+    barrier(); todo = not done.exists(); barrier()
+    if todo:
+        t0 = time.time()
+        with crf_device(self.device): res = fn() if every_process or is_main_process() else None  # (the CRF on the run's device)
+        if is_main_process():
+            for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
+            save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
+        barrier()
+    rec = load_json(done)
+    if name in ('train_cam', 'train_seg'):  # (a finished training's plug-ins: `config.json` does not know them)
+        for k, now in plugin_record(net := name[6:], self.plugins(net)).items():
+            if k in rec['results'] and rec['results'][k] != now:
+                raise OtherRunError(f"{self.dir}: its {net} network was trained with {'plug-in settings' if k.endswith('settings') else 'plug-ins'} {rec['results'][k]}, this run has {now}; give this run a folder of its own")
+    self.times[name] = rec['seconds']; self.results.update(rec['results'])
+    return rec['results']
 
 # %% ../nbs/06_pipeline.ipynb #36e7d493
 @patch

@@ -8,6 +8,7 @@ import io, time, functools, dataclasses
 from PIL import Image, UnidentifiedImageError
 from contextlib import contextmanager
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import ipywidgets as widgets
 from matplotlib.figure import Figure
@@ -151,26 +152,30 @@ class SceneExplorer(LiveFigure):
         self.fig.colorbar(self.matrix_im, ax=ax, shrink=0.8).ax.tick_params(labelsize=6)
         self.refresh()
 
-    def config(self) -> SceneConfig:
-        "The scene configuration the sliders say."
-        c = self.controls
-        return dataclasses.replace(self.cfg, confounding=round(c['confounding'].value, 2), location_bias=round(c['location'].value, 2), max_objects=c['objects'].value, seed=c['seed'].value)
+# %% ../nbs/09_widgets.ipynb #c32d9fcd
+@patch
+def config(self:SceneExplorer) -> SceneConfig:
+    "The scene configuration the sliders say."
+    c = self.controls
+    return dataclasses.replace(self.cfg, confounding=round(c['confounding'].value, 2), location_bias=round(c['location'].value, 2), max_objects=c['objects'].value, seed=c['seed'].value)
 
-    def scenes(self) -> list:
-        "The scenes of the current configuration (cached)."
-        cfg = self.config(); key = (cfg.confounding, cfg.location_bias, cfg.max_objects, cfg.seed)
-        if key not in self._scenes: self._scenes[key] = [draw_scene(cfg, i) for i in range(max(self.shown, self.counted))]
-        return self._scenes[key]
+@patch
+def scenes(self:SceneExplorer) -> list:
+    "The scenes of the current configuration (cached)."
+    cfg = self.config(); key = (cfg.confounding, cfg.location_bias, cfg.max_objects, cfg.seed)
+    if key not in self._scenes: self._scenes[key] = [draw_scene(cfg, i) for i in range(max(self.shown, self.counted))]
+    return self._scenes[key]
 
-    def update(self):
-        cfg, scenes = self.config(), self.scenes()
-        self.matrix = co_occurrence(scenes[:self.counted], cfg)
-        pref = [self.matrix[k - 1, preferred_context(k, cfg)] for k in range(1, cfg.n_classes + 1)]
-        self.text.value = f"confounding {cfg.confounding:.2f}: P(preferred context | class) = {np.nanmean(pref):.2f} on average over {self.counted} scenes"
-        names, shown = scene_classes(cfg), scenes[:self.shown]
-        self.mosaic.show([[s['image'] for s in shown], [colorize(s['mask']) for s in shown]],
-                         [['\n'.join(names[l] for l in s['labels']) for s in shown], [''] * len(shown)])
-        self.matrix_im.set_data(self.matrix)
+@patch
+def update(self:SceneExplorer):
+    cfg, scenes = self.config(), self.scenes()
+    self.matrix = co_occurrence(scenes[:self.counted], cfg)
+    pref = [self.matrix[k - 1, preferred_context(k, cfg)] for k in range(1, cfg.n_classes + 1)]
+    self.text.value = f"confounding {cfg.confounding:.2f}: P(preferred context | class) = {np.nanmean(pref):.2f} on average over {self.counted} scenes"
+    names, shown = scene_classes(cfg), scenes[:self.shown]
+    self.mosaic.show([[s['image'] for s in shown], [colorize(s['mask']) for s in shown]],
+                     [['\n'.join(names[l] for l in s['labels']) for s in shown], [''] * len(shown)])
+    self.matrix_im.set_data(self.matrix)
 
 # %% ../nbs/09_widgets.ipynb #d1586445
 def scene_explorer(cfg:SceneConfig=None # the SCM's knobs the sliders start from
@@ -240,29 +245,34 @@ class CAMExplorer(LiveFigure):
             ax.set(xlabel='background threshold', ylabel='dataset mIoU (%)'); ax.legend(fontsize=7)
         self.refresh()
 
-    def _classes(self, i): return [(self.ds.classes[k], k) for k in self.ds.label_ids(i)] or [('(none)', 0)]
-    def _image_changed(self, change):
-        with self.holding(): self.controls['cls'].options = self._classes(change['new'])
+# %% ../nbs/09_widgets.ipynb #77b01310
+@patch
+def _classes(self:CAMExplorer, i): return [(self.ds.classes[k], k) for k in self.ds.label_ids(i)] or [('(none)', 0)]
 
-    def update(self):
-        i, k, t = self.controls['image'].value, self.controls['cls'].value, round(self.controls['threshold'].value, 4)
-        img, gt = self._image(i), self._gt(i)
-        self.pseudo_masks, self.scores, maps = {}, {}, {}
-        for name in self.sources:
-            cam, keys = self._load(name, i)
-            maps[name] = cam[list(keys).index(k)] if k in keys else np.zeros(img.shape[:2])
-            self.pseudo_masks[name] = pm = cam_to_label(cam, keys, t)
-            if not self.curves: continue
-            curve = self.curves[name]; ts = sorted(curve)
-            self.scores[name] = dict(image_miou=image_miou(gt, pm), dataset_miou=float(np.interp(t, ts, [curve[s] for s in ts])), best=best_threshold(curve))
-            self.markers[name].set_data([t], [100 * self.scores[name]['dataset_miou']])
-        self.text.value = f"threshold {t:.2f}" + ''.join(
-            f" · <b>{n}</b>: image mIoU {s['image_miou']:.1%}, dataset mIoU {s['dataset_miou']:.1%} (best {s['best'][1]:.1%} at {s['best'][0]:.2f})" for n, s in self.scores.items())
-        if self.curves: self.vline.set_xdata([t, t])
-        self.mosaic.show([[img, *(overlay(img, maps[n]) for n in self.sources)],
-                          [colorize(gt) if self.curves else img, *((img / 255 + colorize(self.pseudo_masks[n]) / 255) / 2 for n in self.sources)]],
-                         [[self.ds.ids[i], *(f'{n}: {self.ds.classes[k]}' for n in self.sources)],
-                          ['ground truth' if self.curves else '(no ground truth)', *(f"pseudo-mask: {self.scores[n]['image_miou']:.1%}" if self.curves else 'pseudo-mask' for n in self.sources)]])
+@patch
+def _image_changed(self:CAMExplorer, change):
+    with self.holding(): self.controls['cls'].options = self._classes(change['new'])
+
+@patch
+def update(self:CAMExplorer):
+    i, k, t = self.controls['image'].value, self.controls['cls'].value, round(self.controls['threshold'].value, 4)
+    img, gt = self._image(i), self._gt(i)
+    self.pseudo_masks, self.scores, maps = {}, {}, {}
+    for name in self.sources:
+        cam, keys = self._load(name, i)
+        maps[name] = cam[list(keys).index(k)] if k in keys else np.zeros(img.shape[:2])
+        self.pseudo_masks[name] = pm = cam_to_label(cam, keys, t)
+        if not self.curves: continue
+        curve = self.curves[name]; ts = sorted(curve)
+        self.scores[name] = dict(image_miou=image_miou(gt, pm), dataset_miou=float(np.interp(t, ts, [curve[s] for s in ts])), best=best_threshold(curve))
+        self.markers[name].set_data([t], [100 * self.scores[name]['dataset_miou']])
+    self.text.value = f"threshold {t:.2f}" + ''.join(
+        f" · <b>{n}</b>: image mIoU {s['image_miou']:.1%}, dataset mIoU {s['dataset_miou']:.1%} (best {s['best'][1]:.1%} at {s['best'][0]:.2f})" for n, s in self.scores.items())
+    if self.curves: self.vline.set_xdata([t, t])
+    self.mosaic.show([[img, *(overlay(img, maps[n]) for n in self.sources)],
+                      [colorize(gt) if self.curves else img, *((img / 255 + colorize(self.pseudo_masks[n]) / 255) / 2 for n in self.sources)]],
+                     [[self.ds.ids[i], *(f'{n}: {self.ds.classes[k]}' for n in self.sources)],
+                      ['ground truth' if self.curves else '(no ground truth)', *(f"pseudo-mask: {self.scores[n]['image_miou']:.1%}" if self.curves else 'pseudo-mask' for n in self.sources)]])
 
 # %% ../nbs/09_widgets.ipynb #cce3f93c
 def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the same dataset
@@ -306,26 +316,29 @@ class CRFExplorer(LiveFigure):
         self.fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99)
         self.refresh()
 
-    def refine(self, iterations:int, **params) -> tuple:
-        "(refined mask, CRF seconds) for these parameters (cached)."
-        key = (iterations, *sorted(params.items()))
-        if key not in self._done:
-            t0 = time.perf_counter()
-            pm = crf_pseudo_mask(DenseCRF(self.image, **params), self.cam, self.keys, self.threshold, iterations=iterations)
-            self._done[key] = pm, time.perf_counter() - t0
-        return self._done[key]
+# %% ../nbs/09_widgets.ipynb #79d0688a
+@patch
+def refine(self:CRFExplorer, iterations:int, **params) -> tuple:
+    "(refined mask, CRF seconds) for these parameters (cached)."
+    key = (iterations, *sorted(params.items()))
+    if key not in self._done:
+        t0 = time.perf_counter()
+        pm = crf_pseudo_mask(DenseCRF(self.image, **params), self.cam, self.keys, self.threshold, iterations=iterations)
+        self._done[key] = pm, time.perf_counter() - t0
+    return self._done[key]
 
-    def update(self):
-        params = {k: c.value for k, c in self.controls.items()}
-        self.after, self.crf_seconds = self.refine(**params)
-        self.miou_before, self.miou_after = (image_miou(self.gt, m) if self.gt is not None else float('nan') for m in (self.before, self.after))
-        score = lambda v: '' if self.gt is None else f': {v:.1%}'
-        self.text.value = (f"mIoU before {self.miou_before:.1%} → after {self.miou_after:.1%}" if self.gt is not None else '(no ground truth)') + \
-                          f" · CRF {self.crf_seconds * 1000:.0f} ms ({params['iterations']} iterations, {self.image.shape[1]}x{self.image.shape[0]})"
-        panels = [(self.image, 'image'), (overlay(self.image, self.cam.max(0) if len(self.cam) else np.zeros(self.image.shape[:2])), 'CAM'),
-                  (colorize(self.before), f'threshold {self.threshold:.2f}{score(self.miou_before)}'), (colorize(self.after), f'dense CRF{score(self.miou_after)}')]
-        if self.gt is not None: panels.append((colorize(self.gt), 'ground truth'))
-        self.mosaic.show([[a for a, _ in panels]], [[t for _, t in panels]])
+@patch
+def update(self:CRFExplorer):
+    params = {k: c.value for k, c in self.controls.items()}
+    self.after, self.crf_seconds = self.refine(**params)
+    self.miou_before, self.miou_after = (image_miou(self.gt, m) if self.gt is not None else float('nan') for m in (self.before, self.after))
+    score = lambda v: '' if self.gt is None else f': {v:.1%}'
+    self.text.value = (f"mIoU before {self.miou_before:.1%} → after {self.miou_after:.1%}" if self.gt is not None else '(no ground truth)') + \
+                      f" · CRF {self.crf_seconds * 1000:.0f} ms ({params['iterations']} iterations, {self.image.shape[1]}x{self.image.shape[0]})"
+    panels = [(self.image, 'image'), (overlay(self.image, self.cam.max(0) if len(self.cam) else np.zeros(self.image.shape[:2])), 'CAM'),
+              (colorize(self.before), f'threshold {self.threshold:.2f}{score(self.miou_before)}'), (colorize(self.after), f'dense CRF{score(self.miou_after)}')]
+    if self.gt is not None: panels.append((colorize(self.gt), 'ground truth'))
+    self.mosaic.show([[a for a, _ in panels]], [[t for _, t in panels]])
 
 # %% ../nbs/09_widgets.ipynb #f9b93b0e
 def crf_explorer(image=None, # a photo with `cam` and `keys` (an image file or uint8 image array: `pipeline.as_rgb`); or None with `run`
@@ -370,29 +383,32 @@ class ContaExplorer(LiveFigure):
         self.img_ax, self.xm_ax, self.bar_ax, self.m_ax = (self.fig.add_subplot(gs[1, j]) for j in range(4))
         self.refresh()
 
-    def context(self, r:int, i:int) -> tuple:
-        "(confounders (n, h, w), x_m (H, W), alpha (n,), M (h, w)) of image `i` in round `r`."
-        sub, model = self._round(r)
-        b = self.ds[i]
-        xm = sub.x_m(self.ds.ids[i], b['labels'])[None]  # (the round's own x_m, as its CAM stage computes it)
-        with torch.no_grad(): M, alpha = model.backbone.context(xm)
-        return model.backbone.attention.confounders.numpy(), xm[0, 0].numpy(), alpha[0].numpy(), M[0, 0].numpy()
+# %% ../nbs/09_widgets.ipynb #59d3b6e7
+@patch
+def context(self:ContaExplorer, r:int, i:int) -> tuple:
+    "(confounders (n, h, w), x_m (H, W), alpha (n,), M (h, w)) of image `i` in round `r`."
+    sub, model = self._round(r)
+    b = self.ds[i]
+    xm = sub.x_m(self.ds.ids[i], b['labels'])[None]  # (the round's own x_m, as its CAM stage computes it)
+    with torch.no_grad(): M, alpha = model.backbone.context(xm)
+    return model.backbone.attention.confounders.numpy(), xm[0, 0].numpy(), alpha[0].numpy(), M[0, 0].numpy()
 
-    def update(self):
-        r, i = self.controls['round'].value, self.controls['image'].value
-        self.confounders, self.x_m, self.alpha, self.M = self.context(r, i)
-        names = self.ds.classes[1:]
-        for ax, c, name in zip(self.cs_axes, self.confounders, names):
-            ax.clear(); ax.imshow(c, vmin=0, vmax=self.confounders.max()); ax.set_title(name, fontsize=7); ax.axis('off')
-        for ax in (self.img_ax, self.xm_ax, self.bar_ax, self.m_ax): ax.clear()
-        self.img_ax.imshow(self.ds.image(i)); self.img_ax.set_title(self.ds.ids[i], fontsize=7)
-        self.xm_ax.imshow(self.x_m, vmin=0, vmax=1); self.xm_ax.set_title('x_m', fontsize=8)
-        self.bar_ax.bar(range(len(self.alpha)), self.alpha); self.bar_ax.set_ylim(0, 1); self.bar_ax.set_title('attention alpha', fontsize=8)
-        self.bar_ax.set_xticks(range(len(names)), names, rotation=40, ha='right', rotation_mode='anchor', fontsize=6)
-        self.m_ax.imshow(self.M); self.m_ax.set_title('M', fontsize=8)
-        for ax in (self.img_ax, self.xm_ax, self.m_ax): ax.axis('off')
-        labels = ', '.join(self.ds.classes[k] for k in self.ds.label_ids(i))
-        self.text.value = f"round {r} · image {self.ds.ids[i]} ({labels}) · {f'attention uniform, {self.alpha.max():.2f} each' if np.ptp(self.alpha) < 1e-3 else f'largest attention: <b>{names[int(self.alpha.argmax())]}</b> {self.alpha.max():.2f}'} · M in [{self.M.min():.3f}, {self.M.max():.3f}]"
+@patch
+def update(self:ContaExplorer):
+    r, i = self.controls['round'].value, self.controls['image'].value
+    self.confounders, self.x_m, self.alpha, self.M = self.context(r, i)
+    names = self.ds.classes[1:]
+    for ax, c, name in zip(self.cs_axes, self.confounders, names):
+        ax.clear(); ax.imshow(c, vmin=0, vmax=self.confounders.max()); ax.set_title(name, fontsize=7); ax.axis('off')
+    for ax in (self.img_ax, self.xm_ax, self.bar_ax, self.m_ax): ax.clear()
+    self.img_ax.imshow(self.ds.image(i)); self.img_ax.set_title(self.ds.ids[i], fontsize=7)
+    self.xm_ax.imshow(self.x_m, vmin=0, vmax=1); self.xm_ax.set_title('x_m', fontsize=8)
+    self.bar_ax.bar(range(len(self.alpha)), self.alpha); self.bar_ax.set_ylim(0, 1); self.bar_ax.set_title('attention alpha', fontsize=8)
+    self.bar_ax.set_xticks(range(len(names)), names, rotation=40, ha='right', rotation_mode='anchor', fontsize=6)
+    self.m_ax.imshow(self.M); self.m_ax.set_title('M', fontsize=8)
+    for ax in (self.img_ax, self.xm_ax, self.m_ax): ax.axis('off')
+    labels = ', '.join(self.ds.classes[k] for k in self.ds.label_ids(i))
+    self.text.value = f"round {r} · image {self.ds.ids[i]} ({labels}) · {f'attention uniform, {self.alpha.max():.2f} each' if np.ptp(self.alpha) < 1e-3 else f'largest attention: <b>{names[int(self.alpha.argmax())]}</b> {self.alpha.max():.2f}'} · M in [{self.M.min():.3f}, {self.M.max():.3f}]"
 
 # %% ../nbs/09_widgets.ipynb #271cbe71
 def conta_explorer(run # a CONTA run folder (or `Run`)
@@ -442,23 +458,26 @@ class ImageExplorer(LiveFigure):
         self.mosaic = Mosaic(self.fig.add_axes((0.01, 0.02, 0.98, 0.96)), 1, 4)
         self.refresh()
 
-    def _uploaded(self, change):
-        if not change['new']: return
-        f = change['new'][0]
-        try: (self.image, self.resized), self.name, self.error = fit_side(decode_image(bytes(f['content'])), self.max_side), f['name'], ''
-        except ValueError as e: self.error = f"{f['name']}: {e}"; return
-        self._version += 1
+# %% ../nbs/09_widgets.ipynb #046fc47d
+@patch
+def _uploaded(self:ImageExplorer, change):
+    if not change['new']: return
+    f = change['new'][0]
+    try: (self.image, self.resized), self.name, self.error = fit_side(decode_image(bytes(f['content'])), self.max_side), f['name'], ''
+    except ValueError as e: self.error = f"{f['name']}: {e}"; return
+    self._version += 1
 
-    def update(self):
-        ks, t, crf = tuple(sorted(self.controls['classes'].value)), self.controls['threshold'].value, self.controls['crf'].value
-        img = self.image
-        maps, keys = self._cams(self._version, ks) if ks else (np.zeros((0, *img.shape[:2]), np.float32), np.zeros(0, np.int64))
-        self.cam, self.pseudo_mask, self.segmentation = maps, cam_to_label(maps, keys, t), self._seg(self._version, crf)
-        found = [self.run.classes[k] for k in np.unique(self.segmentation) if k]
-        self.text.value = (f"<b>{self.error}</b> · " if self.error else '') + f"{self.name}{self.resized} · threshold {t:.2f} · the segmentation finds {', '.join(found) or 'background only'}"
-        blend = lambda m: np.where(m[..., None] > 0, img // 2 + colorize(m) // 2, img)
-        self.mosaic.show([[img, overlay(img, maps.max(0) if len(maps) else np.zeros(img.shape[:2])), blend(self.pseudo_mask), blend(self.segmentation)]],
-                         [[self.name, 'CAM: ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
+@patch
+def update(self:ImageExplorer):
+    ks, t, crf = tuple(sorted(self.controls['classes'].value)), self.controls['threshold'].value, self.controls['crf'].value
+    img = self.image
+    maps, keys = self._cams(self._version, ks) if ks else (np.zeros((0, *img.shape[:2]), np.float32), np.zeros(0, np.int64))
+    self.cam, self.pseudo_mask, self.segmentation = maps, cam_to_label(maps, keys, t), self._seg(self._version, crf)
+    found = [self.run.classes[k] for k in np.unique(self.segmentation) if k]
+    self.text.value = (f"<b>{self.error}</b> · " if self.error else '') + f"{self.name}{self.resized} · threshold {t:.2f} · the segmentation finds {', '.join(found) or 'background only'}"
+    blend = lambda m: np.where(m[..., None] > 0, img // 2 + colorize(m) // 2, img)
+    self.mosaic.show([[img, overlay(img, maps.max(0) if len(maps) else np.zeros(img.shape[:2])), blend(self.pseudo_mask), blend(self.segmentation)]],
+                     [[self.name, 'CAM: ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
 
 # %% ../nbs/09_widgets.ipynb #79c4d685
 def image_explorer(run, # a finished run folder, or `Run`

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, re, math, functools, contextvars
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from fastcore.basics import patch
 import numpy as np
 import numba
 from numba import njit, prange, types
@@ -596,41 +597,9 @@ class PermutohedralLattice:
         self.barycentric = bary[:N] # (N, d+1) weights of the corners
         self.alpha = np.float32(1) / (np.float32(1) + np.float32(2.0 ** -d))
 
-    def buffer(self, C:int)->np.ndarray: # (V+1, C) float32 zeros: values on the vertices, and a zero row for missing neighbours
-        return np.zeros((self.n_vertices + 1, C), np.float32)
-
     @functools.cached_property
     def csr(self)->tuple: # indptr (V+1,), points, corner (V,): each vertex's points in point order, and its corner (made when the gather first needs it)
         return _csr(*_runs(self.offsets), self.n_points, self.n_vertices, self.d + 1)
-
-    def csr_weights(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
-                   )->tuple: # the same weights in the CSR order of the gather, and the splat of ones with them ((V+1, 1) buffer)
-        return _csr_weights(*self.csr, np.ascontiguousarray(weights, np.float32), True)
-
-    def splat(self, weights, values, out, cw=None): # (N, d+1) float32 weights, (N, >=C) float32 values, (V+1, C) buffer; `cw`: the weights' `csr_weights`, if at hand
-        "The first C values of each point, times its weights, added into its vertices: a scatter on few threads, a gather on more (the same sums)."
-        if _scattering(): return _scatter(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
-        return _splat(*self.csr[:2], self.csr_weights(weights)[0] if cw is None else cw, values, out, _c(out.shape[1]))
-
-    def weight_sums(self, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
-                   )->np.ndarray: # (V+1, 1) buffer: each vertex's sum of its weights, the splat of ones
-        if _scattering(): return self.splat(weights, np.ones((self.n_points, 1), np.float32), self.buffer(1))
-        return _csr_weights(*self.csr, weights, False)[1]
-
-    def blur(self, values, tmp): # two (V+1, C) buffers; returns the one holding the result
-        return _blur(values, tmp, self.neighbours, _c(values.shape[1]))
-
-    def slice(self, weights, values, out): # (N, d+1) weights, (V+1, C) vertex values, (N, C) output
-        return _slice(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
-
-    def filter(self, values:np.ndarray, # (N, M) float32 values, one row per point
-              )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
-        "Splat, blur and slice: approximately `sum_j exp(-|f_i - f_j|^2 / 2) values[j]`."
-        values = np.ascontiguousarray(values, np.float32)
-        if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
-        C = values.shape[1]
-        A = self.blur(self.splat(self.barycentric, values, self.buffer(C)), self.buffer(C))
-        return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2db9ee7f
 def _check_features(features, pad_to=1):
@@ -645,6 +614,47 @@ def _check_features(features, pad_to=1):
     if not np.isfinite(m): raise ValueError("features must be finite")
     if m * (d + 1) ** 2 >= 2**23: raise ValueError("features too large for exact float32 lattice coordinates (is a standard deviation tiny?)")
     return features
+
+# %% ../../nbs/02a_kernels.crf.ipynb #3b85f6f7
+@patch
+def buffer(self:PermutohedralLattice, C:int)->np.ndarray: # (V+1, C) float32 zeros: values on the vertices, and a zero row for missing neighbours
+    return np.zeros((self.n_vertices + 1, C), np.float32)
+
+@patch
+def splat(self:PermutohedralLattice, weights, values, out, cw=None): # (N, d+1) float32 weights, (N, >=C) float32 values, (V+1, C) buffer; `cw`: the weights' `csr_weights`, if at hand
+    "The first C values of each point, times its weights, added into its vertices: a scatter on few threads, a gather on more (the same sums)."
+    if _scattering(): return _scatter(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
+    return _splat(*self.csr[:2], self.csr_weights(weights)[0] if cw is None else cw, values, out, _c(out.shape[1]))
+
+@patch
+def csr_weights(self:PermutohedralLattice, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
+               )->tuple: # the same weights in the CSR order of the gather, and the splat of ones with them ((V+1, 1) buffer)
+    return _csr_weights(*self.csr, np.ascontiguousarray(weights, np.float32), True)
+
+@patch
+def weight_sums(self:PermutohedralLattice, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
+               )->np.ndarray: # (V+1, 1) buffer: each vertex's sum of its weights, the splat of ones
+    if _scattering(): return self.splat(weights, np.ones((self.n_points, 1), np.float32), self.buffer(1))
+    return _csr_weights(*self.csr, weights, False)[1]
+
+# %% ../../nbs/02a_kernels.crf.ipynb #d2aa2cb4
+@patch
+def blur(self:PermutohedralLattice, values, tmp): # two (V+1, C) buffers; returns the one holding the result
+    return _blur(values, tmp, self.neighbours, _c(values.shape[1]))
+
+@patch
+def slice(self:PermutohedralLattice, weights, values, out): # (N, d+1) weights, (V+1, C) vertex values, (N, C) output
+    return _slice(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
+
+@patch
+def filter(self:PermutohedralLattice, values:np.ndarray, # (N, M) float32 values, one row per point
+          )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
+    "Splat, blur and slice: approximately `sum_j exp(-|f_i - f_j|^2 / 2) values[j]`."
+    values = np.ascontiguousarray(values, np.float32)
+    if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
+    C = values.shape[1]
+    A = self.blur(self.splat(self.barycentric, values, self.buffer(C)), self.buffer(C))
+    return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #6262d823
 @njit(parallel=True, cache=True, nogil=True)
