@@ -101,6 +101,7 @@ def _plugin_parameters(self:Learner) -> list:
         ps += list(mine)
     return ps
 
+# %% ../nbs/04_cam.ipynb #fa1ee8b6
 @patch
 def _shaping(self:Learner) -> list:
     "The plug-ins that shape the training (`shapes_training`)."
@@ -116,6 +117,7 @@ def _optimizer(self:Learner):
     for g in groups: g['initial_lr'] = g['lr']
     return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
+# %% ../nbs/04_cam.ipynb #d47cadd7
 @patch
 def _average_plugin_grads(self:Learner):
     "Under DDP, average the plug-ins' gradients over the processes (DDP averages only the model's)."

@@ -264,6 +264,7 @@ def update(self:BoundaryF, gt:np.ndarray, # (H,W) ground-truth label map
         self.n_gt[c] += bg.sum()
     return self
 
+# %% ../nbs/02_metrics.ipynb #8e82182d
 @patch
 def sum_over_processes(self:BoundaryF):
     "Sum the counts of the processes under torch.distributed, each updated with its share of the images (`core.share`)."

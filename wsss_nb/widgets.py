@@ -159,6 +159,7 @@ def config(self:SceneExplorer) -> SceneConfig:
     c = self.controls
     return dataclasses.replace(self.cfg, confounding=round(c['confounding'].value, 2), location_bias=round(c['location'].value, 2), max_objects=c['objects'].value, seed=c['seed'].value)
 
+# %% ../nbs/09_widgets.ipynb #3c5a1d5b
 @patch
 def scenes(self:SceneExplorer) -> list:
     "The scenes of the current configuration (cached)."
@@ -166,6 +167,7 @@ def scenes(self:SceneExplorer) -> list:
     if key not in self._scenes: self._scenes[key] = [draw_scene(cfg, i) for i in range(max(self.shown, self.counted))]
     return self._scenes[key]
 
+# %% ../nbs/09_widgets.ipynb #b81b714d
 @patch
 def update(self:SceneExplorer):
     cfg, scenes = self.config(), self.scenes()
@@ -253,6 +255,7 @@ def _classes(self:CAMExplorer, i): return [(self.ds.classes[k], k) for k in self
 def _image_changed(self:CAMExplorer, change):
     with self.holding(): self.controls['cls'].options = self._classes(change['new'])
 
+# %% ../nbs/09_widgets.ipynb #adb84e8b
 @patch
 def update(self:CAMExplorer):
     i, k, t = self.controls['image'].value, self.controls['cls'].value, round(self.controls['threshold'].value, 4)
@@ -327,6 +330,7 @@ def refine(self:CRFExplorer, iterations:int, **params) -> tuple:
         self._done[key] = pm, time.perf_counter() - t0
     return self._done[key]
 
+# %% ../nbs/09_widgets.ipynb #555fac33
 @patch
 def update(self:CRFExplorer):
     params = {k: c.value for k, c in self.controls.items()}
@@ -393,6 +397,7 @@ def context(self:ContaExplorer, r:int, i:int) -> tuple:
     with torch.no_grad(): M, alpha = model.backbone.context(xm)
     return model.backbone.attention.confounders.numpy(), xm[0, 0].numpy(), alpha[0].numpy(), M[0, 0].numpy()
 
+# %% ../nbs/09_widgets.ipynb #2d688a73
 @patch
 def update(self:ContaExplorer):
     r, i = self.controls['round'].value, self.controls['image'].value
@@ -467,6 +472,7 @@ def _uploaded(self:ImageExplorer, change):
     except ValueError as e: self.error = f"{f['name']}: {e}"; return
     self._version += 1
 
+# %% ../nbs/09_widgets.ipynb #5531898e
 @patch
 def update(self:ImageExplorer):
     ks, t, crf = tuple(sorted(self.controls['classes'].value)), self.controls['threshold'].value, self.controls['crf'].value

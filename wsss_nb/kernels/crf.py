@@ -626,11 +626,13 @@ def splat(self:PermutohedralLattice, weights, values, out, cw=None): # (N, d+1) 
     if _scattering(): return _scatter(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
     return _splat(*self.csr[:2], self.csr_weights(weights)[0] if cw is None else cw, values, out, _c(out.shape[1]))
 
+# %% ../../nbs/02a_kernels.crf.ipynb #d7da4ad0
 @patch
 def csr_weights(self:PermutohedralLattice, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
                )->tuple: # the same weights in the CSR order of the gather, and the splat of ones with them ((V+1, 1) buffer)
     return _csr_weights(*self.csr, np.ascontiguousarray(weights, np.float32), True)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #87894e66
 @patch
 def weight_sums(self:PermutohedralLattice, weights:np.ndarray # (N, d+1) float32 weight of each (point, corner)
                )->np.ndarray: # (V+1, 1) buffer: each vertex's sum of its weights, the splat of ones
@@ -646,6 +648,7 @@ def blur(self:PermutohedralLattice, values, tmp): # two (V+1, C) buffers; return
 def slice(self:PermutohedralLattice, weights, values, out): # (N, d+1) weights, (V+1, C) vertex values, (N, C) output
     return _slice(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
 
+# %% ../../nbs/02a_kernels.crf.ipynb #0e6c438b
 @patch
 def filter(self:PermutohedralLattice, values:np.ndarray, # (N, M) float32 values, one row per point
           )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
