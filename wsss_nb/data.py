@@ -17,10 +17,10 @@ from torchvision.transforms import v2
 from .core import *
 
 # %% auto #0
-__all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'draw_scene',
-           'context_rates', 'write_scene', 'decode_int_filename', 'read_labels_file', 'dataset_classes', 'line_id',
-           'split_ids', 'check_label_map', 'VOCSegmentation', 'find_voc_sample', 'train_transform', 'eval_transform',
-           'check_normalised', 'check_scales']
+__all__ = ['CONTEXT_TEXTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SceneConfig', 'scene_classes', 'class_context', 'scene_causes',
+           'scene_background', 'scene_objects', 'draw_scene', 'context_rates', 'write_scene', 'decode_int_filename',
+           'read_labels_file', 'dataset_classes', 'line_id', 'split_ids', 'check_label_map', 'VOCSegmentation',
+           'find_voc_sample', 'train_transform', 'eval_transform', 'check_normalised', 'check_scales']
 
 # %% ../nbs/01_data.ipynb #5517bbdf
 @dataclass
@@ -93,19 +93,15 @@ def _shape_mask(shape, cy, cx, ry, rx, yy, xx):
     if shape == 1: return (np.abs(dy) <= 0.85) & (np.abs(dx) <= 0.85)
     return np.abs(dy) + np.abs(dx) <= 1.15
 
-# %% ../nbs/01_data.ipynb #0ffec381
-def draw_scene(cfg:SceneConfig, # the SCM's knobs
-               index:int # which image of the stream
-              ) -> dict:
-    "Draw scene `index`: image, class mask, part map (1 part, 2 body), context map (texture id + 1, 0 plain, 255 object) and labels."
-    rng = np.random.default_rng([cfg.seed, index])
-    K, S, c = cfg.n_classes, cfg.size, cfg.confounding
-    scale = S / 64
-    # causes: the classes, then their contexts
+# %% ../nbs/01_data.ipynb #b8d868ed
+def scene_causes(cfg:SceneConfig, # the SCM's knobs
+                 rng:np.random.Generator # the image's random stream
+                ) -> tuple: # (the classes in the image, in drawing order; per context texture, whether it is on)
+    "The causes of a scene: its classes, each one's co-occurring class added with its context's probability, then each context texture."
+    K, c = cfg.n_classes, cfg.confounding
     n_obj = int(rng.integers(1, min(cfg.max_objects, K) + 1))  # (no more objects than classes)
     classes = list(rng.choice(K, n_obj, replace=False))
-    n_tex = min(len(CONTEXT_TEXTURES), K)
-    textures = [False] * n_tex
+    textures = [False] * min(len(CONTEXT_TEXTURES), K)
     for k in list(classes):  # co-occurring classes first, so their own texture contexts follow
         kind, what = class_context(k, cfg)
         if kind == 'class' and rng.random() < c + (1 - c) * cfg.base_rate and what not in classes and len(classes) < cfg.max_objects:
@@ -114,8 +110,15 @@ def draw_scene(cfg:SceneConfig, # the SCM's knobs
         kind, what = class_context(k, cfg)
         if kind == 'texture':
             textures[what] = rng.random() < (c + (1 - c) * cfg.base_rate if k in classes else (1 - c) * cfg.base_rate)
-    # background: plain grey-beige with noise, context textures on random half-planes
-    yy, xx = np.mgrid[:S, :S].astype(np.float64)
+    return classes, textures
+
+# %% ../nbs/01_data.ipynb #345efd61
+def scene_background(cfg:SceneConfig, # the SCM's knobs
+                     textures:list, # per context texture, whether it is on (`scene_causes`)
+                     rng:np.random.Generator # the image's random stream
+                    ) -> tuple: # ((S, S, 3) float image in [0, 1], (S, S) context map: texture id + 1, 0 plain)
+    "The background: plain grey-beige, each context texture that is on over a random half-plane (a later one over an earlier)."
+    S = cfg.size; yy, xx = np.mgrid[:S, :S].astype(np.float64)
     img = np.empty((S, S, 3)); img[:] = [0.55, 0.52, 0.50]
     context = np.zeros((S, S), np.uint8)
     for t in np.flatnonzero(textures):
@@ -123,7 +126,17 @@ def draw_scene(cfg:SceneConfig, # the SCM's knobs
         proj = (yy - S / 2) * np.sin(ang) + (xx - S / 2) * np.cos(ang)
         region = proj > np.quantile(proj, 1 - frac)
         img[region] = _texture(t, yy, xx, rng)[region]; context[region] = t + 1
-    # objects: a body of the pair's shape/colour/stripes and a small part of the class's own colour
+    return img, context
+
+# %% ../nbs/01_data.ipynb #06fc6a4e
+def scene_objects(cfg:SceneConfig, # the SCM's knobs
+                  classes:list, # the classes to draw, in order (a later one over an earlier)
+                  img:np.ndarray, # (S, S, 3) float image they are drawn on, in place
+                  rng:np.random.Generator # the image's random stream
+                 ) -> tuple: # ((S, S) class mask: class id + 1, 0 background; (S, S) part map: 1 part, 2 body, 0 background)
+    "The objects: a body of the class pair's shape and colour, striped, and a small part of the class's own colour."
+    K, S = cfg.n_classes, cfg.size; scale = S / 64
+    yy, xx = np.mgrid[:S, :S].astype(np.float64)
     mask = np.zeros((S, S), np.uint8); part = np.zeros((S, S), np.uint8)
     for k in classes:
         b = _body(k, cfg)
@@ -140,10 +153,20 @@ def draw_scene(cfg:SceneConfig, # the SCM's knobs
         pmask = ((yy - py)**2 + (xx - px)**2 <= pr**2) & body
         img[body] = col[body]; img[pmask] = _PART_COLOURS[k % 8]
         mask[body] = k + 1; part[body] = 2; part[pmask] = 1
+    return mask, part
+
+# %% ../nbs/01_data.ipynb #7a1ac48c
+def draw_scene(cfg:SceneConfig, # the SCM's knobs
+               index:int # which image of the stream
+              ) -> dict:
+    "Draw scene `index`: image, class mask, part map (1 part, 2 body), context map (texture id + 1, 0 plain, 255 object) and labels."
+    rng = np.random.default_rng([cfg.seed, index])
+    classes, textures = scene_causes(cfg, rng)
+    img, context = scene_background(cfg, textures, rng)
+    mask, part = scene_objects(cfg, classes, img, rng)
     context[mask > 0] = 255
-    img = np.clip(img + rng.normal(0, cfg.noise, img.shape), 0, 1)
-    present = np.unique(mask[mask > 0])
-    return dict(image=(img * 255).round().astype(np.uint8), mask=mask, part=part, context=context, labels=present)
+    img = np.clip(img + rng.normal(0, cfg.noise, img.shape), 0, 1)  # sensor noise
+    return dict(image=(img * 255).round().astype(np.uint8), mask=mask, part=part, context=context, labels=np.unique(mask[mask > 0]))
 
 # %% ../nbs/01_data.ipynb #5025cbb4
 def context_rates(cfg:SceneConfig, n:int=400) -> dict:
