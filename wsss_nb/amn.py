@@ -144,7 +144,9 @@ def train_amn(ds, # training set: the seeds as masks, the true image labels, a t
               backbone:str='small', # a fresh backbone of this name
               weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name)
               plugins:tuple=(), # more plug-ins
-              device='cpu', seed:int=0, progress:bool=True,
+              device='cpu', # where to train ('cpu', 'cuda', 'cuda:N')
+              seed:int=0, # seeds the initialisation, the augmentation and the order of the images
+              progress:bool=True, # show a progress bar
               checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
              ) -> tuple:
     "Train AMN on the seeds; returns (model, history)."

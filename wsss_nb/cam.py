@@ -238,7 +238,12 @@ def _resume(self:Learner, scaler) -> int:
     return s['epoch'] + 1
 
 # %% ../nbs/04_cam.ipynb #b5361115
-def make_loader(ds, batch_size:int, shuffle:bool, num_workers:int=0, seed:int=0) -> DataLoader:
+def make_loader(ds, # a `VOCSegmentation` (any map-style dataset)
+                batch_size:int, # images a step (in each process)
+                shuffle:bool, # a new order each epoch (training); False: the dataset's order, no batch dropped
+                num_workers:int=0, # loader processes decoding the images (0: in this one)
+                seed:int=0 # the order's seed (each epoch's follows from it, so a resumed training sees the same)
+               ) -> DataLoader:
     "A DataLoader over `ds`; under torch.distributed each process gets its shard (DistributedSampler)."
     if len(ds) == 0: raise ValueError("make_loader: the dataset is empty: no image to train on")
     sampler, g = None, torch.Generator().manual_seed(seed)
@@ -254,7 +259,9 @@ def train_classifier(ds, # a training `VOCSegmentation` with a train transform
                      backbone:str|nn.Module='small', # backbone name, or a backbone module to start from (e.g. an earlier round's)
                      weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name; with a backbone name)
                      plugins:tuple=(), # method plug-ins
-                     device='cpu', seed:int=0, progress:bool=True,
+                     device='cpu', # where to train ('cpu', 'cuda', 'cuda:N')
+                     seed:int=0, # seeds the initialisation, the augmentation and the order of the images
+                     progress:bool=True, # show a progress bar
                      checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
                     ) -> tuple:
     "Train the CAM classifier; returns (model, history)."
@@ -304,7 +311,10 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
     return acc.cpu().numpy().astype(np.float32), keys
 
 # %% ../nbs/04_cam.ipynb #61ce468e
-def save_cam(path, cam:np.ndarray, keys:np.ndarray):
+def save_cam(path, # <id>.npz
+             cam:np.ndarray, # (K, H, W) maps of the image's classes
+             keys:np.ndarray # (K,) their class ids (1..)
+            ):
     "Write an image's CAMs and class ids as .npz, atomically."
     if Path(path).suffix != '.npz': raise ValueError(f"save_cam: {path}: the file is .npz (`load_cam` reads a .npy as IRN's format; `save_irn_cam` writes that)")
     with atomic_path(path) as tmp:
@@ -325,7 +335,8 @@ def save_irn_cam(path, # <id>.npy
         with open(tmp, 'wb') as f: np.save(f, {'keys': keys - 1, 'cam': strided, 'high_res': cam})
 
 # %% ../nbs/04_cam.ipynb #297d7efc
-def load_cam(path) -> tuple:
+def load_cam(path # a `save_cam` .npz or an IRN .npy
+            ) -> tuple:
     "Read (cam, keys) written by `save_cam` (.npz), or by IRN's `make_cam` (.npy: its full-size 'high_res' maps, its 0-based 'keys' made class ids)."
     if Path(path).suffix == '.npy':
         d = load_file(lambda p: np.load(p, allow_pickle=True).item(), path, "IRN's class maps")
@@ -336,7 +347,9 @@ def load_cam(path) -> tuple:
     return load_file(read, path, 'class maps')
 
 # %% ../nbs/04_cam.ipynb #b3b72fb7
-def scene_truth(ds, i:int) -> tuple:
+def scene_truth(ds, # a scene dataset's `VOCSegmentation`
+                i:int # the image's index in `ds`
+               ) -> tuple:
     "The scene's part map (1 part, 2 body) and context map (texture id + 1) of image `i`."
     return load_mask(ds.root/'SegmentationPart'/f'{ds.ids[i]}.png'), load_mask(ds.root/'SegmentationContext'/f'{ds.ids[i]}.png')
 

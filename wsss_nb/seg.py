@@ -97,8 +97,12 @@ def segmentation_loss(out:dict, batch:dict) -> torch.Tensor:
 # %% ../nbs/05_seg.ipynb #0f8dd03c
 def train_segmentation(ds, # `VOCSegmentation` whose masks are the pseudo-masks, with a train transform
                        cfg:TrainConfig, # the stage's hyper-parameters
-                       backbone:str='small', weights:str|None=None, plugins:tuple=(),
-                       device='cpu', seed:int=0, progress:bool=True,
+                       backbone:str='small', # backbone name (`make_backbone`)
+                       weights:str|None=None, # ImageNet weights of a ResNet backbone (torchvision name)
+                       plugins:tuple=(), # method plug-ins
+                       device='cpu', # where to train ('cpu', 'cuda', 'cuda:N')
+                       seed:int=0, # seeds the initialisation, the augmentation and the order of the images
+                       progress:bool=True, # show a progress bar
                        head:str='v3', # `DeepLab`'s head: 'v3' or 'v2'
                        checkpoint:str|Path|None=None # the training state after each epoch, to resume from (`Learner`)
                       ) -> tuple:
@@ -144,8 +148,10 @@ def crf_segmentation(image:np.ndarray, # (H, W, 3) uint8 RGB image
     return DenseCRF(np.ascontiguousarray(image), preset).inference(unary_from_softmax(prob), iterations).argmax(0).astype(np.uint8)
 
 # %% ../nbs/05_seg.ipynb #b7d59611
-def evaluate_segmentation(model, ds, # held-out `VOCSegmentation` with the eval transform
-                          scales:tuple=(1.0,), progress:bool=True,
+def evaluate_segmentation(model, # a trained `DeepLab`
+                          ds, # held-out `VOCSegmentation` with the eval transform
+                          scales:tuple=(1.0,), # input scales (`predict_proba`)
+                          progress:bool=True, # show a progress bar
                           crf_preset:str|None=None, # also score the predictions refined by the dense CRF with these parameters
                           out:str|Path|None=None, # write each prediction to out/<id>.png (its CRF refinement to out/crf/<id>.png); those already there are read, not made again
                           shared:bool=False # called in every process under torch.distributed (with `out`): each predicts its share of the images (`share`), the scores are summed over the processes
