@@ -19,7 +19,7 @@ def test_notebook(nb, monkeypatch):
     ok, _ = nbdev_test.test_nb(nb, skip_flags=get_config().tst_flags.split(), force_flags=_force_flags())
     assert ok, f'{nb.name} failed (its traceback is printed above)'
 
-@pytest.mark.skipif(os.environ.get('WSSS_READER_MODE') != '1', reason="opt-in (over an hour on 2 cores): WSSS_READER_MODE=1 make test")
+@pytest.mark.skipif(os.environ.get('WSSS_READER_MODE') != '1', reason="opt-in (15 minutes on 2 cores): WSSS_READER_MODE=1 make test")
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_as_a_reader_runs_it(nb, monkeypatch):
     "Run All in JupyterLab: IN_TEST unset, so the full-size branches run too (reading and writing ../runs as a reader's would)."
