@@ -248,10 +248,10 @@ def make_loader(ds, # a `VOCSegmentation` (any map-style dataset)
     if len(ds) == 0: raise ValueError("make_loader: the dataset is empty: no image to train on")
     sampler, g = None, torch.Generator().manual_seed(seed)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed); shuffle = None
+        sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed)
     n = len(sampler) if sampler is not None else len(ds)  # images this process sees per epoch
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      drop_last=shuffle is not False and n > batch_size, generator=g)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
+    return DataLoader(ds, batch_size=batch_size, shuffle=None if sampler is not None else shuffle, sampler=sampler, num_workers=num_workers,
+                      drop_last=shuffle and n > batch_size, generator=g)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
 
 # %% ../nbs/04_cam.ipynb #bfcec8e9
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
