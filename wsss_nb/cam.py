@@ -39,7 +39,9 @@ class Classifier(nn.Module):
         return [[p for p in self.backbone.parameters() if not any(p is q for q in new)], new + list(self.head.parameters())]
 
 # %% ../nbs/04_cam.ipynb #35b76d50
-def classification_loss(out:dict, batch:dict) -> torch.Tensor:
+def classification_loss(out:dict, # the model's outputs: 'logits', (N, K) pooled class scores
+                        batch:dict # the batch: 'labels', (N, K) multi-hot image labels
+                       ) -> torch.Tensor:
     "Multi-label soft-margin loss of the pooled logits against the image-level labels."
     return F.multilabel_soft_margin_loss(out['logits'], batch['labels'])
 

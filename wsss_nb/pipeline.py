@@ -171,8 +171,11 @@ class Run:
     # ---- paths and datasets
     @property
     def root(self) -> Path: return self._root or (self.dir/'data' if self.cfg.dataset == 'scene' else Path(self.cfg.root))
-    def dataset(self, split:str, transform=None, mask_dir=None):
-        "The run's dataset split, the part `subset` asks for (`mask_dir`: read masks from another folder, e.g. the pseudo-masks)."
+    def dataset(self, split:str, # a split name or ids file (`cfg.train_split`, `cfg.val_split`)
+                transform=None, # the images' transform (`train_transform`), None: as they are
+                mask_dir=None # read masks from this folder (the pseudo-masks, say); None: the dataset's
+               ):
+        "The run's dataset split, the part `subset` asks for."
         n_train, n_val = self.cfg.subset or (None, None)
         return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene',
                                n_images=n_train if split == self.cfg.train_split else n_val if split == self.cfg.val_split else None)
@@ -234,7 +237,8 @@ def context(self:Run) -> bool:
 
 # %% ../nbs/06_pipeline.ipynb #2b5fa09c
 @patch
-def plugins(self:Run, stage:str) -> list:
+def plugins(self:Run, stage:str # 'cam' or 'seg'
+           ) -> list:
     "The plug-ins the run's methods add to `stage` ('cam' or 'seg'): CONTA's rounds feed x_m to the classifier, the likelihood losses join its loss."
     if stage != 'cam': return []
     return ([ContaPlugin(self.cfg.conta.x_m)] if self.context else []) + ([LikelihoodPlugin(self.cfg.likelihood)] if 'likelihood' in self.cfg.method else [])
@@ -318,7 +322,9 @@ def cams(self:Run, which:str|None=None, # 'cam' or 'amn'; None: the maps the pse
     for i in range(len(ds)) if indices is None else indices: yield (i, *load_cam(self.dir/which/'npz'/f'{ds.ids[i]}.npz'))
 
 # %% ../nbs/06_pipeline.ipynb #b3375ec1
-def spread_or_none(curve:dict, lo:float=0.05, hi:float=0.70) -> float|None:
+def spread_or_none(curve:dict, # threshold -> mIoU
+                   lo:float=0.05, hi:float=0.70 # the thresholds' range
+                  ) -> float|None:
     "`threshold_spread` of the curve, or None where no threshold of it lies in [lo, hi] (a grid of one's own)."
     try: return threshold_spread(curve, lo, hi)
     except ValueError: return None
@@ -369,7 +375,8 @@ def _eval_cam(self:Run): return self.evaluate_maps('cam', shared=True)
 
 # %% ../nbs/06_pipeline.ipynb #35be8a76
 def crf_pseudo_mask(crf:DenseCRF, # the dense CRF of the image
-                    cam:np.ndarray, keys:np.ndarray, # the image's normalised CAMs and class ids
+                    cam:np.ndarray, # the image's normalised CAMs (k, H, W)
+                    keys:np.ndarray, # their class ids (k,)
                     threshold:float, # background score
                     gt_prob:float=0.7, # confidence given to the thresholded labels
                     iterations:int=10 # mean-field updates

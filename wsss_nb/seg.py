@@ -87,7 +87,9 @@ def pixel_cross_entropy(logits:torch.Tensor, # (N, C, H, W)
     return -F.log_softmax(logits, 1).where(is_class, 0).sum() / valid.sum()
 
 # %% ../nbs/05_seg.ipynb #cda3f8dd
-def segmentation_loss(out:dict, batch:dict) -> torch.Tensor:
+def segmentation_loss(out:dict, # the model's outputs: 'seg', (N, C, H, W) logits
+                      batch:dict # the batch: 'mask', (N, H, W) labels, 255 ignored
+                     ) -> torch.Tensor:
     "Pixel-wise cross-entropy against the (pseudo-)mask, 255 ignored (a batch with no labelled pixel: 0, with no gradient)."
     mask = batch['mask'].long()
     if not (mask != IGNORE).any(): return out['seg'].sum() * 0  # (the mean over no pixel would be NaN)
@@ -132,7 +134,10 @@ def predict_proba(model:nn.Module, # a trained `DeepLab`
     return acc / (len(scales) * (2 if flip else 1))
 
 # %% ../nbs/05_seg.ipynb #d823ad7d
-def predict(model:nn.Module, image:torch.Tensor, scales:tuple=(1.0,), flip:bool=True # as `predict_proba`
+def predict(model:nn.Module, # a trained `DeepLab`
+            image:torch.Tensor, # (3, H, W) normalised image
+            scales:tuple=(1.0,), # input scales
+            flip:bool=True # also the mirrored image
            ) -> np.ndarray:
     "Segmentation label map (H, W) uint8 of one image."
     return predict_proba(model, image, scales, flip).argmax(0).cpu().numpy().astype(np.uint8)

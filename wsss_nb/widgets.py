@@ -29,7 +29,9 @@ __all__ = ['figure_png', 'LiveFigure', 'slider', 'Mosaic', 'n_textures', 'co_occ
            'ImageExplorer', 'image_explorer', 'TrainingMonitor', 'cam_miou']
 
 # %% ../nbs/09_widgets.ipynb #3481e926
-def figure_png(fig:Figure, dpi:int=80) -> bytes:
+def figure_png(fig:Figure, # a Matplotlib figure
+               dpi:int=80 # its resolution
+              ) -> bytes:
     "The figure as PNG bytes."
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
 
@@ -72,7 +74,11 @@ class LiveFigure:
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
 # %% ../nbs/09_widgets.ipynb #5a283d45
-def slider(description:str, value, lo, hi, step, **kwargs):
+def slider(description:str, # its label
+           value, # its start value
+           lo, hi, # its least and greatest values
+           step, # its step: an int makes an `IntSlider`, a float a `FloatSlider`
+           **kwargs):
     "A labelled slider (float or int, after the type of `step`) whose label is shown in full."
     cls = widgets.IntSlider if isinstance(step, int) else widgets.FloatSlider
     return cls(value=value, min=lo, max=hi, step=step, description=description, continuous_update=False,
@@ -84,7 +90,7 @@ class Mosaic:
     def __init__(self, ax, # the axes to draw in
                  rows:int, cols:int, # the grid
                  caption_lines:int=1, # room above each picture, in lines of text
-                 fontsize:int=7):
+                 fontsize:int=7): # the captions' font size
         self.ax, self.rows, self.cols, self.lines = ax, rows, cols, caption_lines
         self.im = ax.imshow(np.ones((1, 1, 3))); ax.axis('off')
         self.captions = [[ax.text(0, 0, '', ha='center', va='bottom', fontsize=fontsize) for _ in range(cols)] for _ in range(rows)]
@@ -107,7 +113,8 @@ class Mosaic:
         return canvas
 
 # %% ../nbs/09_widgets.ipynb #4666fa33
-def n_textures(cfg:SceneConfig) -> int:
+def n_textures(cfg:SceneConfig # the scene SCM's configuration
+              ) -> int:
     "How many background textures are some class's context."
     return len({w for k in range(cfg.n_classes) for kind, w in [class_context(k, cfg)] if kind == 'texture'})
 
@@ -123,7 +130,9 @@ def co_occurrence(scenes:list, # scenes from `draw_scene`
     return m
 
 # %% ../nbs/09_widgets.ipynb #c5784c77
-def preferred_context(k:int, cfg:SceneConfig) -> int:
+def preferred_context(k:int, # a class, 1-based
+                      cfg:SceneConfig # the scene SCM's configuration
+                     ) -> int:
     "The column of class k's (1-based) preferred context in `co_occurrence`."
     kind, what = class_context(k - 1, cfg)
     return what if kind == 'texture' else n_textures(cfg) + what
@@ -197,18 +206,27 @@ def map_sources(run:Run, # a run of the pipeline
 def _as_run(run) -> Run: return run if isinstance(run, Run) else Run.open(run, 'cpu', progress=False)
 
 # %% ../nbs/09_widgets.ipynb #bd70e1ae
-def run_threshold(run:Run, default:float=0.3) -> float:
+def run_threshold(run:Run, # a run, finished or not
+                  default:float=0.3 # the threshold where its CAMs are not yet scored
+                 ) -> float:
     "The threshold of the run's CAMs (its `eval_cam` stage's, finished run or not: results.json's may be AMN's or a later round's), else `default`."
     return load_json(stage)['results']['threshold'] if (stage := run.dir/'stages/eval_cam.json').exists() else default
 
 # %% ../nbs/09_widgets.ipynb #cc40d3b9
-def image_miou(gt:np.ndarray, pred:np.ndarray) -> float:
+def image_miou(gt:np.ndarray, # (H, W) ground truth, 255 ignored
+               pred:np.ndarray # (H, W) predicted labels
+              ) -> float:
     "mIoU of one image: the mean IoU over the classes in its ground truth or prediction."
     n = int(max(gt[gt != IGNORE].max(initial=0), pred.max(initial=0))) + 1
     return ConfusionMatrix(n).update(gt, pred).miou
 
 # %% ../nbs/09_widgets.ipynb #c324636f
-def source_curve(run:Run, folder:Path, ds, gts:list, thresholds) -> dict:
+def source_curve(run:Run, # the run the maps belong to
+                 folder:Path, # the maps' folder (`<stage>/npz`)
+                 ds, # the dataset they are of
+                 gts:list, # its (H, W) ground truths, in `ds`'s order
+                 thresholds # the background thresholds
+                ) -> dict:
     "The mIoU-vs-threshold curve of a map source over `ds`: as the run's evaluation stage of those maps stored it (the CAMs', each round's, AMN's), else computed."
     stage = folder.parent.parent/'stages'/f'eval_{folder.parent.name}.json'  # <x>/cam/npz: <x>/stages/eval_cam.json
     if folder.name == 'npz' and stage.exists() and 'threshold_curve' in (stored := load_json(stage)['results']):
@@ -321,7 +339,8 @@ class CRFExplorer(LiveFigure):
 
 # %% ../nbs/09_widgets.ipynb #79d0688a
 @patch
-def refine(self:CRFExplorer, iterations:int, **params) -> tuple:
+def refine(self:CRFExplorer, iterations:int, # mean-field updates
+           **params) -> tuple:
     "(refined mask, CRF seconds) for these parameters (cached)."
     key = (iterations, *sorted(params.items()))
     if key not in self._done:
@@ -389,7 +408,9 @@ class ContaExplorer(LiveFigure):
 
 # %% ../nbs/09_widgets.ipynb #59d3b6e7
 @patch
-def context(self:ContaExplorer, r:int, i:int) -> tuple:
+def context(self:ContaExplorer, r:int, # the round
+            i:int # the image's index
+           ) -> tuple:
     "(confounders (n, h, w), x_m (H, W), alpha (n,), M (h, w)) of image `i` in round `r`."
     sub, model = self._round(r)
     b = self.ds[i]
