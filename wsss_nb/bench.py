@@ -448,56 +448,76 @@ def main(argv=None):
 
 BENCH_RUN_OPTIONS = dict(conta=('quick', 'location_bias', 'rounds'), likelihood=('quick', 'rounds', 'sigma'), amn=('quick', 'confounding', 'size', 'backbone')) # a benchmark's options that change its runs' configuration
 
+# %% ../nbs/08_bench.ipynb #1bbf0ea5
+def _seed_runs(p, a) -> tuple:
+    "(seeds, base `RunConfig`) of a benchmark of pipeline runs over seeds (`conta`, `likelihood`, `amn`); fills in `a.out` and `a.json`."
+    from wsss_nb.pipeline import RunConfig, quick_config
+    try: seeds = tuple(int(x) for x in a.seeds.split(','))
+    except ValueError: p.error(f"--seeds: comma-separated integers, got {a.seeds!r}")
+    if any(not 0 <= s < 2**32 for s in seeds): p.error(f"--seeds: each in 0..2**32-1, got {a.seeds}")
+    if len(set(seeds)) < len(seeds): p.error(f"--seeds: a seed given twice ({a.seeds}): the mean and spread would count one run twice")
+    if a.out is None:  # the options that change the runs in the folder's name: a benchmark of other options does not meet this one's runs
+        defaults = vars(p.parse_args([a.what]))
+        given = [f"{k.replace('_', '-')}{'' if v is True else f'-{v}'}" for k, v in vars(a).items() if k in BENCH_RUN_OPTIONS[a.what] and v != defaults[k]]
+        a.out = '_'.join([f'runs/bench/{a.what}' + ('_variants' if a.what == 'likelihood' and a.variants else ''), *given])
+    a.json = a.json or str(Path(a.out)/f'{a.what}.json')
+    return seeds, (quick_config(RunConfig()) if a.quick else RunConfig())
+
+# %% ../nbs/08_bench.ipynb #a1be816a
+def _conta_command(p, a, seeds:tuple, base) -> dict:
+    "`python -m wsss_nb.bench conta`: its rows, its table printed."
+    from wsss_nb.pipeline import check_config, replace_scene
+    try: conf = tuple(float(x) for x in a.confounding.split(',') if x)
+    except ValueError: p.error(f"--confounding: comma-separated numbers, got {a.confounding!r}")
+    if any(not 0 <= c <= 1 for c in conf): p.error(f"--confounding: strengths in [0, 1], got {a.confounding}")
+    base = check_config(replace_scene(base, location_bias=a.location_bias))  # (a bad value said before any run)
+    rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
+    print(format_conta(rows, seeds, conf)); return rows
+
+# %% ../nbs/08_bench.ipynb #71d30c05
+def _likelihood_command(p, a, seeds:tuple, base) -> dict:
+    "`python -m wsss_nb.bench likelihood [--variants]`: its rows, its table printed."
+    import dataclasses
+    if a.sigma is not None and not 0 < a.sigma < math.inf: p.error(f"--sigma: must be > 0 and finite, got {a.sigma}")
+    if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
+    rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
+    print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds)); return rows
+
+# %% ../nbs/08_bench.ipynb #714a6cdc
+def _amn_command(p, a, seeds:tuple, base) -> dict:
+    "`python -m wsss_nb.bench amn`: its rows, its table printed."
+    import dataclasses
+    from wsss_nb.pipeline import check_config, replace_scene
+    unknown = set(a.variants.split(',')) - set(AMN_VARIANTS)
+    if unknown: p.error(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AMN_VARIANTS)}")
+    variants = {v: AMN_VARIANTS[v] for v in a.variants.split(',')}
+    scene = {k: v for k, v in (('confounding', a.confounding), ('size', a.size)) if v is not None}
+    base = check_config(replace_scene(dataclasses.replace(base, backbone=a.backbone or base.backbone), **scene))
+    rows = bench_amn(a.out, seeds, variants, base)
+    print(format_amn(rows, seeds, variants)); return rows
+
+# %% ../nbs/08_bench.ipynb #a87e3da6
+def _crf_command(p, a) -> list:
+    "`python -m wsss_nb.bench crf`: its rows, its table and the thresholding kernels' speeds printed."
+    from wsss_nb.data import VOCSegmentation, find_voc_sample
+    from wsss_nb.kernels.threshold import bench_threshold
+    if a.images < 1 or a.repeats < 1: p.error(f"--images/--repeats: at least 1 each, got {a.images}, {a.repeats}")
+    root = a.root or find_voc_sample()
+    if root is None: p.error('no VOC folder here: give --root')
+    ds = VOCSegmentation(root, 'demo20' if (Path(root)/'ImageSets/Segmentation/demo20.txt').exists() else 'train')
+    if a.images > len(ds): p.error(f"--images: split {ds.split} of {root} has {len(ds)} images, got {a.images}")
+    rows = bench_crf([ds.image(i) for i in range(a.images)], [ds.mask(i) for i in range(a.images)], repeats=a.repeats)
+    print(format_crf(rows)); print()
+    for name, v in bench_threshold().items(): print(f'{name:22} {v:8.0f} images/s (500x375, 3 classes)')
+    return rows
+
 # %% ../nbs/08_bench.ipynb #fa0b5f44
 def _run_bench(p, a):
-    "The benchmark `a` asks for (the arguments `main` parsed with `p`)."
-    if a.what in ('conta', 'likelihood', 'amn'): # runs of the pipeline over seeds, at the CPU defaults or --quick's size
-        import dataclasses
-        from wsss_nb.pipeline import RunConfig, quick_config, check_config, replace_scene
-        try: seeds = tuple(int(x) for x in a.seeds.split(','))
-        except ValueError: p.error(f"--seeds: comma-separated integers, got {a.seeds!r}")
-        if any(not 0 <= s < 2**32 for s in seeds): p.error(f"--seeds: each in 0..2**32-1, got {a.seeds}")
-        if len(set(seeds)) < len(seeds): p.error(f"--seeds: a seed given twice ({a.seeds}): the mean and spread would count one run twice")
-        base = quick_config(RunConfig()) if a.quick else RunConfig()
-        if a.out is None:  # the options that change the runs in the folder's name: a benchmark of other options does not meet this one's runs
-            defaults = vars(p.parse_args([a.what]))
-            given = [f"{k.replace('_', '-')}{'' if v is True else f'-{v}'}" for k, v in vars(a).items() if k in BENCH_RUN_OPTIONS[a.what] and v != defaults[k]]
-            a.out = '_'.join([f'runs/bench/{a.what}' + ('_variants' if a.what == 'likelihood' and a.variants else ''), *given])
-        a.json = a.json or str(Path(a.out)/f'{a.what}.json')
-    if a.what == 'conta':
-        try: conf = tuple(float(x) for x in a.confounding.split(',') if x)
-        except ValueError: p.error(f"--confounding: comma-separated numbers, got {a.confounding!r}")
-        if any(not 0 <= c <= 1 for c in conf): p.error(f"--confounding: strengths in [0, 1], got {a.confounding}")
-        base = check_config(replace_scene(base, location_bias=a.location_bias))  # (a bad value said before any run)
-        rows = bench_conta(a.out, seeds, a.rounds, conf, base=base)
-        print(format_conta(rows, seeds, conf))
-    elif a.what == 'likelihood':
-        if a.sigma is not None: base = dataclasses.replace(base, likelihood=dataclasses.replace(base.likelihood, sigma=a.sigma))
-        if a.sigma is not None and not 0 < a.sigma < math.inf: p.error(f"--sigma: must be > 0 and finite, got {a.sigma}")
-        rows = bench_likelihood_variants(a.out, seeds, base) if a.variants else bench_likelihood(a.out, seeds, base, a.rounds)
-        print((format_likelihood_variants if a.variants else format_likelihood)(rows, seeds))
-    elif a.what == 'amn':
-        unknown = set(a.variants.split(',')) - set(AMN_VARIANTS)
-        if unknown: p.error(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AMN_VARIANTS)}")
-        variants = {v: AMN_VARIANTS[v] for v in a.variants.split(',')}
-        scene = {k: v for k, v in (('confounding', a.confounding), ('size', a.size)) if v is not None}
-        base = check_config(replace_scene(dataclasses.replace(base, backbone=a.backbone or base.backbone), **scene))
-        rows = bench_amn(a.out, seeds, variants, base)
-        print(format_amn(rows, seeds, variants))
-    elif a.what == 'pipeline':
-        rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS)
-        print(format_pipeline(rows))
-    else:
-        from wsss_nb.data import VOCSegmentation, find_voc_sample
-        from wsss_nb.kernels.threshold import bench_threshold
-        if a.images < 1 or a.repeats < 1: p.error(f"--images/--repeats: at least 1 each, got {a.images}, {a.repeats}")
-        root = a.root or find_voc_sample()
-        if root is None: p.error('no VOC folder here: give --root')
-        ds = VOCSegmentation(root, 'demo20' if (Path(root)/'ImageSets/Segmentation/demo20.txt').exists() else 'train')
-        if a.images > len(ds): p.error(f"--images: split {ds.split} of {root} has {len(ds)} images, got {a.images}")
-        rows = bench_crf([ds.image(i) for i in range(a.images)], [ds.mask(i) for i in range(a.images)], repeats=a.repeats)
-        print(format_crf(rows)); print()
-        for name, v in bench_threshold().items(): print(f'{name:22} {v:8.0f} images/s (500x375, 3 classes)')
+    "The benchmark `a` asks for (the arguments `main` parsed with `p`), its rows also written to `a.json` where given."
+    seed_runs = dict(conta=_conta_command, likelihood=_likelihood_command, amn=_amn_command)
+    if a.what in seed_runs: rows = seed_runs[a.what](p, a, *_seed_runs(p, a))
+    elif a.what == 'pipeline': rows = bench_pipeline({a.only: PIPELINE_RUNS[a.only]} if a.only else PIPELINE_RUNS); print(format_pipeline(rows))
+    else: rows = _crf_command(p, a)
     if a.json: Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(rows, indent=2))
 
 # %% ../nbs/08_bench.ipynb #d1596257
