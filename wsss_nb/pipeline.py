@@ -30,10 +30,11 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
            'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
-           'check_config', 'OtherRunError', 'Run', 'plugin_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask',
-           'used_config', 'run_config_json', 'options_differ', 'interruption', 'environment', 'as_rgb', 'image_tensor',
-           'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups',
-           'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
+           'check_data_config', 'check_network_config', 'check_method_config', 'check_config', 'OtherRunError', 'Run',
+           'plugin_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask', 'used_config', 'run_config_json',
+           'options_differ', 'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks',
+           'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options',
+           'match_threads', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -96,16 +97,11 @@ def replace_scene(cfg:RunConfig, **kw) -> RunConfig:
     try: return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **kw))
     except ValueError as e: raise ValueError(re.sub(r'SceneConfig\.(\w+)', lambda m: '--' + m[1].replace('_', '-'), str(e))) from None
 
-# %% ../nbs/06_pipeline.ipynb #5489c01f
-def check_config(cfg:RunConfig) -> RunConfig:
-    "Reject unknown or inconsistent option values with an error that names the option."
-    check_types(cfg)  # (Python's RunConfig(conta=ContaConfig(rounds=1.5)), as config.json's)
+# %% ../nbs/06_pipeline.ipynb #f81cba91
+def check_data_config(cfg:RunConfig) -> RunConfig:
+    "Reject a bad dataset, threshold, scale, crop or image count (the data and its scoring)."
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
     if cfg.dataset == 'voc' and not cfg.root: raise ValueError("--root: --dataset voc needs the VOC folder")
-    if not cfg.method: raise ValueError("--method: give at least one method")
-    for m in cfg.method:
-        if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
-        if cfg.method.count(m) > 1: raise ValueError(f"--method: {m} is given twice")
     if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not cfg.thresholds or not all(0 < t < 1 for t in cfg.thresholds) or len(set(cfg.thresholds)) < len(cfg.thresholds):
@@ -116,6 +112,11 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if cfg.subset is not None:
         if cfg.dataset != 'voc': raise ValueError("subset: a VOC run's; the scene's image counts are scene.n_train and scene.n_val")
         if len(cfg.subset) != 2 or any(n is not None and n < 1 for n in cfg.subset): raise ValueError(f"--n-train/--n-val: need at least one image each, got {cfg.subset}")
+    return cfg
+
+# %% ../nbs/06_pipeline.ipynb #46ef66db
+def check_network_config(cfg:RunConfig) -> RunConfig:
+    "Reject a bad backbone, head, training schedule or ImageNet weights (the networks and their training)."
     if cfg.backbone not in BACKBONES: raise ValueError(f"--backbone: unknown backbone {cfg.backbone!r}; choose from {sorted(BACKBONES)}")
     for opt, t in (('--epochs/--lr', cfg.cam_train), ('--seg-epochs/--seg-lr', cfg.seg_train), ('--amn-epochs/--amn-lr', cfg.amn.train)):
         if t.epochs < 1 or t.batch_size < 1 or not 0 < t.lr < math.inf: raise ValueError(f"{opt}/--batch-size: need at least one epoch and one image per step, and a positive, finite learning rate; got {t.epochs}, {t.batch_size}, {t.lr}")
@@ -131,6 +132,15 @@ def check_config(cfg:RunConfig) -> RunConfig:
     for bb in sorted({cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED)) if cfg.weights is not None else ():  # (a name torchvision does not know said before the data stage)
         try: resnet_weights(cfg.weights, int(bb[len('resnet'):]))
         except ValueError as e: raise ValueError(f"--weights: {e}") from None
+    return cfg
+
+# %% ../nbs/06_pipeline.ipynb #0604ceb7
+def check_method_config(cfg:RunConfig) -> RunConfig:
+    "Reject an unknown or repeated method, and a method's options it cannot run with."
+    if not cfg.method: raise ValueError("--method: give at least one method")
+    for m in cfg.method:
+        if m not in METHODS: raise ValueError(f"--method: unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if cfg.method.count(m) > 1: raise ValueError(f"--method: {m} is given twice")
     if cfg.pseudo_masks and cfg.method != ('baseline',): raise ValueError(f"--pseudo-masks: the segmentation network trains on the given pseudo-masks, so --method {'+'.join(cfg.method)} has nothing to make")
     if 'conta' in cfg.method:
         check_conta(cfg.conta)
@@ -142,6 +152,12 @@ def check_config(cfg:RunConfig) -> RunConfig:
     if 'likelihood' in cfg.method: check_likelihood(cfg.likelihood)
     if 'amn' in cfg.method: check_amn(cfg.amn)
     return cfg
+
+# %% ../nbs/06_pipeline.ipynb #5489c01f
+def check_config(cfg:RunConfig) -> RunConfig:
+    "Reject unknown or inconsistent option values with an error that names the option."
+    check_types(cfg)  # (Python's RunConfig(conta=ContaConfig(rounds=1.5)), as config.json's)
+    return check_method_config(check_network_config(check_data_config(cfg)))
 
 # %% ../nbs/06_pipeline.ipynb #5da5f1a2
 class OtherRunError(ValueError):
