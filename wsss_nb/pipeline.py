@@ -1074,46 +1074,62 @@ def _parser():
     _tool_commands(sub)
     return p
 
+# %% ../nbs/06_pipeline.ipynb #e2be8063
+def _data_config_from_args(cfg:RunConfig, a) -> RunConfig:
+    "`cfg` with `wsss_nb run`'s data, networks and their default training (VOC's, `--quick`'s)."
+    voc = a.dataset == 'voc'
+    if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
+    cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, pseudo_masks=a.pseudo_masks,
+                              method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
+                              weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop if a.crop is not None else (448 if voc else None),
+                              cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
+    cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
+    if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),
+                                      seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if seg_pre else 1.0))
+    if a.quick: cfg = quick_config(cfg)  # before the options below, which win over it
+    for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), *(() if voc else ((a.n_train, 'n_train'), (a.n_val, 'n_val')))):
+        if opt is not None: cfg = replace_scene(cfg, **{key: opt})
+    if voc and (a.n_train, a.n_val) != (None, None):  # a part of each split
+        cfg = dataclasses.replace(cfg, subset=tuple(old if n is None else n for n, old in zip((a.n_train, a.n_val), cfg.subset or (None, None))))
+    return cfg
+
+# %% ../nbs/06_pipeline.ipynb #2140771d
+def _method_config_from_args(cfg:RunConfig, a) -> RunConfig:
+    "`cfg` with `wsss_nb run`'s method options (CONTA's, the likelihood losses', AMN's; on VOC, AMN trained as its reference code trains it)."
+    voc, cam_pre = a.dataset == 'voc', imagenet_weights(cfg, cfg.backbone) is not None
+    cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
+                                                      x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init,
+                                                      att_init=a.conta_att_init),
+                              likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight, fs_weight=a.likelihood_fs_weight,
+                                                          gap_weight=a.likelihood_gap_weight, n_samples=a.likelihood_samples, mu=a.likelihood_mu,
+                                                          sigma=a.likelihood_sigma, window=a.likelihood_window),
+                              amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
+                                                      keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
+    if voc: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, scales=cfg.cam_scales, head='v2',  # the reference's head; on an ImageNet backbone its constant rates
+                                                                   train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if cam_pre else 1e-3, backbone_lr_mult=0.05 if cam_pre else 1.0,
+                                                                                     schedule='constant' if cam_pre else 'poly')))
+    if a.amn_head: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, head=a.amn_head))
+    return cfg
+
+# %% ../nbs/06_pipeline.ipynb #cb1e6de8
+def _training_from_args(cfg:RunConfig, a) -> RunConfig:
+    "`cfg` with `wsss_nb run`'s training options, which win over the defaults (`--epochs`, `--lr`, `--batch-size`, `--amp`, `--workers`, AMN's own)."
+    for opt, key in ((a.amn_epochs, 'epochs'), (a.amn_lr, 'lr'), (a.amn_backbone_lr_mult, 'backbone_lr_mult')):
+        if opt is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
+    if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
+                                                       seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
+    for opt, stage, key in ((a.lr, 'cam_train', 'lr'), (a.seg_epochs, 'seg_train', 'epochs'), (a.seg_lr, 'seg_train', 'lr')):
+        if opt is not None: cfg = dataclasses.replace(cfg, **{stage: dataclasses.replace(getattr(cfg, stage), **{key: opt})})
+    for opt, key in ((a.batch_size, 'batch_size'), (a.amp, 'amp'), (a.workers, 'num_workers')):
+        if opt is not None: cfg = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **{key: opt}) for s in ('cam_train', 'seg_train')},
+                                                      amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
+    return cfg
+
 # %% ../nbs/06_pipeline.ipynb #fd91b43b
 def config_from_args(a) -> RunConfig:
     "The `RunConfig` of parsed command-line arguments."
     cfg = replace_scene(RunConfig(seed=a.seed, crf=a.command == 'demo'), seed=a.seed)  # the demo: the pipeline with the dense CRF
-    if a.command == 'run':
-        voc = a.dataset == 'voc'
-        if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
-        cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, pseudo_masks=a.pseudo_masks,
-                                  method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
-                                  weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop if a.crop is not None else (448 if voc else None),
-                                  cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
-        cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
-        if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),
-                                          seg_train=TrainConfig(epochs=10, batch_size=16, lr=0.01, backbone_lr_mult=0.1 if seg_pre else 1.0))
-        if a.quick: cfg = quick_config(cfg)  # before the options below, which win over it
-        for opt, key in ((a.confounding, 'confounding'), (a.location_bias, 'location_bias'), *(() if voc else ((a.n_train, 'n_train'), (a.n_val, 'n_val')))):
-            if opt is not None: cfg = replace_scene(cfg, **{key: opt})
-        if voc and (a.n_train, a.n_val) != (None, None):  # a part of each split
-            cfg = dataclasses.replace(cfg, subset=tuple(old if n is None else n for n, old in zip((a.n_train, a.n_val), cfg.subset or (None, None))))
-        cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
-                                                          x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init,
-                                                          att_init=a.conta_att_init),
-                                  likelihood=LikelihoodConfig(variant=a.likelihood_variant, sampling_weight=a.likelihood_sampling_weight, fs_weight=a.likelihood_fs_weight,
-                                                              gap_weight=a.likelihood_gap_weight, n_samples=a.likelihood_samples, mu=a.likelihood_mu,
-                                                              sigma=a.likelihood_sigma, window=a.likelihood_window),
-                                  amn=dataclasses.replace(AMNConfig(), fg_threshold=a.amn_fg, bg_threshold=a.amn_bg, eps=a.amn_eps, balanced=not a.amn_unbalanced, conditioning=not a.amn_no_conditioning, crf=not a.amn_no_crf,
-                                                          keep_bg_seed_scores=a.amn_keep_bg_seed_scores))
-        if voc: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, scales=cfg.cam_scales, head='v2',  # the reference's head; on an ImageNet backbone its constant rates
-                                                                       train=TrainConfig(epochs=5, batch_size=16, lr=1e-4 if cam_pre else 1e-3, backbone_lr_mult=0.05 if cam_pre else 1.0,
-                                                                                         schedule='constant' if cam_pre else 'poly')))
-        if a.amn_head: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, head=a.amn_head))
-        for opt, key in ((a.amn_epochs, 'epochs'), (a.amn_lr, 'lr'), (a.amn_backbone_lr_mult, 'backbone_lr_mult')):
-            if opt is not None: cfg = dataclasses.replace(cfg, amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
-        if a.epochs is not None: cfg = dataclasses.replace(cfg, cam_train=dataclasses.replace(cfg.cam_train, epochs=a.epochs),
-                                                           seg_train=dataclasses.replace(cfg.seg_train, epochs=max(1, a.epochs // 2)))
-        for opt, stage, key in ((a.lr, 'cam_train', 'lr'), (a.seg_epochs, 'seg_train', 'epochs'), (a.seg_lr, 'seg_train', 'lr')):
-            if opt is not None: cfg = dataclasses.replace(cfg, **{stage: dataclasses.replace(getattr(cfg, stage), **{key: opt})})
-        for opt, key in ((a.batch_size, 'batch_size'), (a.amp, 'amp'), (a.workers, 'num_workers')):
-            if opt is not None: cfg = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **{key: opt}) for s in ('cam_train', 'seg_train')},
-                                                          amn=dataclasses.replace(cfg.amn, train=dataclasses.replace(cfg.amn.train, **{key: opt})))
+    if a.command == 'run': cfg = _training_from_args(_method_config_from_args(_data_config_from_args(cfg, a), a), a)
     elif a.quick: cfg = quick_config(cfg)
     return check_config(cfg)
 
