@@ -1096,7 +1096,7 @@ def _data_config_from_args(cfg:RunConfig, a) -> RunConfig:
 # %% ../nbs/06_pipeline.ipynb #2140771d
 def _method_config_from_args(cfg:RunConfig, a) -> RunConfig:
     "`cfg` with `wsss_nb run`'s method options (CONTA's, the likelihood losses', AMN's; on VOC, AMN trained as its reference code trains it)."
-    voc, cam_pre = a.dataset == 'voc', imagenet_weights(cfg, cfg.backbone) is not None
+    voc, cam_pre = cfg.dataset == 'voc', imagenet_weights(cfg, cfg.backbone) is not None
     cfg = dataclasses.replace(cfg, conta=ContaConfig(rounds=a.rounds, context=not a.no_context, attention=a.conta_attention, source=a.conta_source, size=a.conta_size,
                                                       x_m=a.conta_x_m, empty=a.conta_empty, block=a.conta_block, init=a.conta_init, m_init=a.conta_m_init,
                                                       att_init=a.conta_att_init),
