@@ -14,7 +14,7 @@ __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES'
            'AMN_VARIANTS', 'AMN_FIGURES', 'BENCH_RUN_OPTIONS', 'time_run', 'bench_pipeline', 'format_pipeline',
            'bench_crf', 'summarise_crf', 'format_crf', 'finished_run', 'checked_runs', 'conta_attention', 'bench_conta',
            'format_conta', 'bench_likelihood', 'format_likelihood', 'cam_run', 'bench_likelihood_variants',
-           'format_likelihood_variants', 'bench_amn', 'format_amn', 'amn_in_between', 'main']
+           'format_likelihood_variants', 'bench_amn', 'format_amn', 'amn_in_between', 'timing_note', 'main']
 
 # %% ../nbs/08_bench.ipynb #f17fdc91
 def time_run(args:list, # arguments of the `wsss_nb` command, without --out
@@ -437,10 +437,18 @@ def _bench_parser() -> argparse.ArgumentParser:
     m.add_argument('--json', default=None, help='also write the figures as JSON (default: <out>/amn.json)')
     return p
 
+# %% ../nbs/08_bench.ipynb #f94e32d2
+def timing_note() -> str|None:
+    "A warning for the benchmarks' times when `OMP_WAIT_POLICY=PASSIVE` is set (as `make test` sets it), else None."
+    if os.environ.get('OMP_WAIT_POLICY', '').strip().upper() != 'PASSIVE': return None
+    return ("OMP_WAIT_POLICY=PASSIVE is set: PyTorch's idle threads sleep, and waking them slows every small tensor operation, "
+            "so the times below may be longer than a plain run's, the likelihood losses' much longer (their figures are the same); unset it to time")
+
 # %% ../nbs/08_bench.ipynb #f02c3434
 def main(argv=None):
     "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
     p = _bench_parser(); a = p.parse_args(argv)
+    if note := timing_note(): print(f"{p.prog}: note: {note}", file=sys.stderr)
     try: _run_bench(p, a)
     except (ValueError, FileNotFoundError) as e: p.exit(1, f"{p.prog}: error: {e}\n")
     except KeyboardInterrupt:
