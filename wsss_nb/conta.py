@@ -13,8 +13,8 @@ from .core import *
 from .cam import Plugin, label_keys
 
 # %% auto #0
-__all__ = ['ContaConfig', 'check_conta', 'resize_area', 'confounder_set', 'mask_prior', 'ContextAttention', 'ContextBackbone',
-           'context_weight', 'attention_report', 'context_share', 'ContaPlugin', 'WithLabels']
+__all__ = ['ContaConfig', 'check_conta', 'resize_area', 'check_every_class', 'confounder_set', 'mask_prior', 'ContextAttention',
+           'ContextBackbone', 'context_weight', 'attention_report', 'context_share', 'ContaPlugin', 'WithLabels']
 
 # %% ../nbs/07a_conta.ipynb #2922d10d
 @dataclass
@@ -54,6 +54,16 @@ def resize_area(binary, # (H, W) or (N, H, W) boolean/float mask(s)
     t = F.adaptive_avg_pool2d(t[:, None] if not squeeze else t[None, None], size)[:, 0]
     return t[0] if squeeze else t
 
+# %% ../nbs/07a_conta.ipynb #dbd262e8
+def check_every_class(counts, # (n,) the images of each foreground class 1..n
+                      classes=None, # the class names, background first, to name the missing ones
+                      what:str='training image' # what `counts` counts, for the message
+                     ):
+    "Raise unless every foreground class has an image: the confounder set averages a mask for each."
+    missing = (np.flatnonzero(np.asarray(counts) == 0) + 1).tolist()
+    if missing: raise ValueError(f"confounder set: no {what} for class(es) {missing}" + (f" ({', '.join(classes[k] for k in missing)})" if classes is not None else '')
+                                 + "; CONTA needs every class in the training split")
+
 # %% ../nbs/07a_conta.ipynb #51be8d99
 def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignored)
                    labels, # the images' true foreground class ids (lists), same order
@@ -75,7 +85,7 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
             if empty == 'skip' and not b.any(): continue
             acc[k - 1] += resize_area(b, size); cnt[k - 1] += 1
     if n != len(labels): raise ValueError(f"confounder set: {n} masks for {len(labels)} label lists")
-    if (cnt == 0).any(): raise ValueError(f"confounder set: no training image {'with a pixel ' if empty == 'skip' else ''}for class(es) {(np.flatnonzero(cnt == 0) + 1).tolist()}; CONTA needs every class in the training split")
+    check_every_class(cnt, what='training image with a pixel' if empty == 'skip' else 'training image')
     if (zero := [k + 1 for k in range(n_fg) if not acc[k].any()]): warnings.warn(f"confounder set: class(es) {zero} have no pixel in any of their images' masks; their class-average masks are all zero")
     return (acc / torch.from_numpy(cnt)[:, None, None].float()).numpy().astype(np.float32)
 

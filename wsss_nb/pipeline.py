@@ -243,6 +243,8 @@ def _data(self:Run):
     ds, val = self.dataset(self.cfg.train_split), self.dataset(self.cfg.val_split)
     (self.dir/'ids').mkdir(exist_ok=True)
     for role, d in (('train', ds), ('val', val)): (self.dir/'ids'/f'{role}.txt').write_text(''.join(f'{n}\n' for n in d.ids))  # the images the run uses (`evaluate --split` takes them)
+    if 'conta' in self.cfg.method and self.cfg.conta.rounds and self.cfg.conta.context:  # CONTA's confounder set needs every class: said now, not after round 0
+        check_every_class(np.bincount([k for i in range(len(ds)) for k in ds.label_ids(i)], minlength=ds.n_classes)[1:], ds.classes)
     return dict(classes=list(ds.classes), n_train=len(ds), n_val=len(val))
 
 # %% ../nbs/06_pipeline.ipynb #a29d57ee
