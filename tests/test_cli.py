@@ -483,6 +483,7 @@ def test_torchrun_mixed_precision_with_plugins(tmp_path):
     res = load_json(tmp_path/'ddp/results.json')
     assert [r['round'] for r in res['rounds']] == [0, 1] and all(0 <= r['pseudo_mask_miou'] <= 1 for r in res['rounds'])
     assert load_json(tmp_path/'ddp/config.json')['cam_train']['amp'] == 'float16'
+    assert "wsss_nb: warning: amp='float16' on the CPU: autocast runs there, but many times slower" in p.stderr  # (bfloat16 is the CPU's)
 
 def test_torchrun_resumes_a_killed_training(tmp_path):
     "DDP killed by SIGTERM between two epochs (a job's time limit): the same command goes on after the last finished epoch, every process with its own random state, and ends as the uninterrupted run."

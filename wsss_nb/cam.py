@@ -167,6 +167,7 @@ def fit(self:Learner):
     self.main_weight = float(np.prod([p.main_loss_weight for p in self.plugins]))
     if self.cfg.schedule not in ('poly', 'constant'): raise ValueError(f"{self.desc}: unknown schedule {self.cfg.schedule!r}; choose 'poly' or 'constant'")
     amp = amp_dtype(self.cfg.amp)
+    if amp == torch.float16 and self.device.type == 'cpu': warnings.warn("amp='float16' on the CPU: autocast runs there, but many times slower than float32 (`wsss_nb run --quick` on 2 cores: 245 s against 13 s); 'bfloat16' is the CPU's mixed precision (12 s)")
     scaler = torch.amp.GradScaler(self.device.type, enabled=amp == torch.float16)  # float16 gradients underflow unless the loss is scaled up
     start = self._resume(scaler) if self.checkpoint is not None and self.checkpoint.exists() else 0
     net = self.model
