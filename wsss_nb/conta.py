@@ -69,7 +69,8 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
                    labels, # the images' true foreground class ids (lists), same order
                    n_fg:int, # n, the number of foreground classes
                    size:int=16, # side of each class-average mask
-                   empty:str='include' # an image whose mask lacks its labelled class: 'include' as zeros, or 'skip'
+                   empty:str='include', # an image whose mask lacks its labelled class: 'include' as zeros, or 'skip'
+                   classes=None # the class names, background first, to name classes in errors and warnings
                   ) -> np.ndarray:
     "The class-average masks (n, size, size) float32: one per foreground class."
     if empty not in ('include', 'skip'): raise ValueError(f"confounder set: unknown empty={empty!r}; choose 'include' or 'skip'")
@@ -85,8 +86,10 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
             if empty == 'skip' and not b.any(): continue
             acc[k - 1] += resize_area(b, size); cnt[k - 1] += 1
     if n != len(labels): raise ValueError(f"confounder set: {n} masks for {len(labels)} label lists")
-    check_every_class(cnt, what='training image with a pixel' if empty == 'skip' else 'training image')
-    if (zero := [k + 1 for k in range(n_fg) if not acc[k].any()]): warnings.warn(f"confounder set: class(es) {zero} have no pixel in any of their images' masks; their class-average masks are all zero")
+    check_every_class(cnt, classes, 'training image with a pixel' if empty == 'skip' else 'training image')
+    if (zero := [k + 1 for k in range(n_fg) if not acc[k].any()]):
+        names = f" ({', '.join(classes[k] for k in zero)})" if classes is not None else ''
+        warnings.warn(f"confounder set: class(es) {zero}{names} have no pixel in any of their images' masks; their class-average masks are all zero")
     return (acc / torch.from_numpy(cnt)[:, None, None].float()).numpy().astype(np.float32)
 
 # %% ../nbs/07a_conta.ipynb #0556f400

@@ -511,7 +511,7 @@ def round_run(self:Run, r:int # 1..rounds
 def _conta(self:Run):
     c, ds = self.cfg, self.dataset(self.cfg.train_split)
     masks = (ds.mask(i) if c.conta.source == 'gt' else load_mask(self.prev.dir/'seg/train_pred'/f'{name}.png') for i, name in enumerate(ds.ids))
-    cs = confounder_set(masks, [ds.label_ids(i) for i in range(len(ds))], ds.n_classes - 1, c.conta.size, c.conta.empty)
+    cs = confounder_set(masks, [ds.label_ids(i) for i in range(len(ds))], ds.n_classes - 1, c.conta.size, c.conta.empty, ds.classes)
     with atomic_path(self.dir/'conta/confounders.npy') as tmp:
         with open(tmp, 'wb') as f: np.save(f, cs)
 
