@@ -14,7 +14,8 @@ from .cam import Plugin, label_keys
 
 # %% auto #0
 __all__ = ['ContaConfig', 'check_conta', 'resize_area', 'check_every_class', 'confounder_set', 'mask_prior', 'ContextAttention',
-           'ContextBackbone', 'context_weight', 'attention_report', 'context_share', 'ContaPlugin', 'WithLabels']
+           'ContextConv', 'ContextBackbone', 'context_weight', 'attention_report', 'context_share', 'ContaPlugin',
+           'WithLabels']
 
 # %% ../nbs/07a_conta.ipynb #2922d10d
 @dataclass
@@ -134,24 +135,39 @@ class ContextAttention(nn.Module):
         "(M (N, 1, h, w), alpha (N, n))."
         if not torch.is_tensor(x_m): raise TypeError(f"x_m must be a torch tensor, got {type(x_m).__name__}")
         if x_m.ndim != 2 or x_m.shape[1] != self.size ** 2: raise ValueError(f"x_m must be (N, {self.size ** 2}), got {tuple(x_m.shape)}")
-        if not ((x_m >= 0) & (x_m <= 1)).all(): raise ValueError("x_m must be masks in [0, 1] (each cell's covered share), got values outside it or NaN")
-        c = self.confounders.flatten(1); x_m = x_m.to(c.dtype)
+        if not ((x_m >= -1e-4) & (x_m <= 1 + 1e-4)).all(): raise ValueError("x_m must be masks in [0, 1] (each cell's covered share), got values outside it or NaN")
+        c = self.confounders.flatten(1); x_m = x_m.to(c.dtype).clamp(0, 1)  # (a resize's rounding, 1.0000001 say, forgiven)
         if self.attention == 'uniform': alpha = x_m.new_full((len(x_m), self.n), 1 / self.n)
         else: alpha = ((self.w1(x_m) @ self.w2(c).T) / math.sqrt(self.n)).softmax(1)
         M = (alpha @ c) / self.n
         return M.view(-1, 1, self.size, self.size), alpha
 
 # %% ../nbs/07a_conta.ipynb #83912102
+class ContextConv(nn.Module):
+    "The convolution `conv` reading one more input channel, M's, last: `conv`'s weights stay its own (frozen ones stay frozen), M's are a parameter of their own."
+    reads_context = True  # (found by `context_weight` and `context_share`)
+    def __init__(self, conv:nn.Conv2d, # the convolution that reads the block's input
+                 zero:bool=True # M's weights zero, or those a fresh convolution with the extra channel draws
+                ):
+        super().__init__()
+        fresh = nn.Conv2d(conv.in_channels + 1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.bias is not None)
+        self.conv, self.m_weight = conv, nn.Parameter(torch.zeros_like(fresh.weight[:, -1:]) if zero else fresh.weight[:, -1:].detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        "(out, in + 1, k, k): the feature channels' weights, then M's."
+        return torch.cat([self.conv.weight, self.m_weight], 1)
+
+    def forward(self, x): return self.conv._conv_forward(x, self.weight, self.conv.bias)
+
+    def upgrade_state_dict(self, state_dict:dict, prefix:str):
+        "Split the one widened weight of a checkpoint saved before M's weights were a parameter of their own (`models.load_checkpoint` calls it)."
+        if (w := state_dict.pop(prefix + 'weight', None)) is not None:  # (the backbones' convolutions have no bias)
+            state_dict[prefix + 'conv.weight'], state_dict[prefix + 'm_weight'] = w[:, :-1], w[:, -1:]
+
 def _widened(m:nn.Module, zero:bool=True) -> nn.Module:
-    "`m` with one more input channel (zero weights, or a fresh convolution's random ones) on every convolution that reads its input."
-    if isinstance(m, nn.Conv2d):
-        w = nn.Conv2d(m.in_channels + 1, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups, m.bias is not None)
-        with torch.no_grad():
-            if zero: w.weight.zero_()
-            w.weight[:, :m.in_channels] = m.weight
-            if m.bias is not None: w.bias.copy_(m.bias)
-        w.reads_context = True  # (found by `context_weight`)
-        return w
+    "`m` with one more input channel (`ContextConv`) on every convolution that reads its input."
+    if isinstance(m, nn.Conv2d): return ContextConv(m, zero)
     if isinstance(m, nn.Sequential): return nn.Sequential(_widened(m[0], zero), *m[1:])
     if hasattr(m, 'conv1') and hasattr(m, 'downsample'):  # a torchvision residual block
         if m.downsample is None: raise ValueError("--conta-block: this residual block adds its input unchanged, so it cannot take one more channel; choose the first block of a stage")
@@ -226,7 +242,7 @@ def context_share(backbone:ContextBackbone, # a CONTA round's classifier backbon
         f = backbone.pre(images)
         M = F.interpolate(backbone.context(priors)[0], f.shape[-2:], mode='bilinear', align_corners=False)
     convs = [m for m in backbone.post.modules() if getattr(m, 'reads_context', False)]
-    part = lambda x, w, c: F.conv2d(x, w, stride=c.stride, padding=c.padding, dilation=c.dilation).abs().mean()
+    part = lambda x, w, c: F.conv2d(x, w, stride=c.conv.stride, padding=c.conv.padding, dilation=c.conv.dilation).abs().mean()
     return float(sum(part(M, c.weight[:, -1:], c) for c in convs) / sum(part(f, c.weight[:, :-1], c) for c in convs))
 
 # %% ../nbs/07a_conta.ipynb #569825c4

@@ -124,6 +124,8 @@ def save_checkpoint(model:nn.Module, # a network on any device
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
     "Load a state dict saved by `save_checkpoint` (or `torch.save(model.state_dict())`) strictly, with a clear error naming the mismatch."
     sd = load_file(partial(torch.load, map_location='cpu', weights_only=True), path, 'checkpoint')
+    for name, m in model.named_modules():  # a layer whose parameters changed form reads an older checkpoint's (`conta.ContextConv`)
+        if hasattr(m, 'upgrade_state_dict'): m.upgrade_state_dict(sd, f'{name}.' if name else '')
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     shapes = [k for k in set(own) & set(sd) if own[k].shape != sd[k].shape]
