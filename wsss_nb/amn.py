@@ -58,7 +58,7 @@ def amn_seeds(cam:np.ndarray, # (k, H, W) normalised CAMs of the image's classes
               bg:float=0.05, # background score of the background run
               crf_preset:str|None=None # CRF parameters ('irn' or 'psa'); None: no CRF
              ) -> np.ndarray:
-    "Seed label map (H, W) uint8: the foreground run's classes, 0 where both runs say background, 255 where they disagree."
+    "Seed label map (H, W) uint8: the foreground run's classes, 0 where both runs say background, 255 where only the foreground run does."
     cam, keys = np.asarray(cam), np.asarray(keys)
     if cam.ndim != 3 or keys.shape != (cam.shape[0],): raise ValueError(f"amn_seeds: need (k, H, W) CAMs and k class ids, got {cam.shape} and {keys.shape}")
     if keys.size and (keys.dtype.kind not in 'iu' or keys.min() < 1 or keys.max() >= IGNORE or len(set(keys.tolist())) < len(keys)):

@@ -461,10 +461,15 @@ def _amn_seed(self:Run):
 
 # %% ../nbs/06_pipeline.ipynb #03a011f0
 @patch
+def _amn_train_data(self:Run):
+    "AMN's training set: the seeds as masks, with the true image labels (a class may have no seed pixel)."
+    gt = self.dataset(self.cfg.train_split)
+    return WithLabels(self.dataset(self.cfg.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
+
+@patch
 def _train_amn(self:Run):
-    c, gt = self.cfg, self.dataset(self.cfg.train_split)
-    ds = WithLabels(self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'amn/seed').resolve()), [gt.labels(i) for i in range(len(gt))])
-    model, hist = train_amn(ds, c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress, self.dir/'amn/.amn.pt.partial')
+    c = self.cfg
+    model, hist = train_amn(self._amn_train_data(), c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress, self.dir/'amn/.amn.pt.partial')
     if is_main_process(): save_checkpoint(model, self.dir/'amn/amn.pt')
     return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
 

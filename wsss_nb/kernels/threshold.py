@@ -57,7 +57,7 @@ def _seeds(fg, bg, out):
 def seed_labels(fg_label:np.ndarray, # (H, W) label map at the (high) foreground threshold
                 bg_label:np.ndarray # (H, W) label map at the (low) background threshold
                ) -> np.ndarray:
-    "IRN's seed combination: foreground from `fg_label`, background where both agree, 255 where they disagree."
+    "IRN's seed combination: foreground from `fg_label`, background where both say so, 255 where only `fg_label` does."
     fg_label, bg_label = np.asarray(fg_label), np.asarray(bg_label)
     if fg_label.shape != bg_label.shape or fg_label.ndim != 2: raise ValueError(f"seed_labels: need two (H, W) maps of one shape, got {fg_label.shape} and {bg_label.shape}")
     if any(m.dtype.kind not in 'iu' for m in (fg_label, bg_label)): raise ValueError(f"seed_labels: need integer label maps, got {fg_label.dtype} and {bg_label.dtype}")
