@@ -44,6 +44,7 @@ def class_probabilities(logits:torch.Tensor, # (N, K, h, w) per-pixel class logi
                         variant:str='likelihood' # 'likelihood' (independent sigmoids) or 'multinomial' (softmax posterior)
                        ) -> tuple:
     "Per-pixel class probabilities (N, K, h, w) and the logits a loss on them uses."
+    if logits.ndim != 4: raise ValueError(f"class_probabilities: logits must be (N, K, h, w), got shape {tuple(logits.shape)}")  # (a softmax over the wrong dimension otherwise)
     if variant == 'likelihood': return torch.sigmoid(logits), logits
     if variant == 'multinomial':
         q = torch.softmax(F.pad(logits, (0, 0, 0, 0, 1, 0)), 1)[:, 1:]  # background logit 0 in front
@@ -57,6 +58,7 @@ def sample_pixels(probs:torch.Tensor, # (N, K, h, w) non-negative sampling weigh
                  ) -> torch.Tensor:
     "Flat pixel indices (N, K, S), drawn with replacement with probability `probs / probs.sum()` per map."
     check_count(n_samples, 'n_samples:')
+    if probs.ndim != 4: raise ValueError(f"sample_pixels: probs must be (N, K, h, w), got shape {tuple(probs.shape)}")
     return torch.multinomial(probs.detach().flatten(2).flatten(0, 1), n_samples, replacement=True, generator=generator).view(*probs.shape[:2], n_samples)
 
 # %% ../nbs/07b_likelihood.ipynb #fe02f71e
@@ -201,9 +203,12 @@ def check_likelihood(c:LikelihoodConfig) -> LikelihoodConfig:
 # %% ../nbs/07b_likelihood.ipynb #609bfa9f
 def unnormalise(image:torch.Tensor # (N, 3, H, W) normalised with the ImageNet mean and std
                ) -> torch.Tensor:
-    "The images back in [0, 1] (clamped)."
+    "The images back in [0, 1] (a float's rounding clamped; an image that was not normalised so is refused)."
     mean, std = (torch.tensor(v, device=image.device, dtype=image.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
-    return (image * std + mean).clamp(0, 1)
+    x = image * std + mean
+    if not ((x >= -1e-3) & (x <= 1 + 1e-3)).all():
+        raise ValueError(f"unnormalise: the images are not in [0, 1] once the ImageNet normalisation is undone (values in [{x.min().item():.3g}, {x.max().item():.3g}]): the feature-similarity loss needs images normalised with IMAGENET_MEAN and IMAGENET_STD (`data.train_transform`)")
+    return x.clamp(0, 1)
 
 # %% ../nbs/07b_likelihood.ipynb #4f8d2b81
 class LikelihoodPlugin(Plugin):

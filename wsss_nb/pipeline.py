@@ -31,10 +31,10 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
            'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
            'check_data_config', 'check_network_config', 'check_method_config', 'check_config', 'OtherRunError', 'Run',
-           'plugin_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask', 'used_config', 'run_config_json',
-           'options_differ', 'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks',
-           'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options',
-           'match_threads', 'init_distributed', 'main']
+           'plugin_record', 'loss_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask', 'used_config',
+           'run_config_json', 'options_differ', 'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files',
+           'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args',
+           'unused_options', 'match_threads', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -269,6 +269,14 @@ def plugin_record(net:str, # 'cam' or 'seg'
     shaping = [p for p in plugins if shapes_training(p)]
     return {f'{net}_plugins': [p.name for p in shaping], f'{net}_plugin_settings': json.loads(json.dumps([p.settings() for p in shaping], default=repr))}
 
+def loss_record(net:str, # 'cam', 'seg' or 'amn'
+                hist:list # the training's history: per epoch, the mean of each loss term (`Learner.fit`)
+               ) -> dict:
+    "A training's losses per epoch: `{net}_train_loss` the total it minimised and, with plug-in terms, `{net}_train_loss_terms` each term ('loss' the loop's own, weighted: 0.8 GAP for the likelihood method)."
+    rec = {f'{net}_train_loss': [round(sum(h.values()), 4) for h in hist]}
+    if len(hist[-1]) > 1: rec[f'{net}_train_loss_terms'] = {k: [round(h[k], 4) for h in hist] for k in hist[-1]}
+    return rec
+
 # %% ../nbs/06_pipeline.ipynb #39372764
 @patch
 def _cam_backbone(self:Run, trained:bool=True # False: only the architecture (weights are loaded after)
@@ -298,7 +306,7 @@ def _train_cam(self:Run):
     model, hist = train_classifier(self._cam_train_data(), c.cam_train, self._cam_backbone(), None,
                                    plugins := self.plugins('cam'), self.device, c.seed, self.progress, self.dir/'cam/.classifier.pt.partial')
     if is_main_process(): save_checkpoint(model, self.dir/'cam/classifier.pt')
-    return dict(cam_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('cam', plugins), **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
+    return dict(**loss_record('cam', hist), **plugin_record('cam', plugins), **(dict(context_weight=context_weight(model.backbone)) if self.context else {}))
 
 # %% ../nbs/06_pipeline.ipynb #87efaaba
 @patch
@@ -428,7 +436,7 @@ def _train_seg(self:Run):
     ds = self.dataset(c.train_split, self._train_tf(), mask_dir=(self.dir/'pseudo_mask').resolve())
     model, hist = train_segmentation(ds, c.seg_train, seg_backbone(c), imagenet_weights(c, seg_backbone(c)), plugins := self.plugins('seg'), self.device, c.seed, self.progress, c.seg_head, self.dir/'seg/.seg.pt.partial')
     if is_main_process(): save_checkpoint(model, self.dir/'seg/seg.pt')
-    return dict(seg_train_loss=[round(h['loss'], 4) for h in hist], **plugin_record('seg', plugins))
+    return dict(**loss_record('seg', hist), **plugin_record('seg', plugins))
 
 # %% ../nbs/06_pipeline.ipynb #f019fc44
 @patch
@@ -471,7 +479,7 @@ def _train_amn(self:Run):
     c = self.cfg
     model, hist = train_amn(self._amn_train_data(), c.amn, c.backbone, imagenet_weights(c, c.backbone), (), self.device, c.seed, self.progress, self.dir/'amn/.amn.pt.partial')
     if is_main_process(): save_checkpoint(model, self.dir/'amn/amn.pt')
-    return dict(amn_train_loss=[round(h['loss'], 4) for h in hist])
+    return loss_record('amn', hist)
 
 # %% ../nbs/06_pipeline.ipynb #da88e47d
 @patch
