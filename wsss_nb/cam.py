@@ -125,7 +125,18 @@ def _average_plugin_grads(self:Learner):
     "Under DDP, average the plug-ins' gradients over the processes (DDP averages only the model's)."
     ws = torch.distributed.get_world_size()
     for p in self._plugin_parameters():
-        if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= ws
+        if p.grad is None: p.grad = torch.zeros_like(p)  # (a process whose plug-in gave no loss this step: every process joins every all_reduce, or they wait on each other)
+        torch.distributed.all_reduce(p.grad); p.grad /= ws
+
+# %% ../nbs/04_cam.ipynb #d05c66e5
+@patch
+def _epoch_means(self:Learner, means:dict, # this process's mean of each loss term over its batches
+                 net:nn.Module # the model, or its DDP wrapper
+                ) -> dict:
+    "The epoch's mean loss terms over every batch: under DDP, over all the processes' shards (a term a process never had counts 0 there, as a batch without it does)."
+    if net is self.model: return means
+    per = [None] * torch.distributed.get_world_size(); torch.distributed.all_gather_object(per, means)
+    return {k: sum(m.get(k, 0.0) for m in per) / len(per) for k in dict.fromkeys(k for m in per for k in m)}
 
 # %% ../nbs/04_cam.ipynb #b2472c50
 @patch
@@ -187,7 +198,7 @@ def fit(self:Learner):
             step += 1; bar.update()
             for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
             bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
-        self.history.append({k: v / len(self.loader) for k, v in sums.items()})
+        self.history.append(self._epoch_means({k: v / len(self.loader) for k, v in sums.items()}, net))
         if self.epoch == start and (idle := [k for k in sums if k not in graded]):
             warnings.warn(f"{self.desc}: loss term(s) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
         for p in self.plugins: p.after_epoch(self)
