@@ -50,8 +50,8 @@ class RunConfig:
     subset:tuple|None=None # voc: (n_train, n_val), how many images of the training and the held-out split to use, evenly spaced over each (None in either: all of it)
     method:tuple=('baseline',) # methods to compose
     pseudo_masks:str|None=None # a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): the segmentation network trains on them, no CAM is made
-    backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50' or 'resnet101'
-    seg_backbone:str|None=None # the segmentation network's backbone (DeepLab-v2's: 'resnet101'); None = `backbone`
+    backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50', 'resnet101' or 'resnet101_os8'
+    seg_backbone:str|None=None # the segmentation network's backbone (DeepLab-v2's: 'resnet101_os8'); None = `backbone`
     seg_head:str='v3' # the segmentation network's head: DeepLab-v3's ASPP ('v3') or DeepLab-v2's ('v2')
     weights:str|None=None # ImageNet weights (torchvision name) of every ResNet of the run, None = random init
     crop:int|None=None # training crop (VOC: 448); None trains on whole images
@@ -128,9 +128,9 @@ def check_network_config(cfg:RunConfig) -> RunConfig:
     if cfg.seg_head not in ('v2', 'v3'): raise ValueError(f"--seg-head: unknown head {cfg.seg_head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
     if cfg.seg_backbone not in (None, *BACKBONES): raise ValueError(f"--seg-backbone: unknown backbone {cfg.seg_backbone!r}; choose from {sorted(BACKBONES)}")
     if cfg.weights is not None and not {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED):
-        raise ValueError(f"--weights: only {' and '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
+        raise ValueError(f"--weights: only {', '.join(PRETRAINED)} have ImageNet weights, not {cfg.backbone!r}" + (f" or {cfg.seg_backbone!r}" if cfg.seg_backbone else ''))
     for bb in sorted({cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED)) if cfg.weights is not None else ():  # (a name torchvision does not know said before the data stage)
-        try: resnet_weights(cfg.weights, int(bb[len('resnet'):]))
+        try: resnet_weights(cfg.weights, BACKBONES[bb].depth)
         except ValueError as e: raise ValueError(f"--weights: {e}") from None
     return cfg
 
@@ -990,8 +990,8 @@ def _pipeline_options(s, # the `run` or `demo` subparser
         s.add_argument('--pseudo-masks', default=None, help="a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): train and score the segmentation network on them, no CAMs")
         s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
         s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's (and AMN's) backbone; default: small on scene, resnet50 on voc")
-        s.add_argument('--seg-backbone', default=None, choices=sorted(BACKBONES), help="the segmentation network's backbone (default: --backbone's; DeepLab-v2's is resnet101)")
-        s.add_argument('--seg-head', default='v3', choices=('v3', 'v2'), help="the segmentation network's head: DeepLab-v3's ASPP, or DeepLab-v2's (with --seg-backbone resnet101: the papers' DeepLab-v2)")
+        s.add_argument('--seg-backbone', default=None, choices=sorted(BACKBONES), help="the segmentation network's backbone (default: --backbone's; DeepLab-v2's is resnet101_os8, ResNet-101 at output stride 8)")
+        s.add_argument('--seg-head', default='v3', choices=('v3', 'v2'), help="the segmentation network's head: DeepLab-v3's ASPP, or DeepLab-v2's (with --seg-backbone resnet101_os8: the papers' DeepLab-v2)")
         s.add_argument('--weights', default=None, help="torchvision ImageNet weights of the run's ResNets, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
         s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve; a training split without masks needs it)')
         s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF (and score the segmentation after it as well)')

@@ -40,7 +40,7 @@ class ASPPv2(nn.Module):
     "DeepLab-v2's classifier: parallel dilated 3x3 convolutions straight to class scores, summed."
     def __init__(self, in_ch:int, # backbone channels
                  n_classes:int, # classes including background
-                 rates:tuple=(6, 12, 18, 24) # dilation rates (DeepLab-v2's at stride 16)
+                 rates:tuple=(6, 12, 18, 24) # dilation rates (DeepLab-v2's, at output stride 8)
                 ):
         super().__init__()
         self.branches = nn.ModuleList([nn.Conv2d(in_ch, n_classes, 3, padding=r, dilation=r) for r in rates])
@@ -51,7 +51,7 @@ class ASPPv2(nn.Module):
 def deeplab_head(in_ch:int, # backbone channels
                  n_classes:int, # output scores
                  head:str='v3', # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
-                 small:bool=False, # a stride-4 backbone (the small CNNs): smaller rates (1, 2, 4; v2's 1..4), a narrower ASPP
+                 small:bool=False, # a stride-4 backbone (the small CNNs, `stride < 8`): smaller rates (1, 2, 4; v2's 1..4), a narrower ASPP
                  rates:tuple=None # dilation rates; None picks by `small`
                 ) -> tuple:
     "(aspp, classifier) of a DeepLab head (the classifier an identity for 'v2', whose branches score the classes)."
@@ -69,7 +69,7 @@ class DeepLab(nn.Module):
                  head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
                 ):
         super().__init__()
-        try: self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_classes, head, backbone.stride <= 8, rates)
+        try: self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_classes, head, backbone.stride < 8, rates)
         except ValueError as e: raise ValueError(f"--seg-head: {e}") from None
         self.backbone = backbone
     def forward(self, x):
