@@ -309,7 +309,8 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
     keys = label_keys(label_ids, model.head.out_channels, 'compute_cam')
     check_normalised(image, 'compute_cam')
     scales = check_scales(scales, 'compute_cam')
-    H, W = image.shape[-2:]
+    H, W = image.shape[-2:]; st = model.backbone.stride
+    up = (st * -(-H // st), st * -(-W // st))  # IRN's strided size: the maps' cells on the stride's grid
     dev = next(model.parameters()).device
     acc = torch.zeros(len(keys), H, W, device=dev)
     if not keys.size: return acc.cpu().numpy(), keys
@@ -320,7 +321,7 @@ def compute_cam(model:nn.Module, # a trained `Classifier`
             if flip: xs = [torch.cat([x, x.flip(-1)]) for x in xs]
             cam = F.relu(model(*xs)['cam'][:, keys - 1])
             cam = cam[0] + cam[1].flip(-1) if flip else cam[0]
-            acc += F.interpolate(cam[None], (H, W), mode='bilinear', align_corners=False)[0]
+            acc += F.interpolate(cam[None], up, mode='bilinear', align_corners=False)[0, :, :H, :W]
     acc /= acc.flatten(1).max(1).values[:, None, None] + 1e-5
     return acc.cpu().numpy().astype(np.float32), keys
 
