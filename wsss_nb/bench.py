@@ -216,28 +216,29 @@ def bench_conta(out:str|Path='runs/bench/conta', # folder of the runs and of con
         runs |= {f's{s}_{name}': (cfg(s, n_rounds=sweep_rounds, **kw), f's{s}_conta') for name, kw in CONTA_ABLATIONS.items()}
     res = {name: finished_run(c, out/name, progress, src and out/src) for name, (c, src) in checked_runs(runs).items()}
     att = {f's{s}_{v}': conta_attention(out/f's{s}_{v}', sweep_rounds) for s in seeds for v in ('conta', *CONTA_ABLATIONS)}
-    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], **({'attention': att[k]} if k in att else {})) for k, v in res.items()}
+    return {k: dict(rounds=v['rounds'], total_seconds=v['total_seconds'], confounding=runs[k][0].scene.confounding, **({'attention': att[k]} if k in att else {})) for k, v in res.items()}
 
 # %% ../nbs/08_bench.ipynb #b445b536
-def _ms(xs): return f"{100 * np.mean(xs):.1f} ± {100 * np.std(xs):.1f}" if len(xs) > 1 else f"{100 * xs[0]:.1f}"
+def _ms(xs, scale:float=100, d:int=1):
+    "Mean ± std over the seeds, the population std (NumPy's: with 3 seeds the sample std is 1.22 times larger); one seed's value alone."
+    return f"{scale * np.mean(xs):.{d}f} ± {scale * np.std(xs):.{d}f}" if len(xs) > 1 else f"{scale * xs[0]:.{d}f}"
 
 # %% ../nbs/08_bench.ipynb #92ae284a
-def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1,
-                 default_confounding:float=0.8 # the scene's default strength, whose runs are the main runs
-                ) -> str:
+def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1) -> str:
     "Tables of `bench_conta`'s figures, mean ± std over seeds: rounds (`M weight`: CONTA's `context_weight`), the confounding sweep, the ablations."
     seeds = [s for s in seeds if f's{s}_conta' in res]
+    main = res[f's{seeds[0]}_conta'].get('confounding', 0.8)  # the main runs' strength (0.8, the scene's default, in results written before it was recorded)
     lines = [f"CONTA vs plain self-training rounds, {len(seeds)} seeds (mean ± std, %; leakage x)",
-             f"{'round':>5}  {'CONTA pseudo':>13} {'plain pseudo':>13}  {'CONTA seg':>13} {'plain seg':>13}  {'CONTA leak':>10} {'plain leak':>10}  {'M weight':>8}"]
+             f"{'round':>5}  {'CONTA pseudo':>13} {'plain pseudo':>13}  {'CONTA seg':>13} {'plain seg':>13}  {'CONTA leak':>13} {'plain leak':>13}  {'M weight':>8}"]
     for r in range(len(res[f's{seeds[0]}_conta']['rounds'])):
         g = lambda v, k: [res[f's{s}_{v}']['rounds'][r].get(k) for s in seeds]
-        lk = lambda v: f"{np.mean(g(v, 'context_leakage')):.2f}"
+        lk = lambda v: _ms(g(v, 'context_leakage'), 1, 2)
         mw = [w for w in g('conta', 'context_weight') if w is not None]  # (none at round 0, nor in runs made before it was recorded)
-        lines.append(f"{r:>5}  {_ms(g('conta', 'pseudo_mask_miou')):>13} {_ms(g('plain', 'pseudo_mask_miou')):>13}  {_ms(g('conta', 'seg_miou')):>13} {_ms(g('plain', 'seg_miou')):>13}  {lk('conta'):>10} {lk('plain'):>10}  {f'{np.mean(mw):.4f}' if mw else '-':>8}")
+        lines.append(f"{r:>5}  {_ms(g('conta', 'pseudo_mask_miou')):>13} {_ms(g('plain', 'pseudo_mask_miou')):>13}  {_ms(g('conta', 'seg_miou')):>13} {_ms(g('plain', 'seg_miou')):>13}  {lk('conta'):>13} {lk('plain'):>13}  {f'{np.mean(mw):.4f}' if mw else '-':>8}")
     lines += ['', f"pseudo-mask mIoU gain at round {sweep_rounds} over round 0 vs confounding ({len(seeds)} seeds, mean ± std, points)",
               f"{'confounding':>11}  {'CONTA':>11} {'plain':>11} {'CONTA-plain':>11}"]
     for c in confounding:
-        key = lambda s, v: f's{s}_{v}' if c == default_confounding else f's{s}_c{c}_{v}'  # the default strength is the main runs'
+        key = lambda s, v: f's{s}_{v}' if c == main else f's{s}_c{c}_{v}'  # the main runs' strength is theirs
         if not all(key(s, v) in res for s in seeds for v in ('conta', 'plain')): continue
         gain = lambda v: np.array([res[key(s, v)]['rounds'][sweep_rounds]['pseudo_mask_miou'] - res[key(s, v)]['rounds'][0]['pseudo_mask_miou'] for s in seeds])
         lines.append(f"{c:>11}  {_ms(gain('conta')):>11} {_ms(gain('plain')):>11} {_ms(gain('conta') - gain('plain')):>11}")
@@ -250,7 +251,7 @@ def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0
             mw = [r['context_weight'] for r in rs if r.get('context_weight') is not None]
             at = [res[f's{s}_{name}'].get('attention') for s in seeds]
             att = '  '.join(f"{np.mean([a[k] for a in at]):{d}}" for k, d in (('max_alpha', '.3f'), ('own_alpha', '.3f'), ('m_image_part', '.1e'), ('m_share', '.4f'))) if all(at) else '-'
-            lines.append(f"{name:>13}  {_ms([r['pseudo_mask_miou'] for r in rs]):>11}  {np.mean([r['context_leakage'] for r in rs]):.2f}x  {f'{np.mean(mw):.4f}' if mw else '-':>6}  {att}")
+            lines.append(f"{name:>13}  {_ms([r['pseudo_mask_miou'] for r in rs]):>11}  {_ms([r['context_leakage'] for r in rs], 1, 2)}x  {f'{np.mean(mw):.4f}' if mw else '-':>6}  {att}")
     return '\n'.join(lines)
 
 # %% ../nbs/08_bench.ipynb #468121dd
@@ -364,9 +365,9 @@ def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
     if not names: return 'no finished runs'
     g, w = lambda v, sec, k: [res[f's{s}_{v}'][sec][k] for s in seeds], max(map(len, ['maps', *names]))  # w: the label column fits the longest name
     lines = [f"AMN against the CAM, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %; spread over thresholds 0.10..0.70)",
-             f"{'maps':{w}} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>8} {'time':>6}"]
+             f"{'maps':{w}} {'best mIoU':>11} {'gain':>11} {'spread':>11} {'oracle thr':>11} {'boundary F':>11} {'leakage':>12} {'time':>6}"]
     row = lambda label, vals, gain, secs: lines.append(f"{label:{w}} {_ms(vals['pseudo_mask_miou']):>11} {gain:>11} {_ms(vals['threshold_spread']):>11} {_ms(vals['oracle_pseudo_mask_miou']):>11} "
-                                                       f"{_ms(vals['boundary_f']):>11} {np.mean(vals['context_leakage']):7.2f}x {secs:>6}")
+                                                       f"{_ms(vals['boundary_f']):>11} {_ms(vals['context_leakage'], 1, 2):>11}x {secs:>6}")
     cam = {k: g(names[0], 'cam', k) for k in AMN_FIGURES}
     row('CAM', cam, '', '')
     for v in names:
