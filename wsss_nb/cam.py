@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
-import dataclasses, warnings
+import dataclasses, pickle, warnings
 from functools import partial
 from pathlib import Path
 from fastcore.basics import patch
@@ -336,6 +336,16 @@ def save_cam(path, # <id>.npz
         with open(tmp, 'wb') as f: np.savez(f, cam=cam.astype(np.float32), keys=keys.astype(np.int64))
 
 # %% ../nbs/04_cam.ipynb #b5ac0272
+class _OldNumpyPickler(pickle.Pickler):
+    "Pickles NumPy arrays through `numpy.ndarray` and `numpy.array`, names every NumPy has, not NumPy 2's `numpy._core`, which NumPy before 1.26 cannot load (IRN's Python 3.6 has such a NumPy)."
+    def reducer_override(self, obj):
+        if type(obj) is not np.ndarray: return NotImplemented
+        if obj.dtype.hasobject:
+            if obj.ndim: raise TypeError("_OldNumpyPickler: object arrays of one or more dimensions are not written")
+            return np.array, (obj.item(), object)
+        a = np.ascontiguousarray(obj)
+        return np.ndarray, (a.shape, a.dtype.str, bytearray(a.tobytes()))  # (a bytearray: the loaded array is writable)
+
 def save_irn_cam(path, # <id>.npy
                  cam:np.ndarray, # (K, H, W) maps of the image's classes
                  keys:np.ndarray # their class ids (1..)
@@ -347,7 +357,9 @@ def save_irn_cam(path, # <id>.npy
     strided = F.adaptive_avg_pool2d(torch.from_numpy(cam), (-(-cam.shape[1] // 4), -(-cam.shape[2] // 4)))  # IRN's strided size: ceil(side / 4)
     strided = strided / (strided.flatten(1).amax(1)[:, None, None] + 1e-5)
     with atomic_path(path) as tmp:
-        with open(tmp, 'wb') as f: np.save(f, {'keys': keys - 1, 'cam': strided, 'high_res': cam})
+        with open(tmp, 'wb') as f:  # what np.save writes for a dict, its pickle readable by an older NumPy
+            np.lib.format.write_array_header_1_0(f, {'descr': '|O', 'fortran_order': False, 'shape': ()})
+            _OldNumpyPickler(f, protocol=3).dump(np.array({'keys': keys - 1, 'cam': strided, 'high_res': cam}, object))
 
 # %% ../nbs/04_cam.ipynb #297d7efc
 def load_cam(path # a `save_cam` .npz or an IRN .npy

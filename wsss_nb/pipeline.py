@@ -915,7 +915,7 @@ def _table_rows(label:str, r:dict) -> list:
 
 # %% ../nbs/06_pipeline.ipynb #b2d4aefe
 def _cell(values:list, fmt:str) -> str:
-    "A table cell: one run's figure, or mean ± std over several runs (seeds); '-' where there is none."
+    "A table cell: one run's figure, or mean ± std (the population std, NumPy's) over several runs (seeds); '-' where there is none."
     vs = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
     if not vs: return '-'
     if len(vs) == 1: return fmt.format(vs[0])
