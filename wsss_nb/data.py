@@ -404,10 +404,11 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def train_transform(crop:int=None, # random crop side (VOC: 448); None keeps the whole image (scene)
                     scale:tuple=(0.7, 1.3) # before cropping, the image's shorter side is resized to a random size in [crop * scale[0], crop * scale[1])
                    ):
-    "Augmentation for training: random flip (and rescale + crop, padding the mask with 255), then normalisation."
+    "Augmentation for training: random flip (and rescale + crop, padding the image with its mean colour and the mask with 255), then normalisation."
     ts = [v2.RandomHorizontalFlip()]
+    mean = [round(255 * m) for m in IMAGENET_MEAN]  # the padding: 0 once normalised, as IRN pads its normalised crops
     if crop: ts += [v2.RandomResize(int(crop * scale[0]), int(crop * scale[1])),
-                    v2.RandomCrop(crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE})]
+                    v2.RandomCrop(crop, pad_if_needed=True, fill={tv_tensors.Image: mean, tv_tensors.Mask: IGNORE})]
     return v2.Compose(ts + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 # %% ../nbs/01_data.ipynb #b610d28f
