@@ -185,6 +185,17 @@ def test_evaluate_scores_a_folder(tiny_run, tmp_path, capsys):
     for f in list(cams.glob('*.npz')): shutil.copy(out/'seg/pred/scene_000050.png', cams/f'{f.stem}.png')  # each map beside its picture: still class maps
     capsys.readouterr(); main(['evaluate', str(cams), '--root', str(out/'data')]); assert capsys.readouterr().out.splitlines()[-1] == p.stdout.splitlines()[-1]
 
+def test_evaluate_against_chosen_ground_truth(tiny_run, tmp_path, capsys):
+    "Where a dataset has SegmentationClassAug beside SegmentationClass, the first is the default ground truth, and `--gt-masks SegmentationClass` scores on VOC's own masks (as IRN does)."
+    out, _ = tiny_run; res = load_json(out/'results.json')
+    data = tmp_path/'data'; shutil.copytree(out/'data', data); (data/'SegmentationClassAug').mkdir()
+    for f in (data/'SegmentationClass').glob('*.png'): save_mask(np.zeros((64, 64), np.uint8), data/'SegmentationClassAug'/f.name)  # another ground truth: all background
+    last = lambda *gt: (capsys.readouterr(), main(['evaluate', str(out/'seg/pred'), '--root', str(data), '--split', 'val', *gt]), capsys.readouterr().out.splitlines()[-1])[-1]
+    assert last('--gt-masks', 'SegmentationClass') == f"mIoU {res['seg_miou']:.1%}, boundary F {res['seg_boundary_f']:.1%} over the 16 images of val"
+    assert last() != last('--gt-masks', 'SegmentationClass')
+    code, err = cli_error(capsys, 'evaluate', str(out/'seg/pred'), '--root', str(data), '--gt-masks', 'Segmentation')
+    assert code != 0 and '--gt-masks: no folder Segmentation in' in err, err
+
 def test_table_of_finished_runs(tiny_run, tmp_path, capsys):
     "`wsss_nb table` prints a row per finished run with its figures, and names a folder that is not one."
     out, run_p = tiny_run

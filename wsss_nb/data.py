@@ -299,7 +299,8 @@ class VOCSegmentation(Dataset):
                  split:str='train', # ids file ImageSets/Segmentation/<split>.txt, or the path of an ids file (with a folder or a suffix: IRN's voc12/train_aug.txt, say)
                  transform=None, # torchvision v2 transform applied jointly to (image, mask)
                  labels_file:str|Path=None, # image-level labels; None reads them from the masks
-                 mask_dir:str|Path=None, # 'SegmentationClass', 'SegmentationClassAug' or a folder of pseudo-masks; None: each image's in Aug where it is there, else in SegmentationClass
+                 mask_dir:str|Path=None, # a folder every image has its mask in (a run's pseudo-masks, say); None: the ground truth (`gt_masks`)
+                 gt_masks:str=None, # the ground truth's folder in `root` ('SegmentationClass': VOC's own masks, as IRN scores its CAMs); None: each image's in SegmentationClassAug where it is there, else in SegmentationClass
                  classes:tuple=None, # class names with background first; None reads scene.json or uses VOC's
                  cache:bool=False, # keep decoded images and masks in memory (small datasets such as the scene)
                  n_images:int=None # use this many of the split's images, evenly spaced over it (a first look at a large split); None: all
@@ -311,7 +312,8 @@ class VOCSegmentation(Dataset):
             if n_images < 1: raise ValueError(f"n_images: need at least one image, got {n_images}")
             if n_images < len(self.ids): self.ids = [self.ids[k] for k in np.linspace(0, len(self.ids) - 1, n_images).round().astype(int)]
         self._given = mask_dir is not None
-        self.mask_dirs = [self.root/mask_dir] if self._given else [d for d in (self.root/'SegmentationClassAug', self.root/'SegmentationClass') if d.is_dir()] or [self.root/'SegmentationClass']  # (an absolute path, a run's pseudo-masks say, replaces the root)
+        if gt_masks is not None and not (self.root/gt_masks).is_dir(): raise ValueError(f"--gt-masks: no folder {gt_masks} in {self.root}")
+        self.mask_dirs = [self.root/mask_dir] if self._given else [self.root/gt_masks] if gt_masks else [d for d in (self.root/'SegmentationClassAug', self.root/'SegmentationClass') if d.is_dir()] or [self.root/'SegmentationClass']  # (an absolute path, a run's pseudo-masks say, replaces the root)
         self.classes, self.split, self.transform = tuple(classes or dataset_classes(self.root)), split, transform
         self.n_classes = len(self.classes)
         self._labels, self.labels_file = read_labels_file(labels_file, self.classes) if labels_file else None, labels_file

@@ -47,6 +47,7 @@ class RunConfig:
     train_split:str='train' # split whose pseudo-masks are made (and the classifier trained on)
     val_split:str='val' # held-out split for the segmentation network
     labels_file:str|None=None # image-level labels file (IRN's cls_labels.npy or JSON); None reads them from the masks
+    gt_masks:str|None=None # the ground truth's folder in `root` ('SegmentationClass': VOC's own, as IRN scores its CAMs); None: SegmentationClassAug where an image has a mask there, else SegmentationClass
     subset:tuple|None=None # voc: (n_train, n_val), how many images of the training and the held-out split to use, evenly spaced over each (None in either: all of it)
     method:tuple=('baseline',) # methods to compose
     pseudo_masks:str|None=None # a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): the segmentation network trains on them, no CAM is made
@@ -193,7 +194,7 @@ class Run:
                ):
         "The run's dataset split, the part `subset` asks for."
         n_train, n_val = self.cfg.subset or (None, None)
-        return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, cache=self.cfg.dataset == 'scene',
+        return VOCSegmentation(self.root, split, transform, labels_file=self.cfg.labels_file, mask_dir=mask_dir, gt_masks=self.cfg.gt_masks, cache=self.cfg.dataset == 'scene',
                                n_images=n_train if split == self.cfg.train_split else n_val if split == self.cfg.val_split else None)
     def _train_tf(self): return train_transform(self.cfg.crop)
     @property
@@ -858,10 +859,11 @@ PART_HINT = "; a run on a part of the split (--n-train/--n-val) lists its images
 
 def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette, grey, or RGB in VOC's colours), one per image of the split
                    root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
-                   split:str='val' # ids file ImageSets/Segmentation/<split>.txt
+                   split:str='val', # ids file ImageSets/Segmentation/<split>.txt
+                   gt_masks:str=None # the ground truth's folder in `root` (`VOCSegmentation`'s); None: SegmentationClassAug where there, else SegmentationClass
                   ) -> dict:
     "mIoU, boundary F and per-class IoU of a folder of label maps against a split's ground truth (a pixel left unlabelled, 255, scores as background, as a run scores given pseudo-masks)."
-    ds, masks = VOCSegmentation(root, split), Path(masks)
+    ds, masks = VOCSegmentation(root, split, gt_masks=gt_masks), Path(masks)
     missing = [n for n in ds.ids if not (masks/f'{n}.png').exists()]
     if len(missing) == len(ds): raise ValueError(f"{masks} holds no label map of split {split}'s {len(ds)} images ({missing[0]}.png, ...); give the split they are of (--split)")
     if missing: raise ValueError(f"{masks}: {len(missing)} of split {split}'s {len(ds)} images have no label map: {', '.join(f'{n}.png' for n in missing[:5])}{', ...' if len(missing) > 5 else ''}{PART_HINT}")
@@ -876,10 +878,11 @@ def evaluate_masks(masks:str|Path, # folder of label maps `<id>.png` (palette, g
 def evaluate_cams(folder:str|Path, # class maps `<id>.npz` as a run writes them, or IRN's `<id>.npy`, one per image of the split
                   root:str|Path, # the dataset folder in VOC layout, whose masks are the ground truth
                   split:str='train', # ids file ImageSets/Segmentation/<split>.txt
-                  thresholds=None # of the curve; None: 0.05, 0.10, ..., 0.95
+                  thresholds=None, # of the curve; None: 0.05, 0.10, ..., 0.95
+                  gt_masks:str=None # the ground truth's folder in `root` (`VOCSegmentation`'s); None: SegmentationClassAug where there, else SegmentationClass
                  ) -> dict:
     "`score_maps` of a folder of class maps against a split's ground truth."
-    ds, folder = VOCSegmentation(root, split), Path(folder)
+    ds, folder = VOCSegmentation(root, split, gt_masks=gt_masks), Path(folder)
     def read(i, name):
         f = next((f for f in (folder/f'{name}.npz', folder/f'{name}.npy') if f.exists()), None)
         if f is None: raise ValueError(f"missing class maps of image {name}: {folder/name}.npz (or IRN's .npy){PART_HINT}")
@@ -987,6 +990,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
         for opt, split in (('--train-split', 'train'), ('--val-split', 'val')):
             s.add_argument(opt, default=split, help=f"ids file ImageSets/Segmentation/<split>.txt (default: {split}), or the path of one (IRN's voc12/train_aug.txt, say)")
         s.add_argument('--labels', default=None, help="image-level labels file (IRN's cls_labels.npy, or JSON id -> class ids or names); a dataset without masks needs it")
+        s.add_argument('--gt-masks', default=None, help="the ground truth's folder in --root: SegmentationClass scores on VOC's own masks only (train_aug's 1,464 VOC train images, as IRN scores its CAMs; the others train from --labels). Default: SegmentationClassAug where an image has a mask there, else SegmentationClass")
         s.add_argument('--pseudo-masks', default=None, help="a folder of pseudo-masks <id>.png made elsewhere (IRN's sem_seg output, say): train and score the segmentation network on them, no CAMs")
         s.add_argument('--method', default='baseline', help=f"comma-separated methods to compose: {', '.join(METHODS)}")
         s.add_argument('--backbone', default=None, choices=sorted(BACKBONES), help="the classifier's (and AMN's) backbone; default: small on scene, resnet50 on voc")
@@ -1064,6 +1068,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('masks', help="folder of label maps <id>.png (a run's pseudo_mask/ or seg/pred/, or another method's), or of class maps <id>.npz (a run's cam/npz/) or IRN's <id>.npy")
     s.add_argument('--root', required=True, help='the dataset folder in VOC layout (a scene run: <run>/data)')
     s.add_argument('--split', default=None, help='ids file ImageSets/Segmentation/<split>.txt, or the path of one (default: val for label maps, train for class maps)')
+    s.add_argument('--gt-masks', default=None, help="the ground truth's folder in --root: SegmentationClass scores against VOC's own masks, as IRN's eval_cam does (default: SegmentationClassAug where an image has a mask there, else SegmentationClass)")
     s = sub.add_parser('export-irn', formatter_class=_DefaultsHelp, help="write a folder of class maps as IRN's make_cam output, for IRN's later steps")
     s.add_argument('maps', help="folder of class maps <id>.npz (a run's cam/npz/, amn/npz/, or a CONTA round's rounds/<k>/cam/npz/)")
     s.add_argument('--out', required=True, help="the folder of IRN's <id>.npy (IRN's --cam_out_dir)")
@@ -1094,7 +1099,7 @@ def _data_config_from_args(cfg:RunConfig, a) -> RunConfig:
     "`cfg` with `wsss_nb run`'s data, networks and their default training (VOC's, `--quick`'s)."
     voc = a.dataset == 'voc'
     if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
-    cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, pseudo_masks=a.pseudo_masks,
+    cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, gt_masks=a.gt_masks, pseudo_masks=a.pseudo_masks,
                               method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
                               weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop if a.crop is not None else (448 if voc else None),
                               cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
@@ -1197,7 +1202,7 @@ def _evaluate(a):
     n_png, n_maps = len(list(folder.glob('*.png'))), sum(f.suffix in ('.npz', '.npy') for f in folder.iterdir())
     if n_maps and n_maps >= n_png: return _evaluate_cams(a)  # class maps (beside their pictures, say), else label maps
     a.split = a.split or 'val'
-    ev = evaluate_masks(a.masks, a.root, a.split)
+    ev = evaluate_masks(a.masks, a.root, a.split, a.gt_masks)
     w = max(map(len, ev['iou']))
     print('\n'.join(f"{c:{w}}  {'-' if np.isnan(v) else f'{v:.1%}'}" for c, v in ev['iou'].items()))
     print(f"mIoU {ev['miou']:.1%}, boundary F {ev['boundary_f']:.1%} over the {ev['n_images']} images of {a.split}")
@@ -1218,7 +1223,7 @@ def _table(a):
 # %% ../nbs/06_pipeline.ipynb #72a403fd
 def _evaluate_cams(a):
     split = a.split or 'train'
-    ev = evaluate_cams(a.masks, a.root, split)
+    ev = evaluate_cams(a.masks, a.root, split, gt_masks=a.gt_masks)
     print('mIoU by threshold: ' + ', '.join(f"{float(t):.2f} {v:.1%}" for t, v in ev['threshold_curve'].items()))
     print(f"best threshold {ev['best_threshold']:.2f}: mIoU {ev['pseudo_mask_miou']:.1%}, boundary F {ev['boundary_f']:.1%}; "
           f"each image at its own best threshold (the oracle; not a bound) {ev['oracle_pseudo_mask_miou']:.1%}; spread over 0.05..0.70 {'-' if ev['threshold_spread'] is None else format(100 * ev['threshold_spread'], '.1f')} points ({split})")
