@@ -261,7 +261,7 @@ class BoundaryF:
     def __init__(self, n_classes:int, # number of classes, background (0) included
                  tolerance:float=0.008, # match distance as a fraction of the image diagonal
                  ignore:int=255, # ground-truth label that is not scored
-                 band:int=3 # ignored pixels within this many steps of a labelled one take the nearest label first (`fill_band`: VOC's contour band); 0: none
+                 band:int=3 # void gaps up to 2 x band + 1 pixels wide between two labels take the nearest label first (`fill_band`'s steps: VOC's contour band); 0: none
                 ):
         if not (np.isfinite(tolerance) and tolerance >= 0): raise ValueError(f"BoundaryF: tolerance must be a fraction >= 0 of the diagonal, got {tolerance}")
         if not (isinstance(band, (int, np.integer)) and band >= 0): raise ValueError(f"BoundaryF: band must be a whole number of pixels >= 0, got {band!r}")
