@@ -87,7 +87,7 @@ class AMN(nn.Module):
         n_fg = check_count(n_fg, 'AMN: n_fg (foreground classes)')
         self.backbone, self.n_fg, self.conditioning = backbone, n_fg, conditioning
         self.label_conditioning, self.dropout = nn.Linear(n_fg, backbone.out_channels), nn.Dropout(dropout)
-        self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_fg + 1, head, backbone.stride < 8)  # the segmentation network's head, K+1 scores
+        self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_fg + 1, head, backbone.stride)  # the segmentation network's head, K+1 scores
 
     def forward(self, x, # (N, 3, H, W) images
                 labels # (N, K) or (K,) multi-hot image labels

@@ -113,6 +113,9 @@ def _shaping(self:Learner) -> list:
 @patch
 def _optimizer(self:Learner):
     bb, head = self.model.param_groups()
+    grouped = {id(p) for p in bb + head}
+    left = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in grouped]
+    if left: raise ValueError(f"{type(self.model).__name__}.param_groups() leaves out trainable parameters {left[:5]}: they would never learn")
     head = head + self._plugin_parameters()
     c = self.cfg
     groups = [dict(params=bb, lr=c.lr * c.backbone_lr_mult), dict(params=head, lr=c.lr)]

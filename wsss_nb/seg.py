@@ -51,14 +51,15 @@ class ASPPv2(nn.Module):
 def deeplab_head(in_ch:int, # backbone channels
                  n_classes:int, # output scores
                  head:str='v3', # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
-                 small:bool=False, # a stride-4 backbone (the small CNNs, `stride < 8`): smaller rates (1, 2, 4; v2's 1..4), a narrower ASPP
-                 rates:tuple=None # dilation rates; None picks by `small`
+                 stride:int=16, # the backbone's output stride: below 8 (the small CNNs) smaller rates (1, 2, 4; v2's 1..4) and a narrower ASPP; 8 doubles v3's (12, 24, 36), as DeepLab-v3 does
+                 rates:tuple=None # dilation rates; None picks by `stride`
                 ) -> tuple:
     "(aspp, classifier) of a DeepLab head (the classifier an identity for 'v2', whose branches score the classes)."
+    small = stride < 8
     if head == 'v2': return ASPPv2(in_ch, n_classes, rates or ((1, 2, 3, 4) if small else (6, 12, 18, 24))), nn.Identity()
     if head != 'v3': raise ValueError(f"unknown head {head!r}; choose 'v3' or 'v2' (DeepLab-v2's)")
     width = 64 if small else 256
-    return ASPP(in_ch, width, rates or ((1, 2, 4) if small else (6, 12, 18))), nn.Conv2d(width, n_classes, 1)
+    return ASPP(in_ch, width, rates or ((1, 2, 4) if small else (12, 24, 36) if stride == 8 else (6, 12, 18))), nn.Conv2d(width, n_classes, 1)
 
 # %% ../nbs/05_seg.ipynb #d6b68d57
 class DeepLab(nn.Module):
@@ -69,7 +70,7 @@ class DeepLab(nn.Module):
                  head:str='v3' # 'v3': ASPP, then a 1x1 classifier; 'v2': DeepLab-v2's summed dilated classifiers (`ASPPv2`)
                 ):
         super().__init__()
-        try: self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_classes, head, backbone.stride < 8, rates)
+        try: self.aspp, self.classifier = deeplab_head(backbone.out_channels, n_classes, head, backbone.stride, rates)
         except ValueError as e: raise ValueError(f"--seg-head: {e}") from None
         self.backbone = backbone
     def forward(self, x):
