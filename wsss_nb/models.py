@@ -93,8 +93,14 @@ class ResNet101(ResNet50):
     depth = 101
 
 class ResNet101OS8(ResNet101):
-    "DeepLab-v2's ResNet-101: output stride 8, layer3 and layer4 dilated (by 2 and 4) instead of strided; the same weights as `ResNet101`."
+    "DeepLab-v2's ResNet-101: output stride 8, every block of layer3 and layer4 dilated (by 2 and 4) instead of strided; the same weights as `ResNet101`."
     stride, dilate = 8, (False, True, True)
+    def __init__(self, in_channels:int=3, # as `ResNet50`
+                 weights:str|None=None # a `ResNet101_Weights` name, or None
+                ):
+        super().__init__(in_channels, weights)
+        for stage, d in ((self.features[6], 2), (self.features[7], 4)):  # (torchvision leaves a stage's first block at the rate before it, 1 and 2)
+            for block in stage: block.conv2.dilation, block.conv2.padding = (d, d), (d, d)
 
 # %% ../nbs/03_models.ipynb #3dc0b2ad
 def resnet_weights(weights:str, # a `torchvision.models.ResNet50_Weights` (or `ResNet101_Weights`) name, 'DEFAULT' included
@@ -112,7 +118,7 @@ def load_imagenet_state_dict(weights:str, # as `resnet_weights`
     "The ImageNet state dict of ResNet-50 or -101 through torchvision's weights API: from the torch hub cache, else downloaded into it."
     w = resnet_weights(weights, depth)
     path = Path(torch.hub.get_dir())/'checkpoints'/w.url.rsplit('/', 1)[-1]  # where torchvision looks first
-    try: return w.get_state_dict(progress=True)
+    try: return w.get_state_dict(progress=True, weights_only=True, check_hash=True)  # (a cached file is only unpickled as tensors)
     except Exception as e:
         if path.exists(): raise ValueError(f"--weights {weights}: the cached {path} does not load ({e}); delete it to download it again") from e
         raise FileNotFoundError(f"--weights {weights}: {path.name} is not in the torch hub cache ({path.parent}) and could not be downloaded ({e}); put it there, or run without --weights") from e
@@ -121,8 +127,11 @@ def load_imagenet_state_dict(weights:str, # as `resnet_weights`
 def save_checkpoint(model:nn.Module, # a network on any device
                     path, # the file to write
                    ):
-    "Save `model`'s state dict with its tensors on the CPU, atomically."
-    with atomic_path(path) as tmp: torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    "Save `model`'s state dict with its tensors on the CPU, atomically; refuses NaN or infinite weights (a diverged training)."
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if bad := [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise ValueError(f"not saving {path}: {bad[:5]} hold NaN or infinite values (the training diverged: a lower learning rate may help)")
+    with atomic_path(path) as tmp: torch.save(sd, tmp)
 
 # %% ../nbs/03_models.ipynb #21b99420
 def load_checkpoint(model:nn.Module, path) -> nn.Module:

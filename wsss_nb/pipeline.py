@@ -54,7 +54,7 @@ class RunConfig:
     backbone:str='small' # a name of `models.BACKBONES`: 'small' (CPU default), 'small_dilated', 'resnet50', 'resnet101' or 'resnet101_os8'
     seg_backbone:str|None=None # the segmentation network's backbone (DeepLab-v2's: 'resnet101_os8'); None = `backbone`
     seg_head:str='v3' # the segmentation network's head: DeepLab-v3's ASPP ('v3') or DeepLab-v2's ('v2')
-    weights:str|None=None # ImageNet weights (torchvision name) of every ResNet of the run, None = random init
+    weights:str|None=None # ImageNet weights (torchvision name) of every ResNet of the run, None = random init (the learning rates stay `cam_train`'s and `seg_train`'s: the CLI's `--dataset voc` sets VOC's, the pretrained backbone's at 0.1x)
     crop:int|None=None # training crop (VOC: 448); None trains on whole images
     seed:int=0 # seeds the data, the initialisation and the data order
     cam_scales:tuple=(1.0, 1.5) # CAM inference scales (with flips)
