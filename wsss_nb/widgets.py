@@ -25,8 +25,8 @@ import torch
 # %% auto #0
 __all__ = ['figure_png', 'LiveFigure', 'slider', 'Mosaic', 'n_textures', 'co_occurrence', 'preferred_context', 'SceneExplorer',
            'scene_explorer', 'map_sources', 'run_threshold', 'image_miou', 'source_curve', 'CAMExplorer',
-           'cam_explorer', 'CRFExplorer', 'crf_explorer', 'ContaExplorer', 'conta_explorer', 'decode_image', 'fit_side',
-           'ImageExplorer', 'image_explorer', 'TrainingMonitor', 'cam_miou']
+           'cam_explorer', 'CRFExplorer', 'crf_explorer', 'conta_axes', 'ContaExplorer', 'conta_explorer',
+           'decode_image', 'fit_side', 'ImageExplorer', 'image_explorer', 'TrainingMonitor', 'cam_miou']
 
 # %% ../nbs/09_widgets.ipynb #3481e926
 def figure_png(fig:Figure, # a Matplotlib figure
@@ -173,7 +173,9 @@ def config(self:SceneExplorer) -> SceneConfig:
 def scenes(self:SceneExplorer) -> list:
     "The scenes of the current configuration (cached)."
     cfg = self.config(); key = (cfg.confounding, cfg.location_bias, cfg.max_objects, cfg.seed)
-    if key not in self._scenes: self._scenes[key] = [draw_scene(cfg, i) for i in range(max(self.shown, self.counted))]
+    if key not in self._scenes:
+        self._scenes[key] = [draw_scene(cfg, i) for i in range(max(self.shown, self.counted))]
+        while len(self._scenes) > 32: self._scenes.pop(next(iter(self._scenes)))  # the oldest configuration goes (each keeps 4 MB of scenes)
     return self._scenes[key]
 
 # %% ../nbs/09_widgets.ipynb #b81b714d
@@ -278,22 +280,23 @@ def _image_changed(self:CAMExplorer, change):
 def update(self:CAMExplorer):
     i, k, t = self.controls['image'].value, self.controls['cls'].value, round(self.controls['threshold'].value, 4)
     img, gt = self._image(i), self._gt(i)
-    self.pseudo_masks, self.scores, maps = {}, {}, {}
+    self.pseudo_masks, self.scores, self.maps = {}, {}, {}
     for name in self.sources:
         cam, keys = self._load(name, i)
-        maps[name] = cam[list(keys).index(k)] if k in keys else np.zeros(img.shape[:2])
+        self.maps[name] = cam[list(keys).index(k)] if k in keys else np.zeros(img.shape[:2])
         self.pseudo_masks[name] = pm = cam_to_label(cam, keys, t)
         if not self.curves: continue
         curve = self.curves[name]; ts = sorted(curve)
         self.scores[name] = dict(image_miou=image_miou(gt, pm), dataset_miou=float(np.interp(t, ts, [curve[s] for s in ts])), best=best_threshold(curve))
         self.markers[name].set_data([t], [100 * self.scores[name]['dataset_miou']])
+    pct = lambda x: 'n/a' if np.isnan(x) else f'{x:.1%}'  # (an image without a ground-truth mask: a partly annotated VOC split)
     self.text.value = f"threshold {t:.2f}" + ''.join(
-        f" · <b>{n}</b>: image mIoU {s['image_miou']:.1%}, dataset mIoU {s['dataset_miou']:.1%} (best {s['best'][1]:.1%} at {s['best'][0]:.2f})" for n, s in self.scores.items())
+        f" · <b>{n}</b>: image mIoU {pct(s['image_miou'])}, dataset mIoU {s['dataset_miou']:.1%} (best {s['best'][1]:.1%} at {s['best'][0]:.2f})" for n, s in self.scores.items())
     if self.curves: self.vline.set_xdata([t, t])
-    self.mosaic.show([[img, *(overlay(img, maps[n]) for n in self.sources)],
+    self.mosaic.show([[img, *(overlay(img, self.maps[n]) for n in self.sources)],
                       [colorize(gt) if self.curves else img, *((img / 255 + colorize(self.pseudo_masks[n]) / 255) / 2 for n in self.sources)]],
                      [[self.ds.ids[i], *(f'{n}: {self.ds.classes[k]}' for n in self.sources)],
-                      ['ground truth' if self.curves else '(no ground truth)', *(f"pseudo-mask: {self.scores[n]['image_miou']:.1%}" if self.curves else 'pseudo-mask' for n in self.sources)]])
+                      ['ground truth' if self.curves else '(no ground truth)', *(f"pseudo-mask: {pct(self.scores[n]['image_miou'])}" if self.curves else 'pseudo-mask' for n in self.sources)]])
 
 # %% ../nbs/09_widgets.ipynb #cce3f93c
 def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the same dataset
@@ -371,7 +374,7 @@ def crf_explorer(image=None, # a photo with `cam` and `keys` (an image file or u
                  run=None, # a run folder (or `Run`): its CAMs of training image `image_id`
                  image_id:str|int=0, # an id or index in the run's training split
                  threshold:float=None, # background score; None: the threshold of the run's CAMs, or 0.3
-                 preset:str='irn' # where the sliders start
+                 preset:str=None # where the sliders start (`kernels.crf.PRESETS`); None: the run's `crf_preset`, or 'irn'
                 ) -> CRFExplorer:
     "The dense CRF explorer on a photo and its CAMs, or on an image of a run."
     if run is not None:
@@ -382,8 +385,20 @@ def crf_explorer(image=None, # a photo with `cam` and `keys` (an image file or u
         if not (f := run.dir/'cam/npz'/f'{ds.ids[i]}.npz').exists(): raise ValueError(f"crf_explorer: {run.dir} has no CAMs of {ds.ids[i]} yet (its make_cam stage makes them)")
         cam, keys = load_cam(f); image, gt = ds.image(i), ds.mask(i)
         if threshold is None: threshold = run_threshold(run)
+        if preset is None: preset = run.cfg.crf_preset
     if image is None or cam is None or keys is None: raise ValueError("crf_explorer: give an image with its cam and keys, or a run")
-    return CRFExplorer(as_rgb(image), cam, keys, gt, 0.3 if threshold is None else threshold, preset)
+    return CRFExplorer(as_rgb(image), cam, keys, gt, 0.3 if threshold is None else threshold, preset or 'irn')
+
+# %% ../nbs/09_widgets.ipynb #d0b5a181
+def conta_axes(fig, # the explorer's figure
+               n:int # confounders (foreground classes)
+              ) -> tuple:
+    "The axes of `ContaExplorer`: one per confounder, in rows of at most 10 (VOC's 20 in two), above the image, x_m, attention and M."
+    rows, cols = -(-n // 10), max(min(n, 10), 4)
+    top, bottom = fig.add_gridspec(2, 1, height_ratios=(rows, 1.6), left=0.02, right=0.98, bottom=0.17, top=0.92, hspace=0.35)
+    cs = top.subgridspec(rows, cols, hspace=0.4)
+    low = bottom.subgridspec(1, 4, wspace=0.3)
+    return [fig.add_subplot(cs[k // cols, k % cols]) for k in range(n)], [fig.add_subplot(low[0, j]) for j in range(4)]
 
 # %% ../nbs/09_widgets.ipynb #957cd59c
 class ContaExplorer(LiveFigure):
@@ -399,11 +414,9 @@ class ContaExplorer(LiveFigure):
         self._round = functools.lru_cache(None)(lambda r: (run.round_run(r), run.round_run(r).classifier().cpu()))
         rnd = slider('round', done[-1], 1, done[-1], 1)
         image = slider('image', 0, 0, len(self.ds) - 1, 1)
-        super().__init__(dict(round=rnd, image=image), (11, 4.2))
         n = self.ds.n_classes - 1
-        gs = self.fig.add_gridspec(2, max(n, 4), left=0.02, right=0.98, bottom=0.17, top=0.92, hspace=0.35)
-        self.cs_axes = [self.fig.add_subplot(gs[0, k]) for k in range(n)]
-        self.img_ax, self.xm_ax, self.bar_ax, self.m_ax = (self.fig.add_subplot(gs[1, j]) for j in range(4))
+        super().__init__(dict(round=rnd, image=image), (11, 2.6 + 1.6 * -(-n // 10)))
+        self.cs_axes, (self.img_ax, self.xm_ax, self.bar_ax, self.m_ax) = conta_axes(self.fig, n)
         self.refresh()
 
 # %% ../nbs/09_widgets.ipynb #59d3b6e7
@@ -504,7 +517,7 @@ def update(self:ImageExplorer):
     self.text.value = (f"<b>{self.error}</b> · " if self.error else '') + f"{self.name}{self.resized} · threshold {t:.2f} · the segmentation finds {', '.join(found) or 'background only'}"
     blend = lambda m: np.where(m[..., None] > 0, img // 2 + colorize(m) // 2, img)
     self.mosaic.show([[img, overlay(img, maps.max(0) if len(maps) else np.zeros(img.shape[:2])), blend(self.pseudo_mask), blend(self.segmentation)]],
-                     [[self.name, 'CAM: ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
+                     [[self.name, ('AMN' if 'amn' in self.run.cfg.method else 'CAM') + ': ' + (', '.join(self.run.classes[k] for k in ks) or 'no class ticked'), f'pseudo-mask at {t:.2f}', 'segmentation' + (' + CRF' if crf else '')]])
 
 # %% ../nbs/09_widgets.ipynb #79c4d685
 def image_explorer(run, # a finished run folder, or `Run`
