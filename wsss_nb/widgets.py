@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from .core import *
 from .data import *
-from .metrics import ConfusionMatrix, threshold_curve, best_threshold
+from .metrics import ConfusionMatrix, ThresholdAnalysis, best_threshold
 from .cam import Plugin, compute_cam, load_cam
 from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS
@@ -225,16 +225,16 @@ def image_miou(gt:np.ndarray, # (H, W) ground truth, 255 ignored
 # %% ../nbs/09_widgets.ipynb #c324636f
 def source_curve(run:Run, # the run the maps belong to
                  folder:Path, # the maps' folder (`<stage>/npz`)
-                 ds, # the dataset they are of
-                 gts:list, # its (H, W) ground truths, in `ds`'s order
+                 ds, # the dataset they are of (with its ground truth)
                  thresholds # the background thresholds
                 ) -> dict:
     "The mIoU-vs-threshold curve of a map source over `ds`: as the run's evaluation stage of those maps stored it (the CAMs', each round's, AMN's), else computed."
     stage = folder.parent.parent/'stages'/f'eval_{folder.parent.name}.json'  # <x>/cam/npz: <x>/stages/eval_cam.json
     if folder.name == 'npz' and stage.exists() and 'threshold_curve' in (stored := load_json(stage)['results']):
         return {float(t): v for t, v in stored['threshold_curve'].items()}
-    cams = [load_cam(folder/f'{i}.npz') for i in ds.ids]
-    return threshold_curve([c for c, _ in cams], [k for _, k in cams], gts, ds.n_classes, thresholds)
+    a = ThresholdAnalysis(ds.n_classes, thresholds)  # image by image: a split's maps and masks are never all in memory
+    for i, name in enumerate(ds.ids): a.update(*load_cam(folder/f'{name}.npz'), ds.mask(i))
+    return a.curve
 
 # %% ../nbs/09_widgets.ipynb #2537bb2f
 class CAMExplorer(LiveFigure):
@@ -308,12 +308,12 @@ def cam_explorer(runs, # a run folder (or `Run`), or a list of them over the sam
     data = lambda r: (r.cfg.dataset, r.cfg.root, r.cfg.train_split, r.cfg.subset, r.cfg.labels_file, r.cfg.scene if r.cfg.dataset == 'scene' else None)
     if any(data(r) != data(runs[0]) for r in runs): raise ValueError("cam_explorer: the runs are over different datasets; their maps cannot be compared")
     ds = runs[0].dataset(runs[0].cfg.train_split)
-    gts, sources, curves = [ds.mask(i) for i in range(len(ds))] if ds.annotated else None, {}, {}
+    sources, curves = {}, {}
     for r in runs:
         for name, folder in map_sources(r, f'{r.dir.name}/' if len(runs) > 1 else '').items():
             if name in sources: raise ValueError(f"cam_explorer: two runs named {r.dir.name!r}; give their folders other names")
             sources[name] = folder
-            if ds.annotated: curves[name] = source_curve(r, folder, ds, gts, runs[0].cfg.thresholds)
+            if ds.annotated: curves[name] = source_curve(r, folder, ds, runs[0].cfg.thresholds)
     if not sources: raise ValueError(f"cam_explorer: no map source (a folder 'npz' of <id>.npz files) in {', '.join(str(r.dir) for r in runs)}")
     return CAMExplorer(ds, sources, curves, run_threshold(runs[0]) if threshold is None else threshold, runs[0].cfg.thresholds)
 
