@@ -931,7 +931,7 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                  ) -> str:
     "A table of the headline figures of one or more runs: a row per CONTA round, the CAM of an AMN run in a row of its own."
     cols = [('pseudo-mask mIoU', 'pseudo_mask_miou', '{:.1%}'), ('+CRF', 'crf_pseudo_mask_miou', '{:.1%}'), ('threshold', 'threshold', None),
-            ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('+CRF', 'crf_boundary_f', '{:.1%}'), ('thr spread', 'threshold_spread', '{:.1%}'),
+            ('seg mIoU', 'seg_miou', '{:.1%}'), ('seg +CRF', 'crf_seg_miou', '{:.1%}'), ('boundary F', 'boundary_f', '{:.1%}'), ('+CRF', 'crf_boundary_f', '{:.1%}'), ('thr spread, pts', 'threshold_spread', '{:.1f}'),
             ('ctx leakage', 'context_leakage', '{:.2f}x'), ('part/body recall', None, None), ('time', 'total_seconds', '{:.0f}s')]
     rows = [(['run'] if names else []) + ['method'] + [h for h, _, _ in cols]]
     for i, group in enumerate(results):
@@ -950,7 +950,7 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                 elif k == 'threshold':  # the pseudo-masks' threshold, and the curve's best where that differs (a --threshold given)
                     t, b = (_cell([r.get(x, r.get('best_threshold')) for r in rs], '{:.2f}') for x in ('threshold', 'best_threshold'))
                     row.append(t if b in (t, '-') else f'{t} (best {b})')
-                else: row.append(_cell([r.get(k) for r in rs], f))
+                else: row.append(_cell([r.get(k) if r.get(k) is None or k != 'threshold_spread' else 100 * r[k] for r in rs], f))  # (a spread in mIoU points)
             rows.append(row)
     if markdown: return '\n'.join('| ' + ' | '.join(c.replace('|', '\\|') for c in r) + ' |' for r in [rows[0], ['---'] * len(rows[0]), *rows[1:]])
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
