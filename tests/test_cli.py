@@ -244,6 +244,9 @@ def test_pseudo_masks_made_elsewhere(tiny_run, tmp_path):
     assert [mine[k] for k in ('pseudo_mask_miou', 'seg_miou', 'crf_seg_miou')] == [res[k] for k in ('crf_pseudo_mask_miou', 'seg_miou', 'crf_seg_miou')]
     assert 'given pseudo-masks+crf' in p.stdout
     for f in (out/'pseudo_mask').glob('*.png'): assert np.array_equal(np.asarray(Image.open(tmp_path/'run/pseudo_mask'/f.name)), np.asarray(Image.open(f)))  # what the network trained on
+    first = sorted(grey.glob('*.png'))[0]; Image.fromarray(np.full_like(np.asarray(Image.open(first)), 1)).save(first)  # made again elsewhere: other masks at the same path
+    p = wsss('run', '--pseudo-masks', str(grey), '--out', str(tmp_path/'run'), '--seed', '1', '--crf', *TINY)
+    assert p.returncode != 0 and '--pseudo-masks changed since the run began' in p.stderr, p.stderr[-2000:]  # (not the old figures, resumed)
 
 def test_segmentation_backbone_of_its_own(tmp_path):
     "`--seg-backbone resnet101 --seg-head v2`: DeepLab-v2 under the small classifier; `predict` rebuilds that network from the run folder."

@@ -126,7 +126,7 @@ def get_device(device:str='auto' # 'auto', 'cpu', 'cuda' or 'cuda:N'
 # %% ../nbs/00_core.ipynb #663da10d
 def deterministic(on:bool=True # False: back to PyTorch's default
                  ):
-    "Make CUDA training bit-for-bit reproducible (a seed's run on the CPU is already): PyTorch's deterministic algorithms, cuBLAS's fixed workspace. Call it before the first CUDA work."
+    "Make CUDA training bit-for-bit reproducible (a seed's run on the CPU is already, on one machine with the same thread count): PyTorch's deterministic algorithms, cuBLAS's fixed workspace. Call it before the first CUDA work."
     if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # (read when PyTorch makes its cuBLAS handle)
     torch.use_deterministic_algorithms(on)
 

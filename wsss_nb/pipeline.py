@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, re, sys, math, time, json, shutil, signal, argparse, threading, warnings, dataclasses
+import os, re, sys, math, time, json, shutil, signal, hashlib, argparse, threading, warnings, dataclasses
 from contextlib import ExitStack
 from datetime import timedelta
 from dataclasses import dataclass, field, asdict
@@ -30,11 +30,11 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 # %% auto #0
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
            'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
-           'check_data_config', 'check_network_config', 'check_method_config', 'check_config', 'OtherRunError', 'Run',
-           'plugin_record', 'loss_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask', 'used_config',
-           'run_config_json', 'options_differ', 'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files',
-           'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args',
-           'unused_options', 'match_threads', 'init_distributed', 'main']
+           'check_data_config', 'check_network_config', 'check_method_config', 'check_config', 'OtherRunError',
+           'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask',
+           'used_config', 'run_config_json', 'input_digests', 'options_differ', 'interruption', 'environment', 'as_rgb',
+           'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table',
+           'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -166,6 +166,13 @@ class OtherRunError(ValueError):
 
 PER_IMAGE = ('make_cam', 'eval_cam', 'amn_seed', 'make_amn', 'eval_amn', 'pseudo_mask', 'given_masks', 'eval_seg', 'train_pred')  # stages that go image by image: under torchrun each process takes its share
 
+# %% ../nbs/06_pipeline.ipynb #39cf2c3b
+def read_run_config(path:str|Path # a run folder's config.json
+                   ) -> RunConfig:
+    "The configuration a run folder holds; one this version cannot read is an error that names the file."
+    try: return config_from_dict(RunConfig, load_json(path))
+    except ValueError as e: raise ValueError(f"{path}: {e} (written by another version of wsss_nb?)") from None
+
 # %% ../nbs/06_pipeline.ipynb #7a38a26e
 class Run:
     "One pipeline run in one folder."
@@ -183,7 +190,7 @@ class Run:
     def open(cls, out:str|Path, device:str='auto', progress:bool=True):
         "The run in folder `out`, with the configuration it was made with (e.g. to look at its stages in a notebook)."
         if not (Path(out)/'config.json').exists(): raise ValueError(f"{out}: not a run folder (no config.json)")
-        return cls(config_from_dict(RunConfig, load_json(Path(out)/'config.json')), out, device, progress)
+        return cls(read_run_config(Path(out)/'config.json'), out, device, progress)
 
     # ---- paths and datasets
     @property
@@ -602,7 +609,17 @@ def used_config(cfg:RunConfig) -> RunConfig:
 def run_config_json(cfg:RunConfig|Path # a configuration, or a run folder's config.json (read with every option newer than it at its default)
                    ) -> dict:
     "A run's configuration as config.json holds it, for comparing two runs: what the run uses (`used_config`), so two that differ only in what neither uses are the same run."
-    return json.loads(json.dumps(asdict(used_config(cfg if isinstance(cfg, RunConfig) else config_from_dict(RunConfig, load_json(cfg))))))
+    return json.loads(json.dumps(asdict(used_config(cfg if isinstance(cfg, RunConfig) else read_run_config(cfg)))))
+
+# %% ../nbs/06_pipeline.ipynb #25599eed
+def input_digests(cfg:RunConfig) -> dict:
+    "Digests of what the run reads outside its folder and config.json names only by path: the given pseudo-masks' PNGs (`--pseudo-masks`) and the labels file (`--labels`)."
+    def digest(files):
+        h = hashlib.blake2b(digest_size=16)
+        for f in files: h.update(f.name.encode()); h.update(f.read_bytes())
+        return h.hexdigest()
+    return {k: digest(files) for k, files in (('pseudo_masks', sorted(Path(cfg.pseudo_masks).glob('*.png')) if cfg.pseudo_masks and Path(cfg.pseudo_masks).is_dir() else None),
+                                              ('labels_file', [Path(cfg.labels_file)] if cfg.labels_file and Path(cfg.labels_file).is_file() else None)) if files is not None}
 
 # %% ../nbs/06_pipeline.ipynb #99c765e4
 def options_differ(old:dict, new:dict, # two configurations as `run_config_json` gives them
@@ -625,10 +642,12 @@ def interruption(e:BaseException) -> KeyboardInterrupt|None:
 @patch
 def begin(self:Run):
     "Refuse a folder that holds another run, check VOC data (under torchrun each process its share of the images), then write config.json (before any stage)."
-    cfg_file, new = self.dir/'config.json', run_config_json(self.cfg)
+    cfg_file, new, inputs_file, inputs = self.dir/'config.json', run_config_json(self.cfg), self.dir/'inputs.json', input_digests(self.cfg)
     def check():
         if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
             raise OtherRunError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
+        if inputs_file.exists() and (changed := [k for k, v in load_json(inputs_file).items() if inputs.get(k, v) != v]):  # (the same paths, other contents: the kept stages were made from the old ones)
+            raise OtherRunError(f"run folder {self.dir}: {' and '.join('--' + k.replace('_file', '').replace('_', '-') for k in changed)} changed since the run began (other files at the same path); use another folder (--out)")
         if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
             raise OtherRunError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
         if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
@@ -642,7 +661,7 @@ def begin(self:Run):
             if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
             if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
     fail_together(check)  # (all the processes have looked at the folder before rank 0 writes config.json there)
-    if is_main_process(): save_json(new, cfg_file)
+    if is_main_process(): save_json(new, cfg_file); save_json(inputs, inputs_file)
 
 # %% ../nbs/06_pipeline.ipynb #c7b70bfd
 def environment(device:torch.device # the run's device
@@ -668,7 +687,7 @@ def _run(self:Run, created:bool, resumed:bool):
     try:
         self.begin()
         if resumed and is_main_process():  # (the folder holds this run: `begin` refuses another)
-            done = len(list(self.dir.rglob('stages/*.json')))
+            done = len([f for f in self.dir.rglob('stages/*.json') if not f.name.startswith('.')])  # (not a killed write's temporary)
             print(f"wsss_nb: resuming the run in {self.dir} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(self.dir.rglob('.*.partial'), None) else ')'), file=sys.stderr)
         for name in self.stages(): self.stage(name)
         self.rounds = rounds = self.round_results()
@@ -685,14 +704,14 @@ def _run(self:Run, created:bool, resumed:bool):
         return results
     except Exception as e:  # an interrupted run (Ctrl-C, SIGTERM) or a failed one keeps its finished stages, to resume; one that failed before any but the data leaves no folder
         if (stop := interruption(e)) is not None: raise stop from e
-        done = [f.stem for f in self.dir.rglob('stages/*.json')]
+        done = [f.stem for f in self.dir.rglob('stages/*.json') if not f.name.startswith('.')]
         if set(done) - {'data'}:
             if not isinstance(e, OtherRunError): e.add_note(f"wsss_nb: the {len(done)} finished stage{'s' * (len(done) != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")  # (every process's note: under torchrun the one that failed may be any)
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
         raise
 
 # %% ../nbs/06_pipeline.ipynb #29fb2451
-ROUND0 = ('data', 'cam', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
+ROUND0 = ('data', 'ids', 'cam', 'amn', 'pseudo_mask', 'seg') # round 0's folders (with their stages/*.json)
 
 @patch
 def start_from(self:Run, src:str|Path # a run folder of the same configuration up to CONTA's options, its round 0 done
@@ -701,7 +720,7 @@ def start_from(self:Run, src:str|Path # a run folder of the same configuration u
     src = Path(src); old, new = run_config_json(src/'config.json'), run_config_json(self.cfg)
     diff = [k for k in options_differ(old, new) if not k.startswith('conta.')]
     if diff: raise ValueError(f"{src} is another configuration (options differ: {', '.join(diff)}); only CONTA's options may differ")
-    names = ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg'] + (['train_pred'] if 'train_pred' in self.stages() else [])
+    names = self.stages()  # round 0's, AMN's among them
     missing = [n for n in names if not (src/'stages'/f'{n}.json').exists()]
     if missing: raise ValueError(f"{src}: round 0 is not finished (stages {', '.join(missing)} missing)")
     if self.dir.exists(): raise ValueError(f"{self.dir} exists; start_from makes a new run folder")
@@ -980,7 +999,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     "Add the options of `run` and `demo`: where the run goes, its device, seed and size; `run`'s also its data, networks and training, and the methods' (`_method_options`)."
     s.add_argument('--out', default=None, help='run folder (default: runs/<command>)')
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-    s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already")
+    s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already, on one machine with the same thread count")
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
     s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training' + (' (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one' if name == 'run' else '; on the scene well under a minute') + '. The options you give win over it')
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -1249,7 +1268,7 @@ def main(argv=None):
         if a.command == 'rerun':
             given = a.run.endswith('.json'); src = Path(a.run) if given else Path(a.run)/'config.json'
             if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
-            cfg = config_from_dict(RunConfig, load_json(src))
+            cfg = read_run_config(src)
             if a.seed is not None: cfg = replace_scene(dataclasses.replace(cfg, seed=a.seed), seed=a.seed)
             run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
             out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
