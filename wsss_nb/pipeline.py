@@ -618,8 +618,10 @@ def input_digests(cfg:RunConfig) -> dict:
         h = hashlib.blake2b(digest_size=16)
         for f in files: h.update(f.name.encode()); h.update(f.read_bytes())
         return h.hexdigest()
-    return {k: digest(files) for k, files in (('pseudo_masks', sorted(Path(cfg.pseudo_masks).glob('*.png')) if cfg.pseudo_masks and Path(cfg.pseudo_masks).is_dir() else None),
-                                              ('labels_file', [Path(cfg.labels_file)] if cfg.labels_file and Path(cfg.labels_file).is_file() else None)) if files is not None}
+    read = {}
+    if cfg.pseudo_masks and Path(cfg.pseudo_masks).is_dir(): read['pseudo_masks'] = sorted(Path(cfg.pseudo_masks).glob('*.png'))
+    if cfg.labels_file and Path(cfg.labels_file).is_file(): read['labels_file'] = [Path(cfg.labels_file)]
+    return {k: digest(files) for k, files in read.items()}
 
 # %% ../nbs/06_pipeline.ipynb #99c765e4
 def options_differ(old:dict, new:dict, # two configurations as `run_config_json` gives them
@@ -969,7 +971,8 @@ def results_table(results:list, # results.json dicts of runs; a list of them (th
                 elif k == 'threshold':  # the pseudo-masks' threshold, and the curve's best where that differs (a --threshold given)
                     t, b = (_cell([r.get(x, r.get('best_threshold')) for r in rs], '{:.2f}') for x in ('threshold', 'best_threshold'))
                     row.append(t if b in (t, '-') else f'{t} (best {b})')
-                else: row.append(_cell([r.get(k) if r.get(k) is None or k != 'threshold_spread' else 100 * r[k] for r in rs], f))  # (a spread in mIoU points)
+                elif k == 'threshold_spread': row.append(_cell([None if r.get(k) is None else 100 * r[k] for r in rs], f))  # (a spread in mIoU points)
+                else: row.append(_cell([r.get(k) for r in rs], f))
             rows.append(row)
     if markdown: return '\n'.join('| ' + ' | '.join(c.replace('|', '\\|') for c in r) + ' |' for r in [rows[0], ['---'] * len(rows[0]), *rows[1:]])
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
