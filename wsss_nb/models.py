@@ -13,8 +13,8 @@ from .core import atomic_path, load_file
 
 # %% auto #0
 __all__ = ['BACKBONES', 'PRETRAINED', 'SmallCNN', 'receptive_field', 'FixedBatchNorm2d', 'keep_imagenet_statistics', 'ResNet50',
-           'ResNet101', 'ResNet101OS8', 'resnet_weights', 'load_imagenet_state_dict', 'save_checkpoint',
-           'load_checkpoint', 'make_backbone']
+           'ResNet101', 'ResNet101OS8', 'resnet_weights', 'imagenet_weights_path', 'load_imagenet_state_dict',
+           'save_checkpoint', 'load_checkpoint', 'make_backbone']
 
 # %% ../nbs/03_models.ipynb #1430e697
 def _conv_bn(i, o, stride=1, dilation=1):
@@ -111,13 +111,19 @@ def resnet_weights(weights:str, # a `torchvision.models.ResNet50_Weights` (or `R
     try: return kind[weights]
     except KeyError: raise ValueError(f"unknown resnet{depth} weights {weights!r}; choose from {list(kind.__members__)}") from None
 
+# %% ../nbs/03_models.ipynb #7b0b0744
+def imagenet_weights_path(weights:str, # as `resnet_weights`
+                          depth:int=50 # 50 or 101
+                         ) -> Path:
+    "Where torchvision's weights API keeps that file: the torch hub cache (`$TORCH_HOME/hub/checkpoints`), where it looks first."
+    return Path(torch.hub.get_dir())/'checkpoints'/resnet_weights(weights, depth).url.rsplit('/', 1)[-1]
+
 # %% ../nbs/03_models.ipynb #6ea1f2a9
 def load_imagenet_state_dict(weights:str, # as `resnet_weights`
                              depth:int=50 # 50 or 101
                             ) -> dict:
     "The ImageNet state dict of ResNet-50 or -101 through torchvision's weights API: from the torch hub cache, else downloaded into it."
-    w = resnet_weights(weights, depth)
-    path = Path(torch.hub.get_dir())/'checkpoints'/w.url.rsplit('/', 1)[-1]  # where torchvision looks first
+    w, path = resnet_weights(weights, depth), imagenet_weights_path(weights, depth)
     try: return w.get_state_dict(progress=True, weights_only=True, check_hash=True)  # (a cached file is only unpickled as tensors)
     except Exception as e:
         if path.exists(): raise ValueError(f"--weights {weights}: the cached {path} does not load ({e}); delete it to download it again") from e

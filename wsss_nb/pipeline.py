@@ -18,7 +18,7 @@ from . import __version__
 from .core import *
 from .data import *
 from .metrics import *
-from .models import BACKBONES, PRETRAINED, keep_imagenet_statistics, load_checkpoint, make_backbone, resnet_weights, save_checkpoint
+from .models import BACKBONES, PRETRAINED, imagenet_weights_path, keep_imagenet_statistics, load_checkpoint, load_imagenet_state_dict, make_backbone, resnet_weights, save_checkpoint
 from .cam import *
 from .seg import *
 from .conta import *
@@ -640,6 +640,15 @@ def interruption(e:BaseException) -> KeyboardInterrupt|None:
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
+# %% ../nbs/06_pipeline.ipynb #e4eaa3fa
+@patch
+def _weights_at_hand(self:Run):
+    "The ImageNet weights of each network the run has yet to train, from the torch hub cache or downloaded into it: a machine without them fails before the first stage, not after the stages before that network."
+    nets = dict(train_cam=self.cfg.backbone, train_amn=self.cfg.backbone, train_seg=seg_backbone(self.cfg))  # (CONTA's rounds train the same kinds)
+    todo = [n for n in self.stages() if n in nets and imagenet_weights(self.cfg, nets[n]) and not (self.dir/'stages'/f'{n}.json').exists()]
+    for depth in sorted({BACKBONES[nets[n]].depth for n in todo}):
+        if not imagenet_weights_path(self.cfg.weights, depth).exists(): load_imagenet_state_dict(self.cfg.weights, depth)
+
 # %% ../nbs/06_pipeline.ipynb #ba200cdc
 @patch
 def begin(self:Run):
@@ -653,6 +662,7 @@ def begin(self:Run):
         if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
             raise OtherRunError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
         if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
+        self._weights_at_hand()
         if self.cfg.dataset != 'voc': return
         train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))  # validate the data before the run folder is written
         for role, ds in (('train', train), ('val', val)):
