@@ -393,8 +393,9 @@ def crf_explorer(image=None, # a photo with `cam` and `keys` (an image file or u
 def conta_axes(fig, # the explorer's figure
                n:int # confounders (foreground classes)
               ) -> tuple:
-    "The axes of `ContaExplorer`: one per confounder, in rows of at most 10 (VOC's 20 in two), above the image, x_m, attention and M."
+    "The axes of `ContaExplorer`: one per confounder, in rows of at most 10 (VOC's 20 in two), above the image, x_m, attention and M; the figure as tall as its rows need."
     rows, cols = -(-n // 10), max(min(n, 10), 4)
+    fig.set_size_inches(fig.get_figwidth(), 2.6 + 1.6 * rows)
     top, bottom = fig.add_gridspec(2, 1, height_ratios=(rows, 1.6), left=0.02, right=0.98, bottom=0.17, top=0.92, hspace=0.35)
     cs = top.subgridspec(rows, cols, hspace=0.4)
     low = bottom.subgridspec(1, 4, wspace=0.3)
@@ -415,7 +416,7 @@ class ContaExplorer(LiveFigure):
         rnd = slider('round', done[-1], 1, done[-1], 1)
         image = slider('image', 0, 0, len(self.ds) - 1, 1)
         n = self.ds.n_classes - 1
-        super().__init__(dict(round=rnd, image=image), (11, 2.6 + 1.6 * -(-n // 10)))
+        super().__init__(dict(round=rnd, image=image), (11, 4.2))
         self.cs_axes, (self.img_ax, self.xm_ax, self.bar_ax, self.m_ax) = conta_axes(self.fig, n)
         self.refresh()
 
