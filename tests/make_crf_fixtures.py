@@ -15,9 +15,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT/'fixtures'/'crf'
 VOC_PHOTO = ROOT.parent.parent/'shared/data/voc2012-sample/JPEGImages/2007_000032.jpg'
-PRESETS = { # as wsss_nb.kernels.crf.PRESETS (IRN; PSA/SEAM)
+PRESETS = { # as wsss_nb.kernels.crf.PRESETS (IRN; PSA/SEAM; DeepLab-v2's VOC post-processing)
     'irn': dict(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10),
     'psa': dict(gauss_sxy=3, gauss_compat=3, bilateral_sxy=80, bilateral_srgb=13, bilateral_compat=10),
+    'deeplab': dict(gauss_sxy=1, gauss_compat=3, bilateral_sxy=67, bilateral_srgb=3, bilateral_compat=4),
 }
 
 def image(kind, h, w, rng):
@@ -63,6 +64,7 @@ CASES = [ # (image kind, height, width, preset, labels, iterations, overrides)
     ('noise', 33, 47, 'psa', 3, 10, dict(gauss_sxy=5, gauss_compat=2, bilateral_sxy=20, bilateral_srgb=30, bilateral_compat=4)),
     ('regions', 31, 45, 'irn', 3, 10, {}), ('regions', 31, 45, 'psa', 21, 10, {}),
     ('unsure', 60, 80, 'irn', 2, 10, {}), ('unsure', 60, 80, 'irn', 3, 10, {}), ('unsure', 60, 80, 'psa', 4, 10, {}), # a gradient labelled on its left fifth: ties at the top
+    ('photo', 60, 80, 'deeplab', 21, 10, {}), ('regions', 31, 45, 'deeplab', 4, 10, {}), ('noise', 40, 50, 'deeplab', 3, 10, {}),
 ]
 
 def main():

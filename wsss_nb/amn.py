@@ -56,7 +56,7 @@ def amn_seeds(cam:np.ndarray, # (k, H, W) normalised CAMs of the image's classes
               image:np.ndarray|None=None, # (H, W, 3) uint8 image, for the dense CRF
               fg:float=0.30, # background score of the foreground run
               bg:float=0.05, # background score of the background run
-              crf_preset:str|None=None # CRF parameters ('irn' or 'psa'); None: no CRF
+              crf_preset:str|None=None # the dense CRF's parameters (a key of `kernels.crf.PRESETS`); None: no CRF
              ) -> np.ndarray:
     "Seed label map (H, W) uint8: the foreground run's classes, 0 where both runs say background, 255 where only the foreground run does."
     cam, keys = np.asarray(cam), np.asarray(keys)

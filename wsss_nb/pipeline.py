@@ -29,12 +29,13 @@ from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 
 # %% auto #0
 __all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
-           'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'imagenet_weights', 'replace_scene',
-           'check_data_config', 'check_network_config', 'check_method_config', 'check_config', 'OtherRunError',
-           'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none', 'score_maps', 'crf_pseudo_mask',
-           'used_config', 'run_config_json', 'input_digests', 'options_differ', 'interruption', 'environment', 'as_rgb',
-           'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table',
-           'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'main']
+           'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'seg_crf_preset', 'imagenet_weights',
+           'replace_scene', 'check_data_config', 'check_network_config', 'check_method_config', 'check_config',
+           'OtherRunError', 'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none', 'score_maps',
+           'crf_pseudo_mask', 'used_config', 'run_config_json', 'input_digests', 'options_differ', 'interruption',
+           'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
+           'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed',
+           'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -60,7 +61,8 @@ class RunConfig:
     cam_scales:tuple=(1.0, 1.5) # CAM inference scales (with flips)
     threshold:float|None=None # background threshold of the pseudo-masks; None = best on the train curve
     crf:bool=False # refine the pseudo-masks with the dense CRF (IRN's recipe)
-    crf_preset:str='irn' # CRF parameters: 'irn' or 'psa'
+    crf_preset:str='irn' # the dense CRF's parameters (a key of `kernels.crf.PRESETS`: 'irn', 'psa' or 'deeplab')
+    seg_crf_preset:str|None=None # the parameters of the dense CRF on the segmentation's predictions (with `crf`, and `segment(crf=True)`); None = `crf_preset`
     thresholds:tuple=tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist()) # thresholds of the mIoU curve
     scene:SceneConfig=field(default_factory=SceneConfig) # the scene SCM's knobs (dataset='scene')
     cam_train:TrainConfig=field(default_factory=lambda: TrainConfig(epochs=12, batch_size=32, lr=0.05))
@@ -87,6 +89,10 @@ def seg_backbone(cfg:RunConfig) -> str:
     "The segmentation network's backbone: `seg_backbone`, else the classifier's."
     return cfg.seg_backbone or cfg.backbone
 
+def seg_crf_preset(cfg:RunConfig) -> str:
+    "The dense CRF's parameters on the segmentation's predictions: `seg_crf_preset`, else the pseudo-masks' `crf_preset`."
+    return cfg.seg_crf_preset or cfg.crf_preset
+
 # %% ../nbs/06_pipeline.ipynb #116fcc55
 def imagenet_weights(cfg:RunConfig, backbone:str) -> str|None:
     "The ImageNet weights `backbone` starts from in this run: `cfg.weights` for a ResNet, none for the small CNNs."
@@ -103,7 +109,8 @@ def check_data_config(cfg:RunConfig) -> RunConfig:
     "Reject a bad dataset, threshold, scale, crop or image count (the data and its scoring)."
     if cfg.dataset not in ('scene', 'voc'): raise ValueError(f"--dataset: unknown dataset {cfg.dataset!r}; choose 'scene' or 'voc'")
     if cfg.dataset == 'voc' and not cfg.root: raise ValueError("--root: --dataset voc needs the VOC folder")
-    if cfg.crf_preset not in PRESETS: raise ValueError(f"--crf-preset: unknown preset {cfg.crf_preset!r}; choose from {sorted(PRESETS)}")
+    for opt, preset in (('--crf-preset', cfg.crf_preset), ('--seg-crf-preset', seg_crf_preset(cfg))):
+        if preset not in PRESETS: raise ValueError(f"{opt}: unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1: raise ValueError(f"--threshold: must be in (0, 1), got {cfg.threshold}")
     if not cfg.thresholds or not all(0 < t < 1 for t in cfg.thresholds) or len(set(cfg.thresholds)) < len(cfg.thresholds):
         raise ValueError(f"thresholds: the curve's background thresholds, at least one, each in (0, 1), none twice; got {cfg.thresholds}")
@@ -459,7 +466,7 @@ def segmenter(self:Run) -> DeepLab:
 def _eval_seg(self:Run):
     ds = self.dataset(self.cfg.val_split, eval_transform())
     with atomic_dir(self.dir/'seg/pred', shared=True) as tmp:  # (an interrupted evaluation's predictions are kept: the next makes only the others)
-        res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=self.cfg.crf_preset if self.cfg.crf and ds.annotated else None, out=tmp, shared=True)
+        res = evaluate_segmentation(self.segmenter(), ds, progress=self.progress, crf_preset=seg_crf_preset(self.cfg) if self.cfg.crf and ds.annotated else None, out=tmp, shared=True)
     if not ds.annotated: return {}  # predictions without a ground truth to score them against
     iou = {c: None if np.isnan(v) else v for c, v in zip(ds.classes, res['iou'].tolist())}  # (None: a class absent from the split and never predicted)
     return dict(seg_miou=res['miou'], seg_iou=iou, seg_boundary_f=res['boundary_f'], **({'crf_seg_miou': res['crf_miou'], 'crf_seg_boundary_f': res['crf_boundary_f']} if self.cfg.crf else {}))
@@ -803,13 +810,13 @@ def _label_map(self:Run, net, image:np.ndarray, scales:tuple, crf:bool, max_side
         return np.asarray(Image.fromarray(self._label_map(net, small, scales, crf)).resize((W, H), Image.NEAREST))
     x = image_tensor(image)
     if not crf: return predict(net, x, scales)
-    with crf_device(self.device): return crf_segmentation(image, predict_proba(net, x, scales), self.cfg.crf_preset)
+    with crf_device(self.device): return crf_segmentation(image, predict_proba(net, x, scales), seg_crf_preset(self.cfg))
 
 # %% ../nbs/06_pipeline.ipynb #8890f33a
 @patch
 def segment(self:Run, images, # image files or uint8 image arrays (see `as_rgb`): one, or a list
             scales:tuple=(1.0,), # inference scales, each with its flip
-            crf:bool=False, # refine with the dense CRF (the run's `crf_preset`)
+            crf:bool=False, # refine with the dense CRF (the run's `seg_crf_preset`)
             max_side:int|None=MAX_SIDE # an image whose longer side is larger is segmented at this size, its labels resized back to it; None: at its own size
            ) -> list:
     "Label maps (H, W) uint8 of the images by the run's final segmentation network."
@@ -836,7 +843,7 @@ def image_files(paths:list # image files and folders of them
 def segment_files(self:Run, images:list, # image files, or folders of them
                   out:str|Path|None=None, # folder of the label maps; None: <run>/predict
                   overlay:bool=False, # also write <name>_overlay.png: the labels' colours over the image
-                  crf:bool=False, # refine with the dense CRF (the run's `crf_preset`)
+                  crf:bool=False, # refine with the dense CRF (the run's `seg_crf_preset`)
                   max_side:int|None=MAX_SIDE # as `segment`'s
                  ) -> list:
     "Write the label map of each image file as `<out>/<name>.png` (VOC palette), one image at a time; their paths."
@@ -1031,7 +1038,8 @@ def _pipeline_options(s, # the `run` or `demo` subparser
         s.add_argument('--weights', default=None, help="torchvision ImageNet weights of the run's ResNets, e.g. IMAGENET1K_V1 (needs them cached or downloadable)")
         s.add_argument('--threshold', type=float, default=None, help='pseudo-mask background threshold (default: best on the train curve; a training split without masks needs it)')
         s.add_argument('--crf', action='store_true', help='refine the pseudo-masks with the dense CRF (and score the segmentation after it as well)')
-        s.add_argument('--crf-preset', default='irn', help="CRF parameters: 'irn' or 'psa'")
+        s.add_argument('--crf-preset', default='irn', choices=sorted(PRESETS), help="the dense CRF's parameters: IRN's seed refinement, PSA's, or DeepLab-v2's post-processing on VOC")
+        s.add_argument('--seg-crf-preset', default=None, choices=sorted(PRESETS), help="with --crf, the dense CRF's parameters on the segmentation network's predictions (default: --crf-preset's)")
         s.add_argument('--confounding', type=float, default=None, help='scene: strength of the class -> context link')
         s.add_argument('--location-bias', type=float, default=None, help="scene: pull of each object towards its class's own spot (0: anywhere)")
         s.add_argument('--epochs', type=int, default=None, help='classifier epochs (segmentation: about half)')
@@ -1093,7 +1101,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('images', nargs='+', help='image files, or folders of them')
     s.add_argument('--out', default=None, help='folder of the label maps, <name>.png in VOC colours (default: <run>/predict)')
     s.add_argument('--overlay', action='store_true', help="also write <name>_overlay.png: the labels' colours over the image")
-    s.add_argument('--crf', action='store_true', help="refine the labels with the dense CRF (the run's --crf-preset), as DeepLab does")
+    s.add_argument('--crf', action='store_true', help="refine the labels with the dense CRF (the run's --seg-crf-preset, else its --crf-preset), as DeepLab does")
     s.add_argument('--max-side', type=int, default=MAX_SIDE, help="a larger image is segmented with its longer side at this many pixels, its labels resized back to its size (0: at its own size, in memory that grows with it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s = sub.add_parser('evaluate', formatter_class=_DefaultsHelp, help="score a folder of label maps, or of class maps (their threshold curve), against a dataset split's ground truth")
@@ -1133,7 +1141,7 @@ def _data_config_from_args(cfg:RunConfig, a) -> RunConfig:
     if a.root and not voc: raise ValueError(f"--root {a.root}: a VOC folder is read with --dataset voc (without it the run is on the built-in scene)")
     cfg = dataclasses.replace(cfg, dataset=a.dataset, root=a.root, train_split=a.train_split, val_split=a.val_split, labels_file=a.labels, gt_masks=a.gt_masks, pseudo_masks=a.pseudo_masks,
                               method=tuple(m.strip() for m in a.method.split(',') if m.strip()), backbone=a.backbone or ('resnet50' if voc else 'small'), seg_backbone=a.seg_backbone, seg_head=a.seg_head,
-                              weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, crop=a.crop if a.crop is not None else (448 if voc else None),
+                              weights=a.weights, threshold=a.threshold, crf=a.crf, crf_preset=a.crf_preset, seg_crf_preset=a.seg_crf_preset, crop=a.crop if a.crop is not None else (448 if voc else None),
                               cam_scales=(1.0, 0.5, 1.5, 2.0) if voc else cfg.cam_scales)
     cam_pre, seg_pre = (imagenet_weights(cfg, b) is not None for b in (cfg.backbone, seg_backbone(cfg)))  # (a pretrained backbone learns slower than its new layers)
     if voc: cfg = dataclasses.replace(cfg, cam_train=TrainConfig(epochs=5, batch_size=16, lr=0.1, backbone_lr_mult=0.1 if cam_pre else 1.0),

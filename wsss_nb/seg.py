@@ -149,7 +149,7 @@ def crf_segmentation(image:np.ndarray, # (H, W, 3) uint8 RGB image
                      preset:str='irn', # the dense CRF's parameters (`kernels.crf.PRESETS`)
                      iterations:int=10 # mean-field updates
                     ) -> np.ndarray:
-    "Label map (H, W) uint8 of the dense CRF with unary -log p: DeepLab's post-processing of its predictions."
+    "Label map (H, W) uint8 of the dense CRF with unary -log p: DeepLab's post-processing of its predictions (its own parameters: `preset='deeplab'`)."
     prob = prob.cpu().numpy() if torch.is_tensor(prob) else np.asarray(prob)
     return DenseCRF(np.ascontiguousarray(image), preset).inference(unary_from_softmax(prob), iterations).argmax(0).astype(np.uint8)
 

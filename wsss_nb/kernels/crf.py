@@ -906,6 +906,7 @@ def resolve_backend(backend:str='auto', # 'auto', 'numba' or 'cupy'
 PRESETS = {
     'irn': dict(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10),
     'psa': dict(gauss_sxy=3, gauss_compat=3, bilateral_sxy=80, bilateral_srgb=13, bilateral_compat=10),
+    'deeplab': dict(gauss_sxy=1, gauss_compat=3, bilateral_sxy=67, bilateral_srgb=3, bilateral_compat=4),
 }
 
 def crf_params(preset:str='irn', # a key of `PRESETS`
