@@ -334,7 +334,7 @@ class CRFExplorer(LiveFigure):
         self.before, self._done = cam_to_label(cam, keys, threshold), {}
         p = PRESETS[preset]
         super().__init__(dict(gauss_sxy=slider('gaussian width', p['gauss_sxy'], 1, 20, 1), gauss_compat=slider('gaussian weight', p['gauss_compat'], 0, 20, 1),
-                              bilateral_sxy=slider('bilateral width', p['bilateral_sxy'], 5, 150, 5), bilateral_srgb=slider('bilateral colour width', p['bilateral_srgb'], 1, 40, 1),
+                              bilateral_sxy=slider('bilateral width', p['bilateral_sxy'], 5, 150, 1), bilateral_srgb=slider('bilateral colour width', p['bilateral_srgb'], 1, 40, 1),
                               bilateral_compat=slider('bilateral weight', p['bilateral_compat'], 0, 30, 1), iterations=slider('iterations', 10, 0, 30, 1)), (10, 2.9))
         self.mosaic = Mosaic(self.fig.add_subplot(), 1, 4 + (gt is not None), fontsize=8)
         self.fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99)
