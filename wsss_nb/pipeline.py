@@ -619,8 +619,10 @@ def run_config_json(cfg:RunConfig|Path # a configuration, or a run folder's conf
     return json.loads(json.dumps(asdict(used_config(cfg if isinstance(cfg, RunConfig) else read_run_config(cfg)))))
 
 # %% ../nbs/06_pipeline.ipynb #25599eed
-def input_digests(cfg:RunConfig) -> dict:
-    "Digests of what the run reads outside its folder and config.json names only by path: the given pseudo-masks' PNGs (`--pseudo-masks`) and the labels file (`--labels`)."
+def input_digests(cfg:RunConfig,
+                  splits:dict=None # a VOC run's datasets by role ({'train': ..., 'val': ...}): their images' and masks' files too
+                 ) -> dict:
+    "Digests of what the run reads outside its folder and config.json names only by path: the given pseudo-masks' PNGs (`--pseudo-masks`), the labels file (`--labels`) and, with `splits`, each split's image and mask files (`train_data`, `val_data`)."
     def digest(files):
         h = hashlib.blake2b(digest_size=16)
         for f in files: h.update(f.name.encode()); h.update(f.read_bytes())
@@ -628,6 +630,7 @@ def input_digests(cfg:RunConfig) -> dict:
     read = {}
     if cfg.pseudo_masks and Path(cfg.pseudo_masks).is_dir(): read['pseudo_masks'] = sorted(Path(cfg.pseudo_masks).glob('*.png'))
     if cfg.labels_file and Path(cfg.labels_file).is_file(): read['labels_file'] = [Path(cfg.labels_file)]
+    for role, ds in (splits or {}).items(): read[f'{role}_data'] = [f for i in range(len(ds)) for f in (ds.image_path(i), *[ds.mask_path(i)] * ds.scored(i))]
     return {k: digest(files) for k, files in read.items()}
 
 # %% ../nbs/06_pipeline.ipynb #99c765e4
@@ -658,27 +661,34 @@ def _weights_at_hand(self:Run):
 
 # %% ../nbs/06_pipeline.ipynb #ba200cdc
 @patch
+def _checked_splits(self:Run) -> dict:
+    "A VOC run's datasets by role, checked before the run folder is written (under torchrun each process its share of the images): a resumed run's on the images it began with; none on the scene."
+    if self.cfg.dataset != 'voc': return {}
+    train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))
+    for role, ds in (('train', train), ('val', val)):
+        if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != ds.ids:
+            raise OtherRunError(f"{self.dir}: split {ds.split} changed since the run began ({len(ds)} images now, {len(was)} in its ids/{role}.txt{'' if len(ds) != len(was) else ', not the same'}); use another folder (--out)")
+        ds.check(self.progress and is_main_process(), share(len(ds)))
+    if not train.annotated:  # images and image-level labels only
+        if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
+        if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
+    return dict(train=train, val=val)
+
+@patch
 def begin(self:Run):
-    "Refuse a folder that holds another run, check VOC data (under torchrun each process its share of the images), then write config.json (before any stage)."
-    cfg_file, new, inputs_file, inputs = self.dir/'config.json', run_config_json(self.cfg), self.dir/'inputs.json', input_digests(self.cfg)
+    "Refuse a folder that holds another run, check VOC data, and on a resume that the files the run reads are the ones it began with (`input_digests`); then write config.json and inputs.json (before any stage)."
+    cfg_file, new, inputs_file, inputs = self.dir/'config.json', run_config_json(self.cfg), self.dir/'inputs.json', {}
+    name = lambda k: f"split {getattr(self.cfg, k[:-len('_data')] + '_split')}'s images or masks" if k.endswith('_data') else '--' + k.replace('_file', '').replace('_', '-')
     def check():
         if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
             raise OtherRunError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
-        if inputs_file.exists() and (changed := [k for k, v in load_json(inputs_file).items() if inputs.get(k, v) != v]):  # (the same paths, other contents: the kept stages were made from the old ones)
-            raise OtherRunError(f"run folder {self.dir}: {' and '.join('--' + k.replace('_file', '').replace('_', '-') for k in changed)} changed since the run began (other files at the same path); use another folder (--out)")
         if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
             raise OtherRunError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
         if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
         self._weights_at_hand()
-        if self.cfg.dataset != 'voc': return
-        train, val = (self.dataset(s) for s in (self.cfg.train_split, self.cfg.val_split))  # validate the data before the run folder is written
-        for role, ds in (('train', train), ('val', val)):
-            if (f := self.dir/'ids'/f'{role}.txt').exists() and (was := f.read_text().split()) != ds.ids:  # a resumed run: on the images it began with
-                raise OtherRunError(f"{self.dir}: split {ds.split} changed since the run began ({len(ds)} images now, {len(was)} in its ids/{role}.txt{'' if len(ds) != len(was) else ', not the same'}); use another folder (--out)")
-            ds.check(self.progress and is_main_process(), share(len(ds)))
-        if not train.annotated:  # images and image-level labels only
-            if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
-            if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
+        inputs.update(input_digests(self.cfg, self._checked_splits()))
+        if inputs_file.exists() and (changed := [k for k, v in load_json(inputs_file).items() if inputs.get(k, v) != v]):  # (the same paths, other contents: the kept stages were made from the old ones)
+            raise OtherRunError(f"run folder {self.dir}: {' and '.join(map(name, changed))} changed since the run began (other files at the same path); use another folder (--out)")
     fail_together(check)  # (all the processes have looked at the folder before rank 0 writes config.json there)
     if is_main_process(): save_json(new, cfg_file); save_json(inputs, inputs_file)
 
