@@ -11,9 +11,7 @@ import math, numbers, warnings
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
+from torch.utils.data import Dataset  # (torchvision is imported where it is used: the command line starts without it, 2 s sooner)
 from .core import *
 
 # %% auto #0
@@ -368,6 +366,7 @@ def _load(self:VOCSegmentation, i):
 
 @patch
 def __getitem__(self:VOCSegmentation, i):
+    from torchvision import tv_tensors
     img, m, y = self._load(i)
     img, m = tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1)), tv_tensors.Mask(torch.from_numpy(m))
     if self.transform is not None: img, m = self.transform(img, m)
@@ -407,6 +406,8 @@ def train_transform(crop:int=None, # random crop side (VOC: 448); None keeps the
                     scale:tuple=(0.7, 1.3) # before cropping, the image's shorter side is resized to a random size in [crop * scale[0], crop * scale[1])
                    ):
     "Augmentation for training: random flip (and rescale + crop, padding the image with its mean colour and the mask with 255), then normalisation."
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
     ts = [v2.RandomHorizontalFlip()]
     mean = [round(255 * m) for m in IMAGENET_MEAN]  # the padding: 0 once normalised, as IRN pads its normalised crops
     if crop: ts += [v2.RandomResize(int(crop * scale[0]), int(crop * scale[1])),
@@ -416,6 +417,7 @@ def train_transform(crop:int=None, # random crop side (VOC: 448); None keeps the
 # %% ../nbs/01_data.ipynb #b610d28f
 def eval_transform():
     "Normalisation only."
+    from torchvision.transforms import v2
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 # %% ../nbs/01_data.ipynb #27131829

@@ -7,8 +7,7 @@ from __future__ import annotations
 import math, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, matplotlib.pyplot as plt
-from matplotlib.lines import Line2D
+import numpy as np  # (matplotlib where a figure is drawn: the command line starts without it)
 import torch, torch.nn.functional as F
 from .core import check_count, load_json, load_mask
 from .data import IMAGENET_MEAN, IMAGENET_STD
@@ -236,6 +235,8 @@ def plot_contours(images:list, # (H, W, 3) uint8 images
                   size:float=2.0 # inches per image
                  ):
     "The contours of each set of masks and of the ground truth (white) over the images, above each its mIoU per set (in `masks`' order); the figure."
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     colours = ('r', 'c', 'y', 'm')
     if len(masks) > len(colours): raise ValueError(f"masks: at most {len(colours)} sets, got {len(masks)}")
     for name, ms in masks.items():

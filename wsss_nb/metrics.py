@@ -8,8 +8,7 @@ __all__ = ['cam_to_label', 'ConfusionMatrix', 'miou', 'ThresholdAnalysis', 'thre
            'dilate', 'BoundaryF', 'boundary_f']
 
 # %% ../nbs/02_metrics.ipynb #c81ecfb0
-import numpy as np
-import matplotlib.pyplot as plt
+import numpy as np  # (matplotlib's pyplot where a figure is drawn: the command line starts without it)
 from fastcore.basics import patch
 from .core import all_sum, check_keys, check_threshold
 
@@ -194,6 +193,7 @@ def plot_threshold_curve(curves:dict, # {name: {threshold: mIoU}}, e.g. {'CAM': 
                          spread_range=(0.05, 0.70), # threshold range of the spread, shaded
                         ):
     "Plot mIoU (%) vs background threshold for each curve, marking its best threshold."
+    import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     ax.axvspan(*spread_range, color='0.92', zorder=0)
     for name, curve in curves.items():

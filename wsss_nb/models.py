@@ -7,8 +7,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from functools import partial
-import torch, torch.nn as nn, torch.nn.functional as F
-import torchvision
+import torch, torch.nn as nn, torch.nn.functional as F  # (torchvision where a ResNet is built: the command line starts without it)
 from .core import atomic_path, load_file
 
 # %% auto #0
@@ -76,6 +75,7 @@ class ResNet50(nn.Module):
                  weights:str|None=None # a `torchvision.models.ResNet50_Weights` name (its BatchNorm statistics and stem then stay fixed), or None for random initialisation
                 ):
         super().__init__()
+        import torchvision
         net = getattr(torchvision.models, f'resnet{self.depth}')(replace_stride_with_dilation=list(self.dilate))
         if weights is not None: net.load_state_dict(load_imagenet_state_dict(weights, self.depth), strict=True)
         if in_channels != 3:
@@ -107,6 +107,7 @@ def resnet_weights(weights:str, # a `torchvision.models.ResNet50_Weights` (or `R
                    depth:int=50 # 50 or 101
                   ):
     "torchvision's weights entry of that name (nothing loaded), or an error that lists the names."
+    import torchvision
     kind = getattr(torchvision.models, f'ResNet{depth}_Weights')
     try: return kind[weights]
     except KeyError: raise ValueError(f"unknown resnet{depth} weights {weights!r}; choose from {list(kind.__members__)}") from None
