@@ -15,6 +15,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
+_CACHE = __name__ != '__main__' # compiled kernels cached on disk by the library (a change to its file renews them all), not in this notebook: there Numba keys each kernel on its own source, and a cached kernel would go on running the old version of a kernel it calls that you edited
+
 # %% auto #0
 __all__ = ['MAX_LABELS', 'BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_features', 'simplex_keys', 'PermutohedralLattice',
            'kernel_norm', 'clear_shared_kernels', 'NumbaCRF', 'cuda_usable', 'crf_device', 'cuda_index',
@@ -22,7 +24,7 @@ __all__ = ['MAX_LABELS', 'BACKENDS', 'PRESETS', 'gaussian_features', 'bilateral_
            'crf_inference_label', 'map_images', 'dense_crf_batch', 'pydensecrf_model', 'pydensecrf_marginals']
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d904df64
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _features(image, sxy, srgb):
     H, W, C = image.shape
     f = np.empty((H * W, 2 + C), np.float32)
@@ -80,7 +82,7 @@ MAX_LABELS = 255 # labels a CRF takes: a uint8 label map's 0..254 (255 is the ig
 _UNROLL = 12 # label loops shorter than this run with a compile-time count, longer ones with a run-time count (measured: unrolled is faster up to 11 labels, vectorised from 13 on)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #529bd8bc
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _width(ct, a):
     "The count of a loop over labels: `len(ct)`, a constant, for few labels (LLVM unrolls the loop); from `_UNROLL` labels on `a.shape[1]`, the same number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
     return len(ct) if len(ct) < _UNROLL else a.shape[1]
@@ -99,7 +101,7 @@ def _scratch(typingctx, ct):
     return arr(ct), codegen
 
 # %% ../../nbs/02a_kernels.crf.ipynb #130454bc
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _hash(key):
     "64-bit hash of an int32 key; its top bits index the table."
     h = np.uint64(0)
@@ -107,7 +109,7 @@ def _hash(key):
     return h
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2ea438ce
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _probe(table, vkeys, key, h, bits):
     "Slot of `key` in the open-addressing `table` (linear probing): its vertex, or the empty slot where it goes."
     s, mask, d = np.int64(h >> np.uint64(64 - bits)), table.size - 1, key.size
@@ -125,7 +127,7 @@ def _probe(table, vkeys, key, h, bits):
 # %% ../../nbs/02a_kernels.crf.ipynb #e39051a6
 _EMBED_BLOCK = 64 # points embedded together, coordinate by coordinate (vectorised across points)
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _embed_range(features, scale, rem, rank, bary, lo, hi, dt):
     "Steps 1-3 for points lo..hi-1, a block of points at a time, each step a loop over the block (sequential: `_embed` runs ranges in parallel)."
     d, B = len(dt), _EMBED_BLOCK
@@ -176,7 +178,7 @@ def _embed_range(features, scale, rem, rank, bary, lo, hi, dt):
                 if i < d: rem[i, q0 + q] = np.int32(r0[i, q])
 
 # %% ../../nbs/02a_kernels.crf.ipynb #53a7ddeb
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _embed(features, scale, dt):
     "Each point's closest remainder-0 point `rem` (d, N) (its first d coordinates), the rank of each coordinate (d+1, N), and its barycentric weights (N, d+1)."
     N, d = features.shape[0], len(dt)
@@ -185,7 +187,7 @@ def _embed(features, scale, dt):
     return rem, rank, bary
 
 # %% ../../nbs/02a_kernels.crf.ipynb #f0c3aa86
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _vertex_key(rem, rank, canonical, p, r, key):
     "Write the key of point `p`'s remainder-`r` vertex into `key`; return its hash (as `_hash`)."
     h = np.uint64(0)
@@ -204,7 +206,7 @@ def simplex_keys(features:np.ndarray, # (N, d) float32 lattice positions
     return keys.astype(np.int32), bary
 
 # %% ../../nbs/02a_kernels.crf.ipynb #a094839e
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _key_range(rem, d):
     "Lowest and highest vertex key coordinate (int64, per coordinate): `rem` -d..+d."
     lo, hi = np.empty(rem.shape[0], np.int64), np.empty(rem.shape[0], np.int64)
@@ -223,14 +225,14 @@ def _packing(rem, d):
     return lo, hi, np.cumsum([0] + widths[:-1]).astype(np.int64), sum(widths)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1ebeeea6
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _slot(pk, bits):
     "Slot of packed key `pk` in a table of 2**bits: multiply, fold the high bits down, keep the low ones."
     h = np.uint64(pk) * _HASH_MULT
     return np.int64((h ^ (h >> np.uint64(29))) & np.uint64((1 << bits) - 1))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #59d4d5b9
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _table_bits(n):
     "Bits of a table that holds n keys at most half full (at least 2**10 slots)."
     bits = 10
@@ -238,7 +240,7 @@ def _table_bits(n):
     return bits
 
 # %% ../../nbs/02a_kernels.crf.ipynb #45d4a030
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _rehash(keys, base, V, bits):
     "A table of twice the size (2**bits slots) holding ids 0..V-1, whose keys are at `keys[base + id]`."
     table = np.full(1 << bits, -1, np.int32)
@@ -249,7 +251,7 @@ def _rehash(keys, base, V, bits):
     return table
 
 # %% ../../nbs/02a_kernels.crf.ipynb #e8a8d9bb
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _find_or_add(table, bits, keys, base, V, pk):
     "The id of packed key `pk` in the open-addressing `table` of ids 0..V-1 (their keys at `keys[base + id]`), added as id V if absent; and the new V. The caller keeps the table at most half full (`_rehash`)."
     s, mask = _slot(pk, bits), table.size - 1
@@ -262,7 +264,7 @@ def _find_or_add(table, bits, keys, base, V, pk):
         s = (s + 1) & mask
 
 # %% ../../nbs/02a_kernels.crf.ipynb #2aba1d08
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
     "Insert the vertices of points p0..p1-1, in point order, into a table of their own: local vertex ids in `offsets`, each new vertex's packed key from index p0*(d+1) on. Returns the number of vertices."
     d = len(dt)
@@ -285,7 +287,7 @@ def _insert_range(rem, rank, lo, shift, p0, p1, offsets, vpk, dt):
     return V
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d1215cdb
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _insert_chunks(rem, rank, lo, shift, bounds, dt):
     "`_insert_range` on each chunk of points (bounds[c]..bounds[c+1]-1) in parallel; the local results and the vertices per chunk."
     N, d, K = rem.shape[1], len(dt), bounds.size - 1
@@ -294,23 +296,22 @@ def _insert_chunks(rem, rank, lo, shift, bounds, dt):
     return offsets, vpk, counts
 
 # %% ../../nbs/02a_kernels.crf.ipynb #f2dcf28d
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _merge_chunks(vpk, bounds, counts, dp1):
     "Global vertex ids: the chunks' vertices in chunk order, each looked up in (or added to) one table, which gives the ids one sequential pass would. The global id of each local vertex (laid out as `vpk`) and each vertex's packed key."
     gmap, gpk = np.empty(vpk.size, np.int32), np.empty(counts.sum(), np.int64)
-    bits = _table_bits(gpk.size)
+    bits = _table_bits(gpk.size) # at most half full with every local vertex: it never grows
     table = np.full(1 << bits, -1, np.int32)
     V = 0
     for c in range(bounds.size - 1):
         base = bounds[c] * dp1
         for u in range(counts[c]):
-            if 2 * V >= table.size: bits, table = bits + 1, _rehash(gpk, 0, V, bits + 1)
             g, V = _find_or_add(table, bits, gpk, 0, V, vpk[base + u])
             gmap[base + u] = g
     return gmap, gpk[:V].copy()
 
 # %% ../../nbs/02a_kernels.crf.ipynb #7d865ef4
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _remap_chunks(offsets, gmap, bounds, dp1):
     "Local vertex ids to global ones, in place."
     for c in prange(bounds.size - 1):
@@ -330,7 +331,7 @@ def _insert_packed(rem, rank, lo, shift, d, chunks=None):
     return _remap_chunks(offsets, gmap, bounds, d + 1), gpk
 
 # %% ../../nbs/02a_kernels.crf.ipynb #385bafe4
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _insert(rem, rank, canonical, bits):
     "The general path: insert every simplex vertex in point order, keys as d int32; the vertex of each (point, corner) and each vertex's key."
     d, N = rem.shape
@@ -356,7 +357,7 @@ def _insert(rem, rank, canonical, bits):
     return table, bits, offsets, vkeys[:V].copy()
 
 # %% ../../nbs/02a_kernels.crf.ipynb #9d2dcc7c
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _runs(offsets):
     "Runs of consecutive points that share their vertex at a corner (start point, vertex, corner), in point order."
     Np, dp1 = offsets.shape
@@ -370,7 +371,7 @@ def _runs(offsets):
     return starts[:R].copy(), rv[:R].copy(), rc[:R].copy()
 
 # %% ../../nbs/02a_kernels.crf.ipynb #855e70b9
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _radix_argsort(keys, nbits):
     "Stable order of non-negative int64 `keys` below 2**nbits (least-significant-digit radix sort), and the sorted keys. Digits of equal width, 8 to 16 bits, wider for more keys (up to log2 of their number): few passes, and a count table no larger than the keys need."
     n, most = keys.size, 8
@@ -391,7 +392,7 @@ def _radix_argsort(keys, nbits):
     return order, k
 
 # %% ../../nbs/02a_kernels.crf.ipynb #ebcd25bf
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _neighbours_packed(pk, lo, hi, shift, nbits, dt):
     "Previous and next vertex along each direction (d+1, V, 2), V where none: the sorted packed keys `pk` merged with themselves shifted by the direction."
     V, d = pk.size, len(dt)
@@ -420,7 +421,7 @@ def _neighbours_packed(pk, lo, hi, shift, nbits, dt):
     return nb
 
 # %% ../../nbs/02a_kernels.crf.ipynb #33a5513b
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _neighbours(table, bits, vkeys):
     "The general path: the same `(d+1, V, 2)` neighbours, each previous one looked up in the hash table."
     V, d = vkeys.shape
@@ -439,9 +440,9 @@ def _neighbours(table, bits, vkeys):
     return nb
 
 # %% ../../nbs/02a_kernels.crf.ipynb #791981b9
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _csr(starts, rv, rc, N, V, dp1):
-    "Each vertex's points in point order (CSR: indptr (V+1), points) and its corner, from the runs; points from N on (padding) are left out."
+    "Each vertex's points in point order (CSR: indptr (V+1), points) and its corner, from the runs of the N points."
     R = starts.size
     corner, ends, last = np.zeros(V, np.int32), np.empty(R, np.int32), np.full(dp1, -1, np.int64)
     for q in range(R): # a run ends where the next run on its corner starts
@@ -452,7 +453,6 @@ def _csr(starts, rv, rc, N, V, dp1):
     indptr, first = np.zeros(V + 1, np.int64), np.empty(R, np.int32)
     for q in range(R):
         corner[rv[q]] = rc[q]
-        ends[q] = max(starts[q], min(ends[q], N))
         indptr[rv[q] + 1] += ends[q] - starts[q]
     for v in range(V): indptr[v + 1] += indptr[v]
     pos = indptr[:-1].copy()
@@ -466,7 +466,7 @@ def _csr(starts, rv, rc, N, V, dp1):
     return indptr, points, corner
 
 # %% ../../nbs/02a_kernels.crf.ipynb #b0c7d779
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _csr_weights(indptr, points, corner, weights, keep):
     "The splat weight of each CSR entry, `weights[point, corner of the vertex]`, so the splat reads them in order (only if `keep`); and each vertex's sum of them, the splat of ones, as a (V+1, 1) buffer."
     cw, ones = np.empty(indptr[-1] if keep else 0, np.float32), np.zeros((corner.size + 1, 1), np.float32)
@@ -480,7 +480,7 @@ def _csr_weights(indptr, points, corner, weights, keep):
     return cw, ones
 
 # %% ../../nbs/02a_kernels.crf.ipynb #8a09f4af
-@njit(cache=True, nogil=True, fastmath={'contract'}) # multiply-adds fused, sums in point order (as `_scatter`)
+@njit(cache=_CACHE, nogil=True, fastmath={'contract'}) # multiply-adds fused, sums in point order (as `_scatter`)
 def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
     C, s = _width(ct, out), _scratch(ct) # s: the vertex's sums
     for v in range(v0, v1):
@@ -491,7 +491,7 @@ def _splat_range(indptr, points, cw, values, out, v0, v1, ct):
         for k in range(C): out[v, k] = s[k]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #72746a68
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _splat(indptr, points, cw, values, out, ct):
     "Rows 0..V-1 of `out` (V+1, C): each vertex's weighted sum of its points' first C values."
     V = out.shape[0] - 1
@@ -504,7 +504,7 @@ _SCATTER_THREADS = 2 # up to this many Numba threads the splat is a scatter (one
 def _scattering()->bool: return numba.get_num_threads() <= _SCATTER_THREADS
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1db45641
-@njit(cache=True, nogil=True, fastmath={'contract'})
+@njit(cache=_CACHE, nogil=True, fastmath={'contract'})
 def _scatter(offsets, weights, values, out, ct, dt):
     "`_splat`'s rows as a scatter, on one thread: the points in order, each adding its weighted values into its d+1 vertices."
     C, dp1, x = _width(ct, out), len(dt), _scratch(ct) # x: the point's values, read once
@@ -517,7 +517,7 @@ def _scatter(offsets, weights, values, out, ct, dt):
     return out
 
 # %% ../../nbs/02a_kernels.crf.ipynb #0c2a4ebd
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _scatter_pair(off1, w1, out1, off2, w2, out2, values, ct, dt1, dt2):
     "`_scatter` of the same values onto two lattices, one per thread."
     for t in prange(2):
@@ -525,7 +525,7 @@ def _scatter_pair(off1, w1, out1, off2, w2, out2, values, ct, dt1, dt2):
         else: _scatter(off2, w2, values, out2, ct, dt2)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1fce6f17
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=_CACHE, nogil=True, fastmath=True)
 def _blur_range(values, tmp, nbj, v0, v1, ct):
     C, half = _width(ct, values), np.float32(0.5)
     for v in range(v0, v1):
@@ -533,7 +533,7 @@ def _blur_range(values, tmp, nbj, v0, v1, ct):
         for k in range(C): tmp[v, k] = values[v, k] + half * (values[a, k] + values[b, k])
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d62c16cd
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _blur(values, tmp, nb, ct):
     "Blur along each lattice direction in turn, ping-ponging between `values` and `tmp`; returns the one holding the result. Row V of both is zero: the missing neighbour."
     V = nb.shape[1]
@@ -543,7 +543,7 @@ def _blur(values, tmp, nb, ct):
     return values
 
 # %% ../../nbs/02a_kernels.crf.ipynb #733b9b46
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=_CACHE, nogil=True, fastmath=True)
 def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
     C, dp1, s = _width(ct, out), len(dt), _scratch(ct) # s: the point's sums
     for i in range(lo, hi):
@@ -554,7 +554,7 @@ def _slice_range(offsets, weights, values, out, lo, hi, ct, dt):
         for k in range(C): out[i, k] = s[k]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #dac27ec4
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _slice(offsets, weights, values, out, ct, dt):
     "Each point's weighted sum of its vertices' values."
     N = out.shape[0]
@@ -660,7 +660,7 @@ def filter(self:PermutohedralLattice, values:np.ndarray, # (N, M) float32 values
     return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #6262d823
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _normalised_weights(offsets, bary, alpha, ones, dt):
     "From `ones`, the splat of ones blurred ((V+1, 1)), in one pass over the points: the slice K 1, `n = 1/sqrt(K 1 + 1e-20)` (N,) and the weights n_i b_ij (N, d+1)."
     N, dp1 = offsets.shape[0], len(dt)
@@ -691,7 +691,7 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 # %% ../../nbs/02a_kernels.crf.ipynb #10ff65ac
-@njit(cache=True, inline='always')
+@njit(cache=_CACHE, inline='always')
 def _exp_neg(x):
     "exp(x) in float32 for x <= 0 (Cephes' expf); below -87.3 it returns exp(-87.3) ~ 1e-38 instead of underflowing."
     x = max(x, np.float32(-87.33654))
@@ -709,7 +709,7 @@ def _exp_neg(x):
 _B = 64 # pixels whose softmax is taken together (vectorised across pixels)
 _PIXEL_CHUNK = 1024 # pixels per parallel task of the mean-field pass
 
-@njit(cache=True, inline='always', fastmath=True)
+@njit(cache=_CACHE, inline='always', fastmath=True)
 def _logistic_pair(x, t, Q, i0, n):
     "Q[i0+q] = softmax of two energies whose difference (first minus second) is x[q]: exp(-|x|) only, so it never overflows (`t`: scratch)."
     for q in range(n): t[q] = _exp_neg(-abs(x[q])) # a loop of its own: vectorised (fused with the stores below it is not, and takes twice as long)
@@ -719,7 +719,7 @@ def _logistic_pair(x, t, Q, i0, n):
         Q[i0 + q, 0], Q[i0 + q, 1] = (big, small) if x[q] >= 0 else (small, big)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #87849ea1
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=_CACHE, nogil=True, fastmath=True)
 def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, lo, hi, gather, ct, dt1, dt2, mt):
     "Q = softmax(-U + messages) for pixels lo..hi-1; the messages of a kernel: c * sum over corners of w * its vertex values (none if not `gather`)."
     M = _width(mt, neg_unary) # labels: a constant for few (as C), so the loops over them unroll
@@ -767,7 +767,7 @@ def _mean_field_range(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q
             for k in range(M): Q[i0 + q, k] = T[k, q] * s[q]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #1162c49d
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=_CACHE, nogil=True)
 def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q, gather, ct, dt1, dt2, mt):
     "The mean-field update of every pixel (parallel over chunks of pixels); with C = M-1 filtered labels, the last label's messages come from `full`."
     N = neg_unary.shape[0]
@@ -776,7 +776,7 @@ def _mean_field_pass(neg_unary, off1, w1, c1, val1, off2, w2, c2, val2, full, Q,
     return Q
 
 # %% ../../nbs/02a_kernels.crf.ipynb #db8006bb
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _tied_top(neg_unary):
     "Whether some pixel's largest -U is shared by two or more labels (a tie that mean field's rounding can tip)."
     N, M = neg_unary.shape
@@ -1031,7 +1031,7 @@ def crf_inference_label(crf:DenseCRF, # the dense CRF of the image (its lattices
     return crf.inference(unary_from_labels(labels, n, gt_prob, zero_unsure=False), iterations).argmax(0)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #bfde6f9b
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=_CACHE)
 def _start_threads(n):
     "A parallel loop: starts Numba's threading layer, so `numba.threading_layer()` can be asked."
     s = 0
