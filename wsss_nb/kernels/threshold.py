@@ -5,7 +5,7 @@
 # %% ../../nbs/02b_kernels.threshold.ipynb #da21ccb6
 from __future__ import annotations
 import numpy as np
-import time
+import time, itertools
 from numba import njit, prange
 from ..core import IGNORE, check_keys, check_threshold
 
@@ -71,6 +71,8 @@ def seed_labels_np(fg_label, bg_label):
     return conf
 
 # %% ../../nbs/02b_kernels.threshold.ipynb #7071dc6b
+_MISSING = object() # the shorter of gts and preds, run out
+
 @njit(cache=True)
 def _confusion(gt, pred, n, ignore, cm):
     bad = 0
@@ -92,7 +94,10 @@ def confusion_matrix(gts, # iterable of (H, W) integer ground-truth maps
     if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 1: raise ValueError(f"n_classes must be a whole number >= 1, got {n_classes!r}")
     if not isinstance(ignore, (int, np.integer)) or not -2**63 <= ignore < 2**63: raise ValueError(f"ignore must be a label value (a 64-bit integer), got {ignore!r}")
     cm = np.zeros((n_classes, n_classes), np.int64)
-    for gt, pred in zip(gts, preds, strict=True):
+    for gt, pred in itertools.zip_longest(gts, preds, fillvalue=_MISSING):
+        if gt is _MISSING or pred is _MISSING:
+            few, many = ('predictions', 'ground-truth maps')[::1 if pred is _MISSING else -1]
+            raise ValueError(f"confusion_matrix: fewer {few} than {many}")
         gt, pred = np.asarray(gt), np.asarray(pred)
         if gt.shape != pred.shape: raise ValueError(f"gt shape {gt.shape} != pred shape {pred.shape}")
         if not (np.issubdtype(gt.dtype, np.integer) and np.issubdtype(pred.dtype, np.integer)): raise ValueError(f"label maps must be integer, got gt {gt.dtype} and pred {pred.dtype}")
