@@ -372,10 +372,8 @@ def _palette_ids(im:Image.Image, path) -> np.ndarray:
     "A palette mask's class ids: its indices, or its colours where the palette holds VOC's colours in another order (an image editor re-indexed it)."
     m, pal = np.array(im), im.getpalette()
     if not pal: return m
-    pal, voc = np.array(pal, np.uint8).reshape(-1, 3), _voc_palette()
-    if np.array_equal(pal, voc[:len(pal)]): return m  # VOC's palette (or its first colours), as VOC's masks and ours are written
-    used = np.unique(m)
-    if used[-1] >= len(pal) or (pal[used] == voc[used]).all(): return m
+    pal, used = np.array(pal, np.uint8).reshape(-1, 3), np.unique(m)
+    if used[-1] >= len(pal): return m  # indices beyond its colours: not a re-indexed VOC palette
     try: ids = _voc_colours_to_ids(pal[used][None], path)[0]
     except ValueError: return m  # a palette of its own (another dataset's colours): the indices are the classes
     lut = np.arange(256, dtype=np.uint8); lut[used] = ids
@@ -399,7 +397,7 @@ def save_mask(mask:np.ndarray, # (H, W) label map with values in 0..255
     "Write a label map as a VOC palette PNG, atomically."
     mask = np.asarray(mask)
     if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer): raise ValueError(f"save_mask: expected an (H, W) integer label map, got {mask.dtype} {mask.shape}")
-    if mask.dtype != np.uint8 and mask.size and (mask.min() < 0 or mask.max() > 255): raise ValueError(f"save_mask: label values must lie in 0..255, got {mask.min()}..{mask.max()}")
+    if mask.size and (mask.min() < 0 or mask.max() > 255): raise ValueError(f"save_mask: label values must lie in 0..255, got {mask.min()}..{mask.max()}")
     im = Image.fromarray(mask.astype(np.uint8), mode='P'); im.putpalette(_voc_palette().ravel().tolist())
     with atomic_path(path) as tmp: im.save(tmp, format='PNG')
 
@@ -414,7 +412,7 @@ def save_image(image:np.ndarray, path:str|Path):
 
 # %% ../nbs/00_core.ipynb #44776a62
 def overlay(image:np.ndarray, # uint8 (H, W, 3)
-            cam:np.ndarray, # float (H, W) in [0, 1]
+            cam:np.ndarray, # (H, W) in [0, 1] (jet's ends beyond)
             alpha:float=0.5 # weight of the heat map
            ) -> np.ndarray:
     "Blend a class activation map over an image as a jet heat map: a uint8 (H, W, 3) image (`save_image` writes it)."
@@ -422,5 +420,5 @@ def overlay(image:np.ndarray, # uint8 (H, W, 3)
     image = np.asarray(image)
     if image.dtype != np.uint8: raise ValueError(f"overlay: expected a uint8 (H, W, 3) image (0..255), got {image.dtype}")
     if np.shape(cam) != image.shape[:2]: raise ValueError(f"overlay: the map is {np.shape(cam)} but the image is {image.shape[:2]}")
-    heat = matplotlib.colormaps['jet'](np.clip(cam, 0, 1))[..., :3]
+    heat = matplotlib.colormaps['jet'](np.asarray(cam, np.float64))[..., :3]  # (a colour map reads an integer map as indices into its table: a 0/1 mask would be two dark blues)
     return np.round(255 * ((1 - alpha) * image / 255 + alpha * heat).clip(0, 1)).astype(np.uint8)
