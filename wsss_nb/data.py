@@ -140,9 +140,8 @@ def scene_objects(cfg:SceneConfig, # the SCM's knobs
         b = _body(k, cfg)
         ry, rx = rng.uniform(*cfg.body_radius, size=2) * scale
         cy, cx = rng.uniform(ry * 0.7, S - ry * 0.7), rng.uniform(rx * 0.7, S - rx * 0.7)
-        if cfg.location_bias:  # towards class k's spot: S/4 from the centre, at angle 2 pi k / K (no extra draw: the stream is that of bias 0)
-            spot, pull = 2 * np.pi * k / K, cfg.location_bias
-            cy, cx = (1 - pull) * cy + pull * S * (0.5 + 0.25 * np.sin(spot)), (1 - pull) * cx + pull * S * (0.5 + 0.25 * np.cos(spot))
+        spot, pull = 2 * np.pi * k / K, cfg.location_bias  # towards class k's spot: S/4 from the centre, at angle 2 pi k / K (no extra draw: the stream is that of bias 0)
+        cy, cx = (1 - pull) * cy + pull * S * (0.5 + 0.25 * np.sin(spot)), (1 - pull) * cx + pull * S * (0.5 + 0.25 * np.cos(spot))
         body = _shape_mask(b % 3, cy, cx, ry, rx, yy, xx)
         stripes = 0.08 * np.sign(np.sin((yy if b % 2 else xx) * 1.2))
         col = _BODY_COLOURS[b % 3] * (1 - 0.25 * (b // 3)) + stripes[..., None]
@@ -437,6 +436,6 @@ def check_scales(scales, # inference scales (1.0: the image as it is)
                  who:str # the function or option that checks, for the message
                 ) -> tuple:
     "`scales` as a tuple, refused unless there is at least one and each is a positive, finite number (0 or less made a 1x1 image, and empty maps)."
-    if not np.iterable(scales) or isinstance(scales, str) or not len(scales) or not all(isinstance(s, numbers.Real) and 0 < s < math.inf for s in scales):
+    if not np.iterable(scales) or not len(scales) or not all(isinstance(s, numbers.Real) and 0 < s < math.inf for s in scales):
         raise ValueError(f"{who}: scales must be at least one positive, finite number (1.0: the image as it is), got {scales!r}")
     return tuple(scales)
