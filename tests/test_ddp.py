@@ -36,3 +36,31 @@ def test_plugin_parameters_and_history_over_processes(tmp_path, skip):
     r = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in (0, 1)]
     assert r[0]['w'] == r[1]['w'] != 0 and r[0]['fc'] == r[1]['fc']
     assert r[0]['hist'] == r[1]['hist'] and list(r[0]['hist'][0]) == ['loss', 'offset']
+
+class _Rank0Loss(Plugin):
+    "A loss only process 0 has, on a parameter of the plug-in's own; records the images of each step."
+    name = 'rank0'
+    def __init__(self): self.w, self.seen = torch.zeros(2, requires_grad=True), []
+    def parameters(self): return [self.w]
+    def before_batch(self, learn): self.seen.append(learn.batch['index'].tolist())
+    def loss(self, learn): return ((self.w - 1) ** 2).sum() if dist.get_rank() == 0 else None
+
+class _Indexed(_Points):
+    def __getitem__(self, i): return dict(super().__getitem__(i), index=i)
+
+def _train_rank0(rank, store, out):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=2, timeout=datetime.timedelta(seconds=30))
+    torch.manual_seed(0); plugin = _Rank0Loss()
+    cfg = TrainConfig(epochs=2, lr=0.1, momentum=0, weight_decay=0, schedule='constant')
+    hist = Learner(_Line(), make_loader(_Indexed(), 4, True), lambda o, b: ((o['y'] - b['target']) ** 2).mean(), cfg, (plugin,), progress=False).fit()
+    out.with_name(f'{out.name}{rank}.json').write_text(json.dumps(dict(hist=[e['rank0'] for e in hist], w=plugin.w.tolist(), seen=plugin.seen)))
+    dist.destroy_process_group()
+
+def test_plugin_gradient_mean_history_and_order(tmp_path):
+    "The plug-in's gradient is the mean over the processes (process 1's zero), each epoch's term the mean over both shards (process 1's count 0), and each epoch a new order of each process's half of the images."
+    torch.multiprocessing.spawn(_train_rank0, (tmp_path/'store', tmp_path/'rank'), nprocs=2)
+    r = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in (0, 1)]
+    assert r[0]['w'] == r[1]['w'] and r[0]['w'] == pytest.approx([0.19, 0.19])  # 2 steps of lr 0.1 from 0, gradients (-2 + 0) / 2 then (-1.8 + 0) / 2
+    assert r[0]['hist'] == r[1]['hist'] and r[0]['hist'] == pytest.approx([1.0, 0.81])  # (2 + 0) / 2, (1.62 + 0) / 2
+    assert sorted(r[0]['seen'][0] + r[1]['seen'][0]) == list(range(8)) and r[0]['seen'][0] != r[0]['seen'][1]

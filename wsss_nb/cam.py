@@ -346,8 +346,7 @@ class _OldNumpyPickler(pickle.Pickler):
         if obj.dtype.hasobject:
             if obj.ndim: raise TypeError("_OldNumpyPickler: object arrays of one or more dimensions are not written")
             return np.array, (obj.item(), object)
-        a = np.ascontiguousarray(obj)
-        return np.ndarray, (a.shape, a.dtype.str, bytearray(a.tobytes()))  # (a bytearray: the loaded array is writable)
+        return np.ndarray, (obj.shape, obj.dtype.str, bytearray(obj.tobytes()))  # (`tobytes` is in C order, whatever the strides; a bytearray: the loaded array is writable)
 
 def save_irn_cam(path, # <id>.npy
                  cam:np.ndarray, # (K, H, W) maps of the image's classes
