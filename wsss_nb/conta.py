@@ -166,12 +166,11 @@ class ContextConv(nn.Module):
             state_dict[prefix + 'conv.weight'], state_dict[prefix + 'm_weight'] = w[:, :-1], w[:, -1:]
 
 def _widened(m:nn.Module, zero:bool=True) -> nn.Module:
-    "`m` with one more input channel (`ContextConv`) on every convolution that reads its input."
+    "`m` with one more input channel (`ContextConv`) on every convolution that reads its input (a residual block is changed in place: `ContextBackbone` widens its own copy)."
     if isinstance(m, nn.Conv2d): return ContextConv(m, zero)
     if isinstance(m, nn.Sequential): return nn.Sequential(_widened(m[0], zero), *m[1:])
     if hasattr(m, 'conv1') and hasattr(m, 'downsample'):  # a torchvision residual block
         if m.downsample is None: raise ValueError("--conta-block: this residual block adds its input unchanged, so it cannot take one more channel; choose the first block of a stage")
-        m = copy.copy(m); m._modules = dict(m._modules)  # a new block sharing the other layers; the original is left as it was
         m.conv1, m.downsample = _widened(m.conv1, zero), _widened(m.downsample, zero)
         return m
     raise ValueError(f"--conta-block: the block starts with {type(m).__name__}, not a convolution")
