@@ -58,7 +58,7 @@ def sample_pixels(probs:torch.Tensor, # (N, K, h, w) non-negative sampling weigh
     "Flat pixel indices (N, K, S), drawn with replacement with probability `probs / probs.sum()` per map."
     check_count(n_samples, 'n_samples:')
     if probs.ndim != 4: raise ValueError(f"sample_pixels: probs must be (N, K, h, w), got shape {tuple(probs.shape)}")
-    return torch.multinomial(probs.detach().flatten(2).flatten(0, 1), n_samples, replacement=True, generator=generator).view(*probs.shape[:2], n_samples)
+    return torch.multinomial(probs.flatten(2).flatten(0, 1), n_samples, replacement=True, generator=generator).view(*probs.shape[:2], n_samples)
 
 # %% ../nbs/07b_likelihood.ipynb #fe02f71e
 def importance_sampling_loss(logits:torch.Tensor, # (N, K, h, w) per-pixel class logits (the classifier's 'cam')
@@ -104,7 +104,7 @@ def edge_weight(dx:torch.Tensor, # colour distances in [0, 1]
                ) -> torch.Tensor:
     "w = tanh(mu + logit(d)): -1 for alike colours, +1 across a colour edge (in `dx`'s dtype)."
     if not abs(mu) <= 20: raise ValueError(f"edge_weight: mu must be in [-20, 20], got {mu}")
-    d = dx.float().clamp(1e-5, 1 - 1e-5)  # (float32: e^(2 mu) overflows float16 from mu = 5.6)
+    d = dx.float()  # (float32: e^(2 mu) overflows float16 from mu = 5.6)
     e, f = math.exp(2 * mu) * d**2, (1 - d)**2
     return ((e - f) / (e + f)).to(dx.dtype)  # = tanh(mu + logit(d)), without the two transcendental functions
 
