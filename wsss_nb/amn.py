@@ -121,7 +121,7 @@ def amn_loss(out:dict, # the model's outputs: 'logits' (N, K+1, h, w)
     logits = F.interpolate(out['logits'], seeds.shape[-2:], mode='bilinear', align_corners=False)
     target = torch.full_like(logits, eps / (C - 1)).scatter_(1, seeds.where(valid, 0)[:, None], 1 - eps)
     ce = -(target * logits.log_softmax(1)).sum(1)
-    groups = [valid & (seeds == 0), valid & (seeds != 0)] if balanced else [valid]
+    groups = [seeds == 0, valid & (seeds != 0)] if balanced else [valid]
     means = [ce[g].mean() for g in groups if g.any()]
     return sum(means) / len(means) if means else logits.sum() * 0
 
