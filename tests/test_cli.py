@@ -493,7 +493,7 @@ def test_real_voc_sample_smoke(tmp_path):
 def test_torchrun_two_processes(tmp_path):
     "DDP on the CPU (gloo): two processes train and share the per-image stages (rank 0 alone writes the records); each keeps torchrun's one PyTorch thread, and the CRF's Numba threads are halved."
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', '-m', 'wsss_nb.pipeline',
-                        'run', '--out', str(tmp_path/'ddp'), '--crf', *TINY], capture_output=True, text=True, timeout=600)
+                        'run', '--out', str(tmp_path/'ddp'), '--crf', '--dist-timeout', '5', *TINY], capture_output=True, text=True, timeout=600)  # (a process left waiting fails in 5 minutes, saying so)
     assert p.returncode == 0, p.stderr[-3000:]
     res = load_json(tmp_path/'ddp/results.json')
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48

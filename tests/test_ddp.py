@@ -1,4 +1,4 @@
-"The shared training loop under DDP, two gloo processes on the CPU: plug-ins with parameters of their own, and the loss history."
+"The shared training loop under DDP, two gloo processes on the CPU: plug-ins with parameters of their own, the loss history, and the wait for a stuck process."
 import datetime, json, sys
 import pytest, torch, torch.nn as nn, torch.distributed as dist
 from wsss_nb.cam import Learner, Plugin, make_loader
@@ -64,3 +64,24 @@ def test_plugin_gradient_mean_history_and_order(tmp_path):
     assert r[0]['w'] == r[1]['w'] and r[0]['w'] == pytest.approx([0.19, 0.19])  # 2 steps of lr 0.1 from 0, gradients (-2 + 0) / 2 then (-1.8 + 0) / 2
     assert r[0]['hist'] == r[1]['hist'] and r[0]['hist'] == pytest.approx([1.0, 0.81])  # (2 + 0) / 2, (1.62 + 0) / 2
     assert sorted(r[0]['seen'][0] + r[1]['seen'][0]) == list(range(8)) and r[0]['seen'][0] != r[0]['seen'][1]
+
+def _wait(rank, port, out, timeout):
+    import os, time
+    from wsss_nb.core import ProcessFailed, barrier
+    from wsss_nb.pipeline import init_distributed
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), WORLD_SIZE='2', RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE='2')
+    torch.set_num_threads(1); init_distributed('cpu', timeout)
+    if rank == 1: time.sleep(timeout.total_seconds() + 4)  # (stuck: it comes to no barrier in time)
+    else:
+        t = time.monotonic()
+        try: barrier(); said = None
+        except ProcessFailed as e: said = str(e)
+        out.write_text(json.dumps(dict(said=said, waited=time.monotonic() - t)))
+    dist.destroy_process_group()
+
+def test_dist_timeout_finds_a_stuck_process(tmp_path):
+    "`init_distributed`'s timeout (`--dist-timeout`) is how long a process waits at a barrier for one that does not come: then it fails, saying so."
+    torch.multiprocessing.spawn(_wait, (29561, tmp_path/'rank0.json', datetime.timedelta(seconds=4)), nprocs=2)
+    r = json.loads((tmp_path/'rank0.json').read_text())
+    assert r['said'] and r['said'].startswith("another process did not come within the processes' timeout"), r
+    assert 4 <= r['waited'] < 10, r

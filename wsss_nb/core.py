@@ -162,10 +162,13 @@ def share(n:int) -> range:
 
 # %% ../nbs/00_core.ipynb #bbfeb306
 def barrier():
-    "Wait for every process under torch.distributed (no wait when not distributed); another process that stopped meanwhile (its own error said by it) is a `ProcessFailed` here, not the backend's traceback."
+    "Wait for every process under torch.distributed (no wait when not distributed); another process that stopped meanwhile (its own error said by it), or that did not come within the group's timeout, is a `ProcessFailed` here, not the backend's traceback."
     if world_size() <= 1: return
     try: torch.distributed.barrier()
-    except RuntimeError as e: raise ProcessFailed(f"another process stopped while this one waited for it (its error is above; {type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    except RuntimeError as e:
+        said = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+        raise ProcessFailed(f"another process did not come within the processes' timeout (`--dist-timeout` of `wsss_nb run`): stuck, or slower than that ({said})" if 'timed out' in str(e).lower()
+                            else f"another process stopped while this one waited for it (its error is above; {said})") from None
 
 # %% ../nbs/00_core.ipynb #907be083
 def all_sum(a:np.ndarray) -> np.ndarray:
@@ -178,7 +181,7 @@ def all_sum(a:np.ndarray) -> np.ndarray:
 
 # %% ../nbs/00_core.ipynb #29f2d169
 class ProcessFailed(RuntimeError):
-    "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier` where another stopped."
+    "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier` where another stopped or did not come in time."
 
 # %% ../nbs/00_core.ipynb #37d250be
 def fail_together(fn, *args, **kwargs):

@@ -1024,6 +1024,23 @@ class _DefaultsHelp(argparse.HelpFormatter):
         h = action.help or ''
         return h if not action.option_strings or action.default in (None, False, argparse.SUPPRESS) or 'default' in h else f'{h} (default: {action.default})'
 
+# %% ../nbs/06_pipeline.ipynb #5cefafd0
+DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (CONTA's confounder set from full VOC's masks, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
+
+def _minutes(s:str) -> timedelta:
+    "A command line's number of minutes, above 0, as a `timedelta`."
+    try: t = timedelta(minutes=float(s))
+    except (ValueError, OverflowError): t = None  # (not a number, NaN, or more minutes than a timedelta holds)
+    if t is None or t <= timedelta(0): raise argparse.ArgumentTypeError(f"a number of minutes above 0, got {s!r}")
+    return t
+
+def _dist_timeout_option(s # the subparser of a command that runs the pipeline: `run`, `demo`, `rerun`
+                        ):
+    "Add `--dist-timeout`: how long a process under torchrun waits for the others."
+    s.add_argument('--dist-timeout', type=_minutes, default=DIST_TIMEOUT, metavar='MINUTES',
+                   help=f"under torchrun: minutes a process waits for the others at a barrier or a collective before it fails (default: {DIST_TIMEOUT / timedelta(minutes=1):.0f}, "
+                        "long enough for the stages rank 0 does alone on full VOC; shorter: a stuck process is found sooner)")
+
 # %% ../nbs/06_pipeline.ipynb #59576834
 def _pipeline_options(s, # the `run` or `demo` subparser
                      name:str # which of the two
@@ -1035,6 +1052,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
     s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training' + (' (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one' if name == 'run' else '; on the scene well under a minute') + '. The options you give win over it')
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
+    _dist_timeout_option(s)
     if name == 'run':
         s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
         s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first. Kept as given: an absolute path lets the run be opened from any folder")
@@ -1131,6 +1149,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (slower)")
     s.add_argument('--no-progress', action='store_true', help='no progress bars')
+    _dist_timeout_option(s)
     s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
@@ -1216,8 +1235,6 @@ def unused_options(a) -> list:
     return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
 
 # %% ../nbs/06_pipeline.ipynb #cf800763
-DIST_TIMEOUT = timedelta(hours=12)  # how long a process waits at a barrier: the others wait there while rank 0 does a stage alone (CONTA's confounder set from full VOC's masks, say); PyTorch's 10 (NCCL) or 30 (gloo) minutes would stop them
-
 def match_threads() -> int:
     "Share the CRF's Numba threads (`NUMBA_NUM_THREADS`, every core unless set) among the machine's torchrun processes, at least PyTorch's each, and keep PyTorch's (`OMP_NUM_THREADS`: torchrun sets 1 per process); returns Numba's."
     import numba
@@ -1227,7 +1244,9 @@ def match_threads() -> int:
     return m
 
 # %% ../nbs/06_pipeline.ipynb #e267b29c
-def init_distributed(device:str) -> str:
+def init_distributed(device:str,
+                     timeout:timedelta=DIST_TIMEOUT # how long a process waits for the others at a barrier or a collective before it fails
+                    ) -> str:
     "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device, its local rank's GPU where `device` is CUDA (more processes than GPUs refused); else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
     local, here = int(os.environ.get('LOCAL_RANK', '0')), int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
@@ -1235,7 +1254,7 @@ def init_distributed(device:str) -> str:
     cuda = get_device(device).type == 'cuda'  # (--device cuda without a usable GPU refused, as in one process, not run on the CPU)
     if cuda and here > (n := torch.cuda.device_count()):  # (every process says so, before any waits for the others)
         raise ValueError(f"torchrun started {here} processes on this machine, which has {n} CUDA device(s): one process per GPU (--nproc_per_node {n}), or --device cpu")
-    torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=DIST_TIMEOUT)
+    torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=timeout)
     if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
 
@@ -1306,7 +1325,7 @@ def main(argv=None):
             run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
             out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
         else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
-        device = init_distributed(a.device)  # (before the notes: rank 0 alone prints them)
+        device = init_distributed(a.device, a.dist_timeout)  # (before the notes: rank 0 alone prints them)
         if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
         if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
             print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
