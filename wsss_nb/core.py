@@ -165,10 +165,7 @@ def barrier():
     "Wait for every process under torch.distributed (no wait when not distributed); another process that stopped meanwhile (its own error said by it), or that did not come within the group's timeout, is a `ProcessFailed` here, not the backend's traceback."
     if world_size() <= 1: return
     try: torch.distributed.barrier()
-    except RuntimeError as e:
-        said = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
-        raise ProcessFailed(f"another process did not come within the processes' timeout (`--dist-timeout` of `wsss_nb run`): stuck, or slower than that ({said})" if 'timed out' in str(e).lower()
-                            else f"another process stopped while this one waited for it (its error is above; {said})") from None
+    except RuntimeError as e: raise _waited(e) from None
 
 # %% ../nbs/00_core.ipynb #907be083
 def all_sum(a:np.ndarray) -> np.ndarray:
@@ -183,6 +180,13 @@ def all_sum(a:np.ndarray) -> np.ndarray:
 class ProcessFailed(RuntimeError):
     "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier` where another stopped or did not come in time."
 
+def _waited(e:RuntimeError # the backend's error in a collective call
+           ) -> ProcessFailed:
+    "What this process says where it waited for the others and the backend failed: another stopped, or did not come within the group's timeout."
+    said = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    return ProcessFailed(f"another process did not come within the processes' timeout (`--dist-timeout` of `wsss_nb run`): stuck, or slower than that ({said})" if 'timed out' in str(e).lower()
+                         else f"another process stopped while this one waited for it (its error is above; {said})")
+
 # %% ../nbs/00_core.ipynb #37d250be
 def fail_together(fn, *args, **kwargs):
     "`fn(*args, **kwargs)`, called in every process under torch.distributed: where it fails in one, it fails in all (the others with `ProcessFailed`, saying which process failed and why), so none goes on to wait for it."
@@ -190,7 +194,10 @@ def fail_together(fn, *args, **kwargs):
     try: res = fn(*args, **kwargs)
     except Exception as e: err = e
     if world_size() > 1:
-        said = [None] * world_size(); torch.distributed.all_gather_object(said, None if err is None else f'{type(err).__name__}: {err}')
+        said = [None] * world_size()
+        try: torch.distributed.all_gather_object(said, None if err is None else f'{type(err).__name__}: {err}')
+        except RuntimeError as e:
+            if err is None: raise _waited(e) from None  # (where its own call failed, its own error says more)
         if err is None and (failed := [(r, s) for r, s in enumerate(said) if s is not None]): raise ProcessFailed('; '.join(f'process {r} failed: {s}' for r, s in failed))
     if err is not None: raise err
     return res
