@@ -1,5 +1,5 @@
-"The shared training loop under DDP, two gloo processes on the CPU: plug-ins with parameters of their own, the loss history, and the wait for a stuck process."
-import datetime, json, sys
+"The shared training loop under DDP, two gloo processes on the CPU: plug-ins with parameters of their own, the loss history, and the wait for a stuck process (at a barrier, and in a training)."
+import datetime, json, sys, time
 import pytest, torch, torch.nn as nn, torch.distributed as dist
 from wsss_nb.cam import Learner, Plugin, make_loader
 from wsss_nb.core import TrainConfig
@@ -85,3 +85,28 @@ def test_dist_timeout_finds_a_stuck_process(tmp_path):
     r = json.loads((tmp_path/'rank0.json').read_text())
     assert r['said'] and r['said'].startswith("another process did not come within the processes' timeout"), r
     assert 4 <= r['waited'] < 10, r
+
+class _Stuck(Plugin):
+    "No loss of its own; process 1 is stuck for `secs` in its third step (a slow file system, a bug that loops), so process 0 waits for it in DDP's all-reduce."
+    name = 'stuck'
+    def __init__(self, secs): self.secs, self.n = secs, 0
+    def loss(self, learn):
+        self.n += 1
+        if dist.get_rank() == 1 and self.n == 3: time.sleep(self.secs)
+
+def _train_stuck(rank, store, out, timeout):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=2, timeout=timeout)
+    learn = Learner(_Line(), make_loader(_Points(), 2, True), lambda o, b: ((o['y'] - b['target']) ** 2).mean(), TrainConfig(epochs=3, lr=0.1), (_Stuck(timeout.total_seconds() + 4),), progress=False)
+    t = time.monotonic()
+    try: learn.fit(); said = None
+    except Exception as e: said = f'{type(e).__name__}: {e}'
+    out.with_name(f'{out.name}{rank}.json').write_text(json.dumps(dict(said=said, waited=time.monotonic() - t)))
+
+def test_dist_timeout_in_a_training(tmp_path):
+    "A process stuck in a training: the other, waiting in DDP's all-reduce, fails after the processes' timeout, saying so in one line (`collective_failures`), not with gloo's traceback."
+    torch.multiprocessing.spawn(_train_stuck, (tmp_path/'store', tmp_path/'rank', datetime.timedelta(seconds=4)), nprocs=2)
+    r = json.loads((tmp_path/'rank0.json').read_text())
+    assert r['said'] and r['said'].startswith("ProcessFailed: another process did not come within the processes' timeout"), r
+    assert 4 <= r['waited'] < 15, r
+    assert json.loads((tmp_path/'rank1.json').read_text())['said'], 'the stuck process fails too, where it comes back to a closed group'

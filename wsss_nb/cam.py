@@ -173,6 +173,7 @@ def _step(self:Learner, net:nn.Module, # the model, or its DDP wrapper
 
 # %% ../nbs/04_cam.ipynb #8bc852e8
 @patch
+@collective_failures()  # (under torchrun: another process stopped or stuck, said in one line)
 def fit(self:Learner):
     "Run `cfg.epochs` epochs (a second call: another training from the model's weights, with a new optimiser); returns the per-epoch history of mean losses."
     self.model.to(self.device).train(); self.history = []

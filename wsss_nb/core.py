@@ -15,10 +15,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype', 'set_seed',
            'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
-           'is_main_process', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'check_keys',
-           'check_threshold', 'check_count', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir', 'save_json',
-           'load_json', 'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask', 'save_mask',
-           'save_image', 'overlay']
+           'is_main_process', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'collective_failures',
+           'check_keys', 'check_threshold', 'check_count', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir',
+           'save_json', 'load_json', 'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask',
+           'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -169,22 +169,23 @@ def barrier():
 
 # %% ../nbs/00_core.ipynb #907be083
 def all_sum(a:np.ndarray) -> np.ndarray:
-    "`a` summed over the processes under torch.distributed (`a` itself when not distributed)."
+    "`a` summed over the processes under torch.distributed (`a` itself when not distributed); another process that stopped meanwhile, or did not come in time, is a `ProcessFailed` here, as in `barrier`."
     if world_size() == 1: return a
     t = torch.tensor(a)  # (a copy: `a` itself is left as it was)
     if torch.distributed.get_backend() == 'nccl': t = t.cuda()  # (NCCL sums GPU tensors: on this process's device)
-    torch.distributed.all_reduce(t)
+    try: torch.distributed.all_reduce(t)
+    except RuntimeError as e: raise _waited(e) from None
     return t.cpu().numpy()
 
 # %% ../nbs/00_core.ipynb #29f2d169
 class ProcessFailed(RuntimeError):
-    "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier` where another stopped or did not come in time."
+    "What `fail_together` raises in the processes whose call did not fail, where another's did, and `barrier`, `all_sum` and `collective_failures` where another stopped or did not come in time."
 
 def _waited(e:RuntimeError # the backend's error in a collective call
            ) -> ProcessFailed:
     "What this process says where it waited for the others and the backend failed: another stopped, or did not come within the group's timeout."
     said = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
-    return ProcessFailed(f"another process did not come within the processes' timeout (`--dist-timeout` of `wsss_nb run`): stuck, or slower than that ({said})" if 'timed out' in str(e).lower()
+    return ProcessFailed(f"another process did not come within the processes' timeout (`--dist-timeout` of `wsss_nb run`): stuck, or slower than that ({said})" if any(s in str(e).lower() for s in ('timed out', 'timeout'))
                          else f"another process stopped while this one waited for it (its error is above; {said})")
 
 # %% ../nbs/00_core.ipynb #37d250be
@@ -201,6 +202,16 @@ def fail_together(fn, *args, **kwargs):
         if err is None and (failed := [(r, s) for r, s in enumerate(said) if s is not None]): raise ProcessFailed('; '.join(f'process {r} failed: {s}' for r, s in failed))
     if err is not None: raise err
     return res
+
+# %% ../nbs/00_core.ipynb #fbe17011
+@contextmanager
+def collective_failures():
+    "Where the backend fails in a collective inside the block (gloo's transport: another process stopped, or did not come within the group's timeout), a `ProcessFailed` saying which, not the backend's traceback; this process's own errors pass unchanged. A decorator too (`Learner.fit` is one: DDP's all-reduce is inside its backward pass)."
+    try: yield
+    except ProcessFailed: raise  # (a barrier inside said it already)
+    except RuntimeError as e:
+        if world_size() > 1 and (isinstance(e, torch.distributed.DistError) or any(s in str(e) for s in ('gloo/transport', 'pair closure'))): raise _waited(e) from None
+        raise
 
 # %% ../nbs/00_core.ipynb #aef789d9
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
