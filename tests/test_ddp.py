@@ -66,7 +66,7 @@ def test_plugin_gradient_mean_history_and_order(tmp_path):
     assert sorted(r[0]['seen'][0] + r[1]['seen'][0]) == list(range(8)) and r[0]['seen'][0] != r[0]['seen'][1]
 
 def _wait(rank, port, out, timeout):
-    import os, time
+    import os
     from wsss_nb.core import ProcessFailed, barrier
     from wsss_nb.pipeline import init_distributed
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), WORLD_SIZE='2', RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE='2')
