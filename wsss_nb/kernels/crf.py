@@ -80,11 +80,16 @@ if numba.config.PARFOR_MAX_TUPLE_SIZE < _MAX_TUPLE:  # set in place: `numba.conf
     numba.config.PARFOR_MAX_TUPLE_SIZE = _MAX_TUPLE; os.environ['NUMBA_PARFOR_MAX_TUPLE_SIZE'] = str(_MAX_TUPLE)  # (and in the environment: a later reload, and child processes, keep it)
 MAX_LABELS = 255 # labels a CRF takes: a uint8 label map's 0..254 (255 is the ignore label)
 _UNROLL = 12 # label loops shorter than this run with a compile-time count, longer ones with a run-time count (measured: unrolled is faster up to 11 labels, vectorised from 13 on)
+_MAX_WIDTH = 256 # values per point in one pass of the kernels (the stack scratch's size): MAX_LABELS; `filter` takes wider values in blocks of columns
+def _c_labels(n:int)->tuple:
+    "A label count (the width of the values) as a tuple: its own length for few labels; for more, a power of two >= n, the stack scratch's size, so that 20, 21 and 32 labels share one compiled kernel, 150, 182 and 255 another."
+    if n > _MAX_WIDTH: raise ValueError(f"the lattice's kernels take at most {_MAX_WIDTH} values per point in one pass, got {n} (`filter` takes any number)")
+    return _c(n if n < _UNROLL else max(16, 1 << (n - 1).bit_length())) # (a tuple's length costs compile time: 4 s at 32, 17 s at 256; Numba refuses 1000)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #529bd8bc
 @njit(cache=_CACHE, inline='always')
 def _width(ct, a):
-    "The count of a loop over labels: `len(ct)`, a constant, for few labels (LLVM unrolls the loop); from `_UNROLL` labels on `a.shape[1]`, the same number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
+    "The count of a loop over labels (`ct`: `_c_labels`'s tuple): `len(ct)`, a constant, for few labels (LLVM unrolls the loop); from `_UNROLL` labels on `a.shape[1]`, the number at run time (Numba leaves LLVM's SLP vectoriser off, so only a loop that is not unrolled is vectorised)."
     return len(ct) if len(ct) < _UNROLL else a.shape[1]
 
 # %% ../../nbs/02a_kernels.crf.ipynb #69b5e19e
@@ -623,8 +628,8 @@ def buffer(self:PermutohedralLattice, C:int)->np.ndarray: # (V+1, C) float32 zer
 @patch
 def splat(self:PermutohedralLattice, weights, values, out, cw=None): # (N, d+1) float32 weights, (N, >=C) float32 values, (V+1, C) buffer; `cw`: the weights' `csr_weights`, if at hand
     "The first C values of each point, times its weights, added into its vertices: a scatter on few threads, a gather on more (the same sums)."
-    if _scattering(): return _scatter(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
-    return _splat(*self.csr[:2], self.csr_weights(weights)[0] if cw is None else cw, values, out, _c(out.shape[1]))
+    if _scattering(): return _scatter(self.offsets, weights, values, out, _c_labels(out.shape[1]), _c(self.d + 1))
+    return _splat(*self.csr[:2], self.csr_weights(weights)[0] if cw is None else cw, values, out, _c_labels(out.shape[1]))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #d7da4ad0
 @patch
@@ -642,20 +647,23 @@ def weight_sums(self:PermutohedralLattice, weights:np.ndarray # (N, d+1) float32
 # %% ../../nbs/02a_kernels.crf.ipynb #d2aa2cb4
 @patch
 def blur(self:PermutohedralLattice, values, tmp): # two (V+1, C) buffers; returns the one holding the result
-    return _blur(values, tmp, self.neighbours, _c(values.shape[1]))
+    return _blur(values, tmp, self.neighbours, _c_labels(values.shape[1]))
 
 @patch
 def slice(self:PermutohedralLattice, weights, values, out): # (N, d+1) weights, (V+1, C) vertex values, (N, C) output
-    return _slice(self.offsets, weights, values, out, _c(out.shape[1]), _c(self.d + 1))
+    return _slice(self.offsets, weights, values, out, _c_labels(out.shape[1]), _c(self.d + 1))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #0e6c438b
+_FILTER_BLOCK = 128 # `filter` takes wider values in blocks of at most this many columns: one compiled kernel serves any width
+
 @patch
 def filter(self:PermutohedralLattice, values:np.ndarray, # (N, M) float32 values, one row per point
           )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
-    "Splat, blur and slice: approximately `sum_j exp(-|f_i - f_j|^2 / 2) values[j]`."
+    "Splat, blur and slice: approximately `sum_j exp(-|f_i - f_j|^2 / 2) values[j]`; any number of columns."
     values = np.ascontiguousarray(values, np.float32)
     if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
     C = values.shape[1]
+    if C > _FILTER_BLOCK: return np.concatenate([self.filter(v) for v in np.array_split(values, -(-C // _FILTER_BLOCK), axis=1)], axis=1)
     A = self.blur(self.splat(self.barycentric, values, self.buffer(C)), self.buffer(C))
     return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
@@ -831,12 +839,12 @@ class NumbaCRF:
         (g, b), (cg, cb) = self.kernels, self.coef
         vg, vb = messages or (g.lattice.buffer(C), b.lattice.buffer(C))
         return _mean_field_pass(neg_unary, g.lattice.offsets, g.weights, cg, vg, b.lattice.offsets, b.weights, cb, vb, self.full_messages, Q,
-                                messages is not None, _c(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1), _c(neg_unary.shape[1]))
+                                messages is not None, _c_labels(C), _c(g.lattice.d + 1), _c(b.lattice.d + 1), _c_labels(neg_unary.shape[1]))
 
     def _messages(self, Q, buffers):
         "Splat the first C labels of `n * Q` onto both lattices (C: the buffers' width) and blur them; the slice comes in the mean-field pass."
         (g, b), ((A1, B1), (A2, B2)) = self.kernels, buffers
-        if _scattering(): _scatter_pair(g.lattice.offsets, g.weights, A1, b.lattice.offsets, b.weights, A2, Q, _c(A1.shape[1]), _c(g.lattice.d + 1), _c(b.lattice.d + 1))
+        if _scattering(): _scatter_pair(g.lattice.offsets, g.weights, A1, b.lattice.offsets, b.weights, A2, Q, _c_labels(A1.shape[1]), _c(g.lattice.d + 1), _c(b.lattice.d + 1))
         else: g.lattice.splat(g.weights, Q, A1, g.splat_weights); b.lattice.splat(b.weights, Q, A2, b.splat_weights)
         return [g.lattice.blur(A1, B1), b.lattice.blur(A2, B2)]
 
