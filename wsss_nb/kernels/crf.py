@@ -80,7 +80,7 @@ if numba.config.PARFOR_MAX_TUPLE_SIZE < _MAX_TUPLE:  # set in place: `numba.conf
     numba.config.PARFOR_MAX_TUPLE_SIZE = _MAX_TUPLE; os.environ['NUMBA_PARFOR_MAX_TUPLE_SIZE'] = str(_MAX_TUPLE)  # (and in the environment: a later reload, and child processes, keep it)
 MAX_LABELS = 255 # labels a CRF takes: a uint8 label map's 0..254 (255 is the ignore label)
 _UNROLL = 12 # label loops shorter than this run with a compile-time count, longer ones with a run-time count (measured: unrolled is faster up to 11 labels, vectorised from 13 on)
-_MAX_WIDTH = 256 # values per point in one pass of the kernels (the stack scratch's size): MAX_LABELS; `filter` takes wider values in blocks of columns
+_MAX_WIDTH = 256 # values per point in one pass of the kernels (the stack scratch's size at most): a CRF's MAX_LABELS in one pass; `filter` takes wider values in blocks of columns
 def _c_labels(n:int)->tuple:
     "A label count (the width of the values) as a tuple: its own length for few labels; for more, a power of two >= n, the stack scratch's size, so that 20, 21 and 32 labels share one compiled kernel, 150, 182 and 255 another."
     if n > _MAX_WIDTH: raise ValueError(f"the lattice's kernels take at most {_MAX_WIDTH} values per point in one pass, got {n} (`filter` takes any number)")
