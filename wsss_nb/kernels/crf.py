@@ -80,11 +80,11 @@ if numba.config.PARFOR_MAX_TUPLE_SIZE < _MAX_TUPLE:  # set in place: `numba.conf
     numba.config.PARFOR_MAX_TUPLE_SIZE = _MAX_TUPLE; os.environ['NUMBA_PARFOR_MAX_TUPLE_SIZE'] = str(_MAX_TUPLE)  # (and in the environment: a later reload, and child processes, keep it)
 MAX_LABELS = 255 # labels a CRF takes: a uint8 label map's 0..254 (255 is the ignore label)
 _UNROLL = 12 # label loops shorter than this run with a compile-time count, longer ones with a run-time count (measured: unrolled is faster up to 11 labels, vectorised from 13 on)
-_MAX_WIDTH = 256 # values per point in one pass of the kernels (the stack scratch's size at most): a CRF's MAX_LABELS in one pass; `filter` takes wider values in blocks of columns
+_MAX_WIDTH = 256 # values per point in one pass of the kernels (the stack scratch's size from `_UNROLL` labels on): a CRF's MAX_LABELS; `filter` takes wider values in blocks of columns
 def _c_labels(n:int)->tuple:
-    "A label count (the width of the values) as a tuple: its own length for few labels; for more, a power of two >= n, the stack scratch's size, so that 20, 21 and 32 labels share one compiled kernel, 150, 182 and 255 another."
+    "A label count (the width of the values) as the kernels take it: a tuple of its length for few labels, of length `_UNROLL` for 12 to 256, which then share one compiled kernel."
     if n > _MAX_WIDTH: raise ValueError(f"the lattice's kernels take at most {_MAX_WIDTH} values per point in one pass, got {n} (`filter` takes any number)")
-    return _c(n if n < _UNROLL else max(16, 1 << (n - 1).bit_length())) # (a tuple's length costs compile time: 4 s at 32, 17 s at 256; Numba refuses 1000)
+    return _c(min(n, _UNROLL)) # (a tuple as long as the count compiled for every count, for 4 s at 21 labels, 17 s at 256 values, over 10 minutes for a CRF of 255 labels)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #529bd8bc
 @njit(cache=_CACHE, inline='always')
@@ -95,10 +95,10 @@ def _width(ct, a):
 # %% ../../nbs/02a_kernels.crf.ipynb #69b5e19e
 @intrinsic
 def _scratch(typingctx, ct):
-    "A 1-d float32 array of `len(ct)` elements on the stack of the calling kernel, uninitialised; it must not outlive the call. LLVM keeps it in registers, which it cannot do with a heap array: a store into that might change the arrays the loop reads."
+    "A 1-d float32 array of `len(ct)` elements (`_MAX_WIDTH` from `_UNROLL` on) on the stack of the calling kernel, uninitialised; it must not outlive the call. LLVM keeps it in registers, which it cannot do with a heap array: a store into that might change the arrays the loop reads."
     arr = types.Array(types.float32, 1, 'C')
     def codegen(context, builder, sig, args):
-        intp, n = context.get_value_type(types.intp), len(ct)
+        intp, n = context.get_value_type(types.intp), len(ct) if len(ct) < _UNROLL else _MAX_WIDTH
         a = make_array(arr)(context, builder)
         populate_array(a, data=cgutils.alloca_once(builder, context.get_value_type(types.float32), size=n),
                        shape=[intp(n)], strides=[intp(4)], itemsize=intp(4), meminfo=None)
@@ -654,8 +654,6 @@ def slice(self:PermutohedralLattice, weights, values, out): # (N, d+1) weights, 
     return _slice(self.offsets, weights, values, out, _c_labels(out.shape[1]), _c(self.d + 1))
 
 # %% ../../nbs/02a_kernels.crf.ipynb #0e6c438b
-_FILTER_BLOCK = 128 # `filter` takes wider values in blocks of at most this many columns: one compiled kernel serves any width
-
 @patch
 def filter(self:PermutohedralLattice, values:np.ndarray, # (N, M) float32 values, one row per point
           )->np.ndarray: # (N, M) float32: K @ values, K the lattice's Gaussian kernel (self term included)
@@ -663,7 +661,7 @@ def filter(self:PermutohedralLattice, values:np.ndarray, # (N, M) float32 values
     values = np.ascontiguousarray(values, np.float32)
     if values.ndim != 2 or values.shape[0] != self.n_points: raise ValueError(f"values must be ({self.n_points}, M), got {values.shape}")
     C = values.shape[1]
-    if C > _FILTER_BLOCK: return np.concatenate([self.filter(v) for v in np.array_split(values, -(-C // _FILTER_BLOCK), axis=1)], axis=1)
+    if C > _MAX_WIDTH: return np.concatenate([self.filter(v) for v in np.array_split(values, -(-C // _MAX_WIDTH), axis=1)], axis=1) # in blocks of columns
     A = self.blur(self.splat(self.barycentric, values, self.buffer(C)), self.buffer(C))
     return self.slice(self.barycentric * self.alpha, A, np.empty(values.shape, np.float32))
 
