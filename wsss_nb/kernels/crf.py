@@ -84,7 +84,7 @@ _MAX_WIDTH = 256 # values per point in one pass of the kernels (the stack scratc
 def _c_labels(n:int)->tuple:
     "A label count (the width of the values) as the kernels take it: a tuple of its length for few labels, of length `_UNROLL` for 12 to 256, which then share one compiled kernel."
     if n > _MAX_WIDTH: raise ValueError(f"the lattice's kernels take at most {_MAX_WIDTH} values per point in one pass, got {n} (`filter` takes any number)")
-    return _c(min(n, _UNROLL)) # (a tuple as long as the count compiled for every count, for 4 s at 21 labels, 17 s at 256 values, over 10 minutes for a CRF of 255 labels)
+    return _c(min(n, _UNROLL)) # (a tuple as long as the count compiled each count anew, and slowly: a filter of 300 columns for 19 s, of 999 for 155 s, a CRF of 255 labels for over 6 minutes)
 
 # %% ../../nbs/02a_kernels.crf.ipynb #529bd8bc
 @njit(cache=_CACHE, inline='always')
