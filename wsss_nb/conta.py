@@ -13,9 +13,9 @@ from .core import *
 from .cam import Plugin, label_keys
 
 # %% auto #0
-__all__ = ['ContaConfig', 'check_conta', 'resize_area', 'check_every_class', 'confounder_set', 'mask_prior', 'ContextAttention',
-           'ContextConv', 'ContextBackbone', 'context_weight', 'attention_report', 'context_share', 'ContaPlugin',
-           'WithLabels']
+__all__ = ['ContaConfig', 'check_conta', 'resize_area', 'class_list', 'check_every_class', 'confounder_set', 'mask_prior',
+           'ContextAttention', 'ContextConv', 'ContextBackbone', 'context_weight', 'attention_report', 'context_share',
+           'ContaPlugin', 'WithLabels']
 
 # %% ../nbs/07a_conta.ipynb #2922d10d
 @dataclass
@@ -56,14 +56,21 @@ def resize_area(binary, # (H, W) or (N, H, W) boolean/float mask(s)
     return t[0] if squeeze else t
 
 # %% ../nbs/07a_conta.ipynb #dbd262e8
+def class_list(ids:list, # class ids
+               classes=None, # the class names, background first
+               most:int=10 # name them where there are at most this many (COCO's 80 would fill lines)
+              ) -> str:
+    "Class ids as an error or a warning gives them: `[2, 4] (b, d)`, their names where known and few."
+    return f"{ids}" + (f" ({', '.join(classes[k] for k in ids)})" if classes is not None and len(ids) <= most else '')
+
+# %% ../nbs/07a_conta.ipynb #3c4a255e
 def check_every_class(counts, # (n,) the images of each foreground class 1..n
                       classes=None, # the class names, background first, to name the missing ones
                       what:str='training image' # what `counts` counts, for the message
                      ):
     "Raise unless every foreground class has an image: the confounder set averages a mask for each."
     missing = (np.flatnonzero(np.asarray(counts) == 0) + 1).tolist()
-    if missing: raise ValueError(f"confounder set: no {what} for class(es) {missing}" + (f" ({', '.join(classes[k] for k in missing)})" if classes is not None else '')
-                                 + "; CONTA needs every class in the training split")
+    if missing: raise ValueError(f"confounder set: no {what} for class(es) {class_list(missing, classes)}; CONTA needs every class in the training split")
 
 # %% ../nbs/07a_conta.ipynb #51be8d99
 def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignored)
@@ -88,9 +95,9 @@ def confounder_set(masks, # iterable of (H, W) label maps (class ids, 255 ignore
             acc[k - 1] += resize_area(b, size); cnt[k - 1] += 1
     if n != len(labels): raise ValueError(f"confounder set: {n} masks for {len(labels)} label lists")
     check_every_class(cnt, classes, 'training image with a pixel' if empty == 'skip' else 'training image')
-    if (zero := [k + 1 for k in range(n_fg) if not acc[k].any()]):
-        names = f" ({', '.join(classes[k] for k in zero)})" if classes is not None else ''
-        warnings.warn(f"confounder set: class(es) {zero}{names} have no pixel in any of their images' masks; their class-average masks are all zero")
+    zero = [k + 1 for k in range(n_fg) if not acc[k].any()]
+    if len(zero) == n_fg: warnings.warn("confounder set: no image's mask has a pixel of its labelled classes, so every class-average mask is all zero: M is zero for every image, and CONTA trains as plain self-training")
+    elif zero: warnings.warn(f"confounder set: class(es) {class_list(zero, classes)} have no pixel in any of their images' masks; their class-average masks are all zero")
     return (acc / torch.from_numpy(cnt)[:, None, None].float()).numpy().astype(np.float32)
 
 # %% ../nbs/07a_conta.ipynb #0556f400
