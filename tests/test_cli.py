@@ -40,6 +40,10 @@ def test_run_writes_the_run_folder(tiny_run):
     for f in ('cams.png', 'threshold_curve.png'): assert (out/'figures'/f).stat().st_size > 0
     assert 'pseudo-mask mIoU' in p.stdout and '+CRF' in p.stdout  # the results table
     assert res['method'] == 'baseline+crf' and 0 < res['crf_pseudo_mask_miou'] < 1 and 0 <= res['crf_boundary_f'] <= 1
+    stages = [m.group(1) for m in re.finditer(r'^wsss_nb: (\w+): [0-9.]+ s', p.stderr, re.M)]  # the run's log: each stage as it ends, each epoch
+    assert stages == ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures'], p.stderr
+    assert f"wsss_nb: eval_cam: {res['stage_seconds']['eval_cam']:.1f} s, pseudo_mask_miou {res['pseudo_mask_miou']:.1%}\n" in p.stderr, p.stderr
+    assert re.findall(r'^wsss_nb: (\w+): epoch (\d/\d): loss [0-9.]+ \(', p.stderr, re.M) == [('classifier', '1/2'), ('classifier', '2/2'), ('segmentation', '1/1')], p.stderr  # (--epochs 2: the segmentation's half)
 
 def test_same_seed_same_metrics(tiny_run, tmp_path):
     "A seed's run on the CPU gives the same figures bit for bit; `--deterministic` (for CUDA) changes nothing there."
@@ -59,6 +63,7 @@ def test_resume_after_a_killed_stage(tiny_run, tmp_path):
     res, ref = load_json(run/'results.json'), load_json(out/'results.json')
     assert metrics(res) == metrics(ref)
     assert res['stage_seconds']['train_cam'] == ref['stage_seconds']['train_cam']  # not re-run
+    assert re.findall(r'^wsss_nb: (\w+): [0-9.]+ s', p.stderr, re.M) == ['train_seg', 'eval_seg', 'figures'], p.stderr  # the log names what was done again
 
 def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch, capsys):
     "Ctrl-C within a per-image stage keeps the images it finished: the same command makes only the others, with the uninterrupted run's figures; once an earlier stage is made again, they are made again too."
@@ -97,7 +102,7 @@ def test_resume_within_a_stage(tiny_run, tmp_path, monkeypatch, capsys):
     assert len(made) == 2 * (16 - 3)  # the 4th image and the others, with and without the CRF
     assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json'))
 
-def test_resume_within_training(tiny_run, tmp_path, monkeypatch):
+def test_resume_within_training(tiny_run, tmp_path, monkeypatch, capsys):
     "A run killed between two epochs resumes its training after the last finished epoch, and ends as the uninterrupted run."
     from wsss_nb.cam import Learner
     out, _ = tiny_run
@@ -113,7 +118,8 @@ def test_resume_within_training(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(SystemExit): main(again)
     assert (run/'cam/.classifier.pt.partial').exists() and not (run/'cam/classifier.pt').exists()
     monkeypatch.setattr(Learner, '_save', lambda self, scaler: (saved.append(self.desc), save(self, scaler)))
-    main(again)
+    capsys.readouterr(); main(again)
+    assert re.findall(r'^wsss_nb: classifier: epoch (\d)/2', capsys.readouterr().err, re.M) == ['2']  # the log goes on from the killed training's last epoch
     assert metrics(load_json(run/'results.json')) == metrics(load_json(out/'results.json')) and not list(run.rglob('.*.partial'))
     assert 'classifier' not in saved  # it went on from its second (and last) epoch
 
@@ -499,6 +505,7 @@ def test_torchrun_two_processes(tmp_path):
     assert 0 < res['pseudo_mask_miou'] < 1 and len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48
     t, n = int(os.environ.get('OMP_NUM_THREADS', '1')), numba.config.NUMBA_NUM_THREADS  # (torchrun's default OMP_NUM_THREADS: 1)
     assert res['environment']['processes'] == 2 and res['environment']['threads'] == {'torch': t, 'numba': min(n, max(t, n // 2))}  # PyTorch's kept after Numba's start; the CRF's threads halved
+    assert p.stderr.count('wsss_nb: make_cam: ') == 1 and p.stderr.count('wsss_nb: classifier: epoch 2/2: ') == 1, p.stderr  # the log: one line for the two processes
 
 def test_torchrun_mixed_precision_with_plugins(tmp_path):
     "DDP with --amp float16 (the gradient scaler) and plug-ins with parameters of their own (CONTA's attention, averaged by the loop) and losses (likelihood)."

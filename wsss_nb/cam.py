@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
-import dataclasses, pickle, warnings
+import time, dataclasses, pickle, warnings
 from functools import partial
 from pathlib import Path
 from fastcore.basics import patch
@@ -192,7 +192,7 @@ def fit(self:Learner):
     if total == 0: raise ValueError(f"{self.desc}: nothing to train on ({self.cfg.epochs} epochs of {len(self.loader)} batches)")
     bar, graded = tqdm(total=total, initial=step, desc=self.desc, disable=not (self.progress and is_main_process()), leave=False), set()
     for self.epoch in range(start, self.cfg.epochs):
-        self.model.train()  # (again each epoch: a plug-in's after_epoch may have evaluated the model)
+        self.model.train(); t0 = time.time()  # (again each epoch: a plug-in's after_epoch may have evaluated the model)
         if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch)
         sums = {}
         for batch in self.loader:
@@ -203,6 +203,7 @@ def fit(self:Learner):
             for k, v in terms.items(): sums[k] = sums.get(k, 0.0) + v.item()
             bar.set_postfix(loss=f'{self.loss.item():.3f}', refresh=False)
         self.history.append(self._epoch_means({k: v / len(self.loader) for k, v in sums.items()}, net))
+        log_progress(f"{self.desc}: epoch {self.epoch + 1}/{self.cfg.epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in self.history[-1].items()) + f" ({time.time() - t0:.1f} s)")
         if self.epoch == start and (idle := [k for k in sums if k not in graded]):
             warnings.warn(f"{self.desc}: loss term(s) {idle} had no gradient in a whole epoch (computed under torch.no_grad(), or detached): logged, but they train nothing")
         for p in self.plugins: p.after_epoch(self)

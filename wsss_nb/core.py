@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
+import os, glob, json, logging, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +13,12 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['AMP_DTYPES', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype', 'set_seed',
-           'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
-           'is_main_process', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together', 'collective_failures',
-           'check_keys', 'check_threshold', 'check_count', 'voc_palette', 'colorize', 'atomic_path', 'atomic_dir',
-           'save_json', 'load_json', 'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb', 'load_image', 'load_mask',
-           'save_mask', 'save_image', 'overlay']
+__all__ = ['AMP_DTYPES', 'logger', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype',
+           'set_seed', 'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
+           'is_main_process', 'log_progress', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together',
+           'collective_failures', 'check_keys', 'check_threshold', 'check_count', 'voc_palette', 'colorize',
+           'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb',
+           'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -154,6 +154,14 @@ def world_size() -> int:
 def is_main_process() -> bool:
     "True in the process that writes the run's records (config.json, stages/*.json, results.json) and does the stages no other process shares."
     return rank() == 0
+
+# %% ../nbs/00_core.ipynb #9a50b58f
+logger = logging.getLogger('wsss_nb') # the library's progress lines (INFO); silent until given a handler
+
+def log_progress(msg:str # the line: what ended, its time and figures
+                ):
+    "Log `msg` at INFO on `logger`, in rank 0 only (under torchrun, one line for all the processes)."
+    if is_main_process(): logger.info(msg)
 
 # %% ../nbs/00_core.ipynb #46a09623
 def share(n:int) -> range:

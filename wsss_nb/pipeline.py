@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, re, sys, math, time, json, shutil, signal, hashlib, argparse, threading, warnings, dataclasses
+import os, re, sys, math, time, json, shutil, signal, hashlib, logging, argparse, threading, warnings, dataclasses
 from contextlib import ExitStack
 from datetime import timedelta
 from dataclasses import dataclass, field, asdict
@@ -28,14 +28,14 @@ from .kernels.threshold import cam_to_label
 from .kernels.crf import DenseCRF, PRESETS, crf_device, crf_inference_label
 
 # %% auto #0
-__all__ = ['METHODS', 'PER_IMAGE', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES', 'PART_HINT',
-           'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'seg_crf_preset', 'imagenet_weights',
-           'replace_scene', 'check_data_config', 'check_network_config', 'check_method_config', 'check_config',
-           'OtherRunError', 'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none', 'score_maps',
-           'crf_pseudo_mask', 'used_config', 'run_config_json', 'input_digests', 'options_differ', 'interruption',
-           'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams',
-           'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed',
-           'main']
+__all__ = ['METHODS', 'PER_IMAGE', 'STAGE_FIGURES', 'AMN_SECTION', 'ROUND_FIGURES', 'ROUND0', 'MAX_SIDE', 'IMAGE_SUFFIXES',
+           'PART_HINT', 'DIST_TIMEOUT', 'RunConfig', 'quick_config', 'seg_backbone', 'seg_crf_preset',
+           'imagenet_weights', 'replace_scene', 'check_data_config', 'check_network_config', 'check_method_config',
+           'check_config', 'OtherRunError', 'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none',
+           'score_maps', 'crf_pseudo_mask', 'used_config', 'run_config_json', 'input_digests', 'options_differ',
+           'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams',
+           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads',
+           'init_distributed', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -225,6 +225,8 @@ class Run:
         return tqdm(items, total=total, desc=desc, disable=not (self.progress and is_main_process()), leave=False)
 
 # %% ../nbs/06_pipeline.ipynb #df2d5f2b
+STAGE_FIGURES = ('pseudo_mask_miou', 'crf_pseudo_mask_miou', 'seg_miou', 'crf_seg_miou') # the figures a stage's progress line gives where it has them
+
 @patch
 def stage(self:Run, name:str, # the stage, done by method `_{name}`
           every_process:bool|None=None # run it in every DDP process, not in rank 0 only (default: the training stages and the per-image ones, `PER_IMAGE`)
@@ -239,7 +241,8 @@ def stage(self:Run, name:str, # the stage, done by method `_{name}`
         with crf_device(self.device): res = fn() if every_process or is_main_process() else None  # (the CRF on the run's device)
         if is_main_process():
             for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
-            save_json(dict(results=res or {}, seconds=round(time.time() - t0, 2)), done)
+            save_json(dict(results=res or {}, seconds=(secs := round(time.time() - t0, 2))), done)
+            log_progress(f"{f'round {self.round}: ' * bool(self.round)}{name}: {secs:.1f} s" + ''.join(f', {k} {res[k]:.1%}' for k in STAGE_FIGURES if isinstance((res or {}).get(k), float)))
         barrier()
     rec = load_json(done)
     if name in ('train_cam', 'train_seg'):  # (a finished training's plug-ins: `config.json` does not know them)
@@ -1051,7 +1054,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already, on one machine with the same thread count")
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
     s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training' + (' (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one' if name == 'run' else '; on the scene well under a minute') + '. The options you give win over it')
-    s.add_argument('--no-progress', action='store_true', help='no progress bars')
+    s.add_argument('--no-progress', action='store_true', help='no progress bars (each stage and training epoch still says a line as it ends)')
     _dist_timeout_option(s)
     if name == 'run':
         s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
@@ -1148,7 +1151,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>, also for a run's own config.json; for another .json file, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (slower)")
-    s.add_argument('--no-progress', action='store_true', help='no progress bars')
+    s.add_argument('--no-progress', action='store_true', help='no progress bars (each stage and training epoch still says a line as it ends)')
     _dist_timeout_option(s)
     s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
@@ -1303,7 +1306,11 @@ def _evaluate_cams(a):
 def _terminated(signum, frame): raise KeyboardInterrupt(signal.Signals(signum).name)
 
 # %% ../nbs/06_pipeline.ipynb #bb5ea883
-def _one_line_warning(message, category, filename, lineno, file=None, line=None): print(f"wsss_nb: warning: {message}", file=sys.stderr)  # (not the source file and line)
+def _one_line_warning(message, category, filename, lineno, file=None, line=None): tqdm.write(f"wsss_nb: warning: {message}", file=sys.stderr)  # (not the source file and line; above any progress bar)
+
+class _ProgressLines(logging.Handler):
+    "The command's handler of the `wsss_nb` logger: each line on stderr as `wsss_nb: ...`, above any progress bar."
+    def emit(self, record): tqdm.write(f"wsss_nb: {record.getMessage()}", file=sys.stderr)
 
 # %% ../nbs/06_pipeline.ipynb #42b46a35
 def main(argv=None):
@@ -1311,6 +1318,7 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     sigterm = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None  # a job's time limit cleans up as Ctrl-C does
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
+    lines, level = _ProgressLines(), logger.level; logger.addHandler(lines); logger.setLevel(logging.INFO)  # (each stage and epoch as it ends)
     try:
         match_threads()
         if a.command == 'predict': return _predict(a)
@@ -1338,7 +1346,7 @@ def main(argv=None):
         resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
         print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
     finally:
-        warnings.showwarning = shown
+        warnings.showwarning = shown; logger.removeHandler(lines); logger.setLevel(level)
         if getattr(a, 'deterministic', False): deterministic(False)  # (`main` called in a notebook: the process as it was)
         if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
