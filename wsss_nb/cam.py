@@ -162,7 +162,7 @@ def _step(self:Learner, net:nn.Module, # the model, or its DDP wrapper
     for k, v in terms.items():
         if not torch.is_tensor(v) or v.ndim: raise TypeError(f"{self.desc}: {'the loss' if k == 'loss' else f'plug-in {k!r}'} must give a scalar tensor, got {f'shape {tuple(v.shape)}' if torch.is_tensor(v) else type(v).__name__}")
     self.loss = sum(terms.values())
-    if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} at epoch {self.epoch} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]}); a lower learning rate may keep it finite")
+    if not torch.isfinite(self.loss): raise FloatingPointError(f"{self.desc}: loss is {self.loss.item()} in epoch {self.epoch + 1}/{self.cfg.epochs} (terms {[k for k, v in terms.items() if not torch.isfinite(v)]}); a lower learning rate may keep it finite")
     if lr_scale is not None:
         for g in self.opt.param_groups: g['lr'] = g['initial_lr'] * lr_scale
     self.opt.zero_grad(set_to_none=True); scaler.scale(self.loss).backward()
