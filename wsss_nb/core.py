@@ -15,10 +15,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'logger', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype',
            'set_seed', 'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
-           'is_main_process', 'log_progress', 'share', 'barrier', 'all_sum', 'ProcessFailed', 'fail_together',
-           'collective_failures', 'check_keys', 'check_threshold', 'check_count', 'voc_palette', 'colorize',
-           'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'folder_lock', 'scratch_dir', 'pil_rgb',
-           'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
+           'is_main_process', 'log_progress', 'log_tenths', 'share', 'barrier', 'all_sum', 'ProcessFailed',
+           'fail_together', 'collective_failures', 'check_keys', 'check_threshold', 'check_count', 'voc_palette',
+           'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'folder_lock', 'scratch_dir',
+           'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
 
 # %% ../nbs/00_core.ipynb #38a45a79
 @dataclass
@@ -162,6 +162,16 @@ def log_progress(msg:str # the line: what ended, its time and figures
                 ):
     "Log `msg` at INFO on `logger`, in rank 0 only (under torchrun, one line for all the processes)."
     if is_main_process(): logger.info(msg)
+
+# %% ../nbs/00_core.ipynb #dd7b53c5
+def log_tenths(items, # what a per-image stage goes through
+               n:int, # how many there are
+               desc:str # what they are, for the line
+              ):
+    "Yield `items`, logging `desc k/n` (`log_progress`) as each tenth of them is done: a per-image stage's progress where no progress bar is shown."
+    for k, x in enumerate(items, 1):
+        yield x
+        if k * 10 // n > (k - 1) * 10 // n: log_progress(f"{desc} {k}/{n}" + (f" (process 0's share; {world_size()} processes)" if world_size() > 1 else ''))
 
 # %% ../nbs/00_core.ipynb #46a09623
 def share(n:int) -> range:
