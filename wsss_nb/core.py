@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, logging, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
+import os, glob, json, time, logging, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,12 +166,15 @@ def log_progress(msg:str # the line: what ended, its time and figures
 # %% ../nbs/00_core.ipynb #dd7b53c5
 def log_tenths(items, # what a per-image stage goes through
                n:int, # how many there are
-               desc:str # what they are, for the line
+               desc:str, # what they are, for the line
+               every:float=10.0 # seconds since the start or the last line, at least (a stage of a few seconds says nothing)
               ):
     "Yield `items`, logging `desc k/n` (`log_progress`) as each tenth of them is done: a per-image stage's progress where no progress bar is shown."
+    last = time.monotonic()
     for k, x in enumerate(items, 1):
         yield x
-        if k * 10 // n > (k - 1) * 10 // n: log_progress(f"{desc} {k}/{n}" + (f" (process 0's share; {world_size()} processes)" if world_size() > 1 else ''))
+        if k * 10 // n > (k - 1) * 10 // n and time.monotonic() - last >= every:
+            log_progress(f"{desc} {k}/{n}" + (f" (process 0's share; {world_size()} processes)" if world_size() > 1 else '')); last = time.monotonic()
 
 # %% ../nbs/00_core.ipynb #46a09623
 def share(n:int) -> range:

@@ -1055,7 +1055,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already, on one machine with the same thread count")
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
     s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training' + (' (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one' if name == 'run' else '; on the scene well under a minute') + '. The options you give win over it')
-    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a per-image stage each tenth of its images')
+    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a long per-image stage each tenth of its images')
     _dist_timeout_option(s)
     if name == 'run':
         s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
@@ -1152,7 +1152,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>, also for a run's own config.json; for another .json file, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (slower)")
-    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a per-image stage each tenth of its images')
+    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a long per-image stage each tenth of its images')
     _dist_timeout_option(s)
     s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
