@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #fa3a651c
 from __future__ import annotations
-import os, glob, json, time, logging, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
+import os, glob, json, time, logging, contextvars, functools, multiprocessing.util, numbers, random, secrets, shutil, tempfile, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'logger', 'VOC_CLASSES', 'IGNORE', 'TrainConfig', 'config_from_dict', 'check_types', 'amp_dtype',
            'set_seed', 'rng_state', 'set_rng_state', 'get_device', 'deterministic', 'eval_mode', 'rank', 'world_size',
-           'is_main_process', 'log_progress', 'log_tenths', 'share', 'barrier', 'all_sum', 'ProcessFailed',
+           'is_main_process', 'log_progress', 'log_scope', 'log_tenths', 'share', 'barrier', 'all_sum', 'ProcessFailed',
            'fail_together', 'collective_failures', 'check_keys', 'check_threshold', 'check_count', 'voc_palette',
            'colorize', 'atomic_path', 'atomic_dir', 'save_json', 'load_json', 'load_file', 'folder_lock', 'scratch_dir',
            'pil_rgb', 'load_image', 'load_mask', 'save_mask', 'save_image', 'overlay']
@@ -157,11 +157,21 @@ def is_main_process() -> bool:
 
 # %% ../nbs/00_core.ipynb #9a50b58f
 logger = logging.getLogger('wsss_nb') # the library's progress lines (INFO); silent until given a handler
+_log_prefix = contextvars.ContextVar('wsss_nb_log_prefix', default='') # what `log_scope` puts before each line
 
 def log_progress(msg:str # the line: what ended, its time and figures
                 ):
-    "Log `msg` at INFO on `logger`, in rank 0 only (under torchrun, one line for all the processes)."
-    if is_main_process(): logger.info(msg)
+    "Log `msg` at INFO on `logger`, in rank 0 only (under torchrun, one line for all the processes), after the prefix of the `log_scope`s it is in."
+    if is_main_process(): logger.info(_log_prefix.get() + msg)
+
+# %% ../nbs/00_core.ipynb #02d72cbf
+@contextmanager
+def log_scope(prefix:str # put before each `log_progress` line within (a CONTA round's `round 1: `)
+             ):
+    "Within it, every `log_progress` line begins with `prefix`, its epochs' and tenths' as much as its own: a line says which round of a run it is from."
+    token = _log_prefix.set(_log_prefix.get() + prefix)
+    try: yield
+    finally: _log_prefix.reset(token)
 
 # %% ../nbs/00_core.ipynb #dd7b53c5
 def log_tenths(items, # what a per-image stage goes through

@@ -239,11 +239,12 @@ def stage(self:Run, name:str, # the stage, done by method `_{name}`
     barrier(); todo = not done.exists(); barrier()
     if todo:
         t0 = time.time()
-        with crf_device(self.device): res = fn() if every_process or is_main_process() else None  # (the CRF on the run's device)
-        if is_main_process():
-            for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
-            save_json(dict(results=res or {}, seconds=(secs := round(time.time() - t0, 2))), done)
-            log_progress(f"{f'round {self.round}: ' * bool(self.round)}{name}: {secs:.1f} s" + ''.join(f', {k} {res[k]:.1%}' for k in STAGE_FIGURES if isinstance((res or {}).get(k), float)))
+        with crf_device(self.device), log_scope(f'round {self.round}: ' * bool(self.round)):  # (the CRF on the run's device; a round's lines, its epochs' too, say which)
+            res = fn() if every_process or is_main_process() else None
+            if is_main_process():
+                for old in self.round0.dir.rglob('.*.partial'): shutil.rmtree(old) if old.is_dir() else old.unlink()  # a later stage's work from an interrupted attempt: made from what this stage just replaced
+                save_json(dict(results=res or {}, seconds=(secs := round(time.time() - t0, 2))), done)
+                log_progress(f"{name}: {secs:.1f} s" + ''.join(f', {k} {res[k]:.1%}' for k in STAGE_FIGURES if isinstance((res or {}).get(k), float)))
         barrier()
     rec = load_json(done)
     if name in ('train_cam', 'train_seg'):  # (a finished training's plug-ins: `config.json` does not know them)
