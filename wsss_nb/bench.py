@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, sys, math, time, json, argparse, subprocess, tempfile, platform
 from pathlib import Path
 import numpy as np
-from .core import load_json
+from .core import load_json, log_scope
 
 # %% auto #0
 __all__ = ['PIPELINE_RUNS', 'CRF_TARGETS', 'CONTA_ABLATIONS', 'LIKELIHOOD_BASES', 'LIKELIHOOD_VARIANTS', 'CAM_STAGES',
@@ -151,13 +151,13 @@ def finished_run(cfg, # the run's `RunConfig`
                  progress:bool=False,
                  src:Path|None=None # a run folder to take round 0 from (`Run.start_from`), for a new folder
                 ) -> dict:
-    "The results.json of the run in `folder`, running (or resuming) it first unless it is finished."
+    "The results.json of the run in `folder`, running (or resuming) it first unless it is finished; its log lines begin with the folder's name."
     from wsss_nb.pipeline import Run
     run = Run(cfg, folder, 'auto', progress)
     if (folder/'results.json').exists(): run.begin()  # (a folder of another configuration, a benchmark run earlier with other options, say, is refused)
     else:
         if src is not None and not folder.exists(): run.start_from(src)
-        run.run()
+        with log_scope(f'{folder.name}: '): run.run()
     return load_json(folder/'results.json')
 
 # %% ../nbs/08_bench.ipynb #8f1df685
@@ -296,10 +296,11 @@ CAM_STAGES = ('data', 'train_cam', 'make_cam', 'eval_cam') # a run's stages up t
 def cam_run(cfg, # the run's `RunConfig`
             folder:Path, # its run folder
             progress:bool=False) -> dict:
-    "The results of the CAM stages (`CAM_STAGES`) of the run in `folder`, running or resuming them first; with their `stage_seconds`."
+    "The results of the CAM stages (`CAM_STAGES`) of the run in `folder`, running or resuming them first, its log lines beginning with the folder's name; with their `stage_seconds`."
     from wsss_nb.pipeline import Run
     run = Run(cfg, folder, 'auto', progress); run.begin()
-    for n in CAM_STAGES: run.stage(n)
+    with log_scope(f'{folder.name}: '):
+        for n in CAM_STAGES: run.stage(n)
     return dict(run.results, stage_seconds=run.times)
 
 # %% ../nbs/08_bench.ipynb #2a4c2762
@@ -448,12 +449,14 @@ def timing_note() -> str|None:
 # %% ../nbs/08_bench.ipynb #f02c3434
 def main(argv=None):
     "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
+    from wsss_nb.pipeline import command_lines
     p = _bench_parser(); a = p.parse_args(argv)
     if note := timing_note(): print(f"{p.prog}: note: {note}", file=sys.stderr)
-    try: _run_bench(p, a)
-    except (ValueError, FileNotFoundError) as e: p.exit(1, f"{p.prog}: error: {e}\n")
-    except KeyboardInterrupt:
-        p.exit(130, f"{p.prog}: interrupted" + (": the same command resumes (its finished runs are kept)\n" if a.what in ('conta', 'likelihood', 'amn') else "\n"))
+    with command_lines():  # (its runs' stages and epochs as they end, each line beginning with the run's name: a benchmark of an hour says where it is)
+        try: _run_bench(p, a)
+        except (ValueError, FileNotFoundError) as e: p.exit(1, f"{p.prog}: error: {e}\n")
+        except KeyboardInterrupt:
+            p.exit(130, f"{p.prog}: interrupted" + (": the same command resumes (its finished runs are kept)\n" if a.what in ('conta', 'likelihood', 'amn') else "\n"))
 
 BENCH_RUN_OPTIONS = dict(conta=('quick', 'location_bias', 'rounds'), likelihood=('quick', 'rounds', 'sigma'), amn=('quick', 'confounding', 'size', 'backbone')) # a benchmark's options that change its runs' configuration
 

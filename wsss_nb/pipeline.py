@@ -5,7 +5,7 @@
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
 import os, re, sys, math, time, json, shutil, signal, hashlib, logging, argparse, threading, warnings, dataclasses
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -35,7 +35,7 @@ __all__ = ['METHODS', 'PER_IMAGE', 'STAGE_FIGURES', 'AMN_SECTION', 'ROUND_FIGURE
            'score_maps', 'crf_pseudo_mask', 'used_config', 'run_config_json', 'input_digests', 'options_differ',
            'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams',
            'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads',
-           'init_distributed', 'main']
+           'init_distributed', 'command_lines', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -1314,44 +1314,50 @@ class _ProgressLines(logging.Handler):
     "The command's handler of the `wsss_nb` logger: each line on stderr as `wsss_nb: ...`, above any progress bar."
     def emit(self, record): tqdm.write(f"wsss_nb: {record.getMessage()}", file=sys.stderr)
 
+@contextmanager
+def command_lines():
+    "Within it, a command's lines on stderr: the `wsss_nb` logger's (INFO: each stage and epoch as it ends) and the warnings, each one `wsss_nb: ...` line above any progress bar."
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
+    lines, level = _ProgressLines(), logger.level; logger.addHandler(lines); logger.setLevel(logging.INFO)
+    try: yield
+    finally: warnings.showwarning = shown; logger.removeHandler(lines); logger.setLevel(level)
+
 # %% ../nbs/06_pipeline.ipynb #42b46a35
 def main(argv=None):
     "Entry point of the `wsss_nb` command."
     a = _parser().parse_args(argv)
     sigterm = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None  # a job's time limit cleans up as Ctrl-C does
-    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
-    lines, level = _ProgressLines(), logger.level; logger.addHandler(lines); logger.setLevel(logging.INFO)  # (each stage and epoch as it ends)
-    try:
-        match_threads()
-        if a.command == 'predict': return _predict(a)
-        if a.command == 'evaluate': return _evaluate(a)
-        if a.command == 'table': return _table(a)
-        if a.command == 'export-irn': return print(f"{export_irn_cams(a.maps, a.out)} images' class maps -> {a.out} (IRN's cam_out_dir)")
-        if a.command == 'rerun':
-            given = a.run.endswith('.json'); src = Path(a.run) if given else Path(a.run)/'config.json'
-            if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
-            cfg = read_run_config(src)
-            if a.seed is not None: cfg = replace_scene(dataclasses.replace(cfg, seed=a.seed), seed=a.seed)
-            run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
-            out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
-        else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
-        device = init_distributed(a.device, a.dist_timeout)  # (before the notes: rank 0 alone prints them)
-        if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
-        if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
-            print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
-        if a.deterministic: deterministic()
-        res = Run(cfg, out, device, progress=not a.no_progress and sys.stderr.isatty()).run()  # (no bars in a log file: its lines instead)
-        if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
-    except (ValueError, FloatingPointError, FileNotFoundError, FileExistsError, NotADirectoryError, ProcessFailed) as e:  # (an --out that is a file, say; a training that diverged; under torchrun, another process's error)
-        print(f'wsss_nb: error: {e}', *getattr(e, '__notes__', ()), sep='\n', file=sys.stderr); sys.exit(1)
-    except KeyboardInterrupt as e:
-        resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
-        print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
-    finally:
-        warnings.showwarning = shown; logger.removeHandler(lines); logger.setLevel(level)
-        if getattr(a, 'deterministic', False): deterministic(False)  # (`main` called in a notebook: the process as it was)
-        if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
-        if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+    with command_lines():  # (each stage and epoch as it ends, the warnings: a line each)
+        try:
+            match_threads()
+            if a.command == 'predict': return _predict(a)
+            if a.command == 'evaluate': return _evaluate(a)
+            if a.command == 'table': return _table(a)
+            if a.command == 'export-irn': return print(f"{export_irn_cams(a.maps, a.out)} images' class maps -> {a.out} (IRN's cam_out_dir)")
+            if a.command == 'rerun':
+                given = a.run.endswith('.json'); src = Path(a.run) if given else Path(a.run)/'config.json'
+                if not src.exists(): raise ValueError(f"{src}: no such file" if given else f"{a.run}: not a run folder (no config.json)")
+                cfg = read_run_config(src)
+                if a.seed is not None: cfg = replace_scene(dataclasses.replace(cfg, seed=a.seed), seed=a.seed)
+                run_dir = src.resolve().parent if not given or src.name == 'config.json' and (src.resolve().parent/'stages').is_dir() else None  # (a run's own config.json: beside the run, not in it)
+                out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
+            else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
+            device = init_distributed(a.device, a.dist_timeout)  # (before the notes: rank 0 alone prints them)
+            if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
+            if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
+                print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
+            if a.deterministic: deterministic()
+            res = Run(cfg, out, device, progress=not a.no_progress and sys.stderr.isatty()).run()  # (no bars in a log file: its lines instead)
+            if is_main_process(): print(results_table([res])); print(f"results: {out/'results.json'}")
+        except (ValueError, FloatingPointError, FileNotFoundError, FileExistsError, NotADirectoryError, ProcessFailed) as e:  # (an --out that is a file, say; a training that diverged; under torchrun, another process's error)
+            print(f'wsss_nb: error: {e}', *getattr(e, '__notes__', ()), sep='\n', file=sys.stderr); sys.exit(1)
+        except KeyboardInterrupt as e:
+            resumes = ': the same command resumes the run where it stopped (its finished stages, epochs, maps and masks are kept)' if a.command in ('run', 'demo', 'rerun') else ''
+            print(f"wsss_nb: interrupted{f' ({e})' if str(e) else ''}{resumes}", file=sys.stderr); sys.exit(143 if str(e) == 'SIGTERM' else 130)
+        finally:
+            if getattr(a, 'deterministic', False): deterministic(False)  # (`main` called in a notebook: the process as it was)
+            if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
+            if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
 # %% ../nbs/06_pipeline.ipynb #cee0a150
 if __name__ == '__main__' and '__file__' in globals(): main()  # as a script (`python -m`, torchrun), not in the notebook
