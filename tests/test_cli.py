@@ -408,15 +408,15 @@ def test_voc_without_weights_says_so(tmp_path, capsys):
     assert 'random weights' not in err and 'note: --rounds not used by this run (--method baseline' in err, err
 
 def test_warnings_are_one_line(monkeypatch, capsys, tmp_path):
-    "A warning during a command is one `wsss_nb: warning:` line, not Python's file, line and source; Python's own display comes back afterwards."
+    "A warning during a command is one `wsss_nb: warning:` line, not Python's file, line and source; Python's own display comes back afterwards, and the `wsss_nb` logger as it was (a notebook calling `main` twice gets each line once)."
     import warnings
-    from wsss_nb.pipeline import Run
+    from wsss_nb.pipeline import Run, logger
     def warn(self): warnings.warn('confounder set: class(es) [1] have no pixel'); raise ValueError('stopped here')
-    monkeypatch.setattr(Run, 'run', warn); shown = warnings.showwarning
+    monkeypatch.setattr(Run, 'run', warn); shown, handlers, level = warnings.showwarning, list(logger.handlers), logger.level
     with pytest.raises(SystemExit): main(['run', '--out', str(tmp_path/'run'), *TINY])
     err = capsys.readouterr().err
     assert 'wsss_nb: warning: confounder set: class(es) [1] have no pixel\n' in err and 'UserWarning' not in err and 'warnings.warn' not in err, err
-    assert warnings.showwarning is shown
+    assert warnings.showwarning is shown and logger.handlers == handlers and logger.level == level
 
 def test_version(capsys):
     import wsss_nb
