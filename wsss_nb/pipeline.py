@@ -1039,9 +1039,10 @@ def _minutes(s:str) -> timedelta:
     if t is None or t <= timedelta(0): raise argparse.ArgumentTypeError(f"a number of minutes above 0, got {s!r}")
     return t
 
-def _dist_timeout_option(s # the subparser of a command that runs the pipeline: `run`, `demo`, `rerun`
-                        ):
-    "Add `--dist-timeout`: how long a process under torchrun waits for the others."
+def _running_options(s # the subparser of a command that runs the pipeline: `run`, `demo`, `rerun`
+                    ):
+    "Add the options of how a run goes: `--no-progress` (what it says while it runs), `--dist-timeout` (how long a process under torchrun waits for the others)."
+    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a long per-image stage each tenth of its images')
     s.add_argument('--dist-timeout', type=_minutes, default=DIST_TIMEOUT, metavar='MINUTES',
                    help=f"under torchrun: minutes a process waits for the others at a barrier or a collective before it fails (default: {DIST_TIMEOUT / timedelta(minutes=1):.0f}, "
                         "long enough for the stages rank 0 does alone on full VOC; shorter: a stuck process is found sooner)")
@@ -1056,8 +1057,7 @@ def _pipeline_options(s, # the `run` or `demo` subparser
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (PyTorch's deterministic kernels; slower). The CPU is so already, on one machine with the same thread count")
     s.add_argument('--seed', type=int, default=0, help='seed of the training and of the generated scene (default: 0)')
     s.add_argument('--quick', action='store_true', help='a first look: 256 training and 64 held-out images ' + ('(on voc that many of each split, evenly spaced) ' if name == 'run' else '') + 'and shorter training' + (' (not AMN\'s network: its schedule is kept, on the fewer images); the baseline on the scene in well under a minute, --method amn in about one' if name == 'run' else '; on the scene well under a minute') + '. The options you give win over it')
-    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a long per-image stage each tenth of its images')
-    _dist_timeout_option(s)
+    _running_options(s)
     if name == 'run':
         s.add_argument('--dataset', default='scene', choices=('scene', 'voc'), help="'scene': the built-in generated scenes (default); 'voc': a PASCAL VOC 2012 folder given by --root")
         s.add_argument('--root', default=None, help="a folder in PASCAL VOC 2012 layout (with --dataset voc); classes other than VOC's: a classes.txt in it, background first. Kept as given: an absolute path lets the run be opened from any folder")
@@ -1153,8 +1153,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--out', default=None, help="run folder (default: <run>_s<seed>, also for a run's own config.json; for another .json file, <name>_s<seed> beside it)")
     s.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (slower)")
-    s.add_argument('--no-progress', action='store_true', help='no progress bars (none either where stderr is not a terminal: a log file): each stage and training epoch still says a line as it ends, and a long per-image stage each tenth of its images')
-    _dist_timeout_option(s)
+    _running_options(s)
     s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
     s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
