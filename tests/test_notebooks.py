@@ -37,3 +37,20 @@ def test_every_module_comes_from_a_notebook():
     lib = NBS.parent/'wsss_nb'
     mods = {str(p.relative_to(lib).with_suffix('')).replace('/', '.') for p in lib.rglob('*.py') if not p.name.startswith('_')}
     assert mods == exported, (mods, exported)
+
+def _as_markdown(cell:dict) -> str:
+    "A cell of index.ipynb as the README shows it: markdown as it is, code as a Python block without its `#|` directives."
+    src = ''.join(cell['source'])
+    if cell['cell_type'] == 'markdown': return src
+    return '```python\n' + ''.join(l for l in src.splitlines(keepends=True) if not l.startswith('#|')) + '\n```'
+
+def test_readme_is_the_index_notebook():
+    "README.md is index.ipynb (settings.ini's readme_nb) as Markdown: the front page on GitHub and in JupyterLab says the same, neither edited alone."
+    import json
+    index = json.loads((NBS/get_config().readme_nb).read_text())
+    want = '\n\n'.join(map(_as_markdown, index['cells'])) + '\n'
+    got = (NBS.parent/'README.md').read_text()
+    if want != got:
+        at = next(i for i, (a, b) in enumerate(zip(want + '\0', got + '\0')) if a != b)  # the first character that differs
+        line, around = want.count('\n', 0, at) + 1, slice(max(0, at - 80), at + 80)
+        raise AssertionError(f"README.md and nbs/index.ipynb differ from line {line} on (edit both alike):\n  index.ipynb: ...{want[around]!r}...\n  README.md:   ...{got[around]!r}...")
