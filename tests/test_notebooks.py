@@ -54,3 +54,22 @@ def test_readme_is_the_index_notebook():
         at = next(i for i, (a, b) in enumerate(zip(want + '\0', got + '\0')) if a != b)  # the first character that differs
         line, around = want.count('\n', 0, at) + 1, slice(max(0, at - 80), at + 80)
         raise AssertionError(f"README.md and nbs/index.ipynb differ from line {line} on (edit both alike):\n  index.ipynb: ...{want[around]!r}...\n  README.md:   ...{got[around]!r}...")
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    "The README's Python example (In Python), as a reader copies it, on a tiny scene in place of the full `RunConfig()`: it trains, segments its photo, gives the CAM of the class it names, and opens the run again."
+    import re
+    import numpy as np
+    from PIL import Image
+    from wsss_nb.data import SceneConfig
+    from wsss_nb.cam import TrainConfig
+    blocks = re.findall(r'```python\n(.*?)```', (NBS.parent/'README.md').read_text(), re.S)
+    assert len(blocks) == 1 and blocks[0].count('RunConfig()') == 1, blocks
+    tiny = "RunConfig(scene=SceneConfig(n_train=24, n_val=8), cam_train=TrainConfig(epochs=1, batch_size=8), seg_train=TrainConfig(epochs=1, batch_size=8))"
+    monkeypatch.chdir(tmp_path)
+    ns = dict(SceneConfig=SceneConfig, TrainConfig=TrainConfig)
+    exec(blocks[0].replace('RunConfig()', tiny), ns)
+    assert 0 <= ns['res']['pseudo_mask_miou'] <= 1 and 0 <= ns['res']['seg_miou'] <= 1
+    img = np.asarray(Image.open(ns['photo']))
+    assert len(ns['masks']) == 1 and ns['masks'][0].shape == img.shape[:2]
+    assert ns['maps'].shape == (1, *img.shape[:2]) and list(ns['ids']) == [ns['run'].classes.index('disc-red')]
+    assert ns['run'].dir.resolve() == tmp_path/'runs/mine' and (tmp_path/'runs/mine/results.json').exists()
