@@ -73,3 +73,22 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert len(ns['masks']) == 1 and ns['masks'][0].shape == img.shape[:2]
     assert ns['maps'].shape == (1, *img.shape[:2]) and list(ns['ids']) == [ns['run'].classes.index('disc-red')]
     assert ns['run'].dir.resolve() == tmp_path/'runs/mine' and (tmp_path/'runs/mine/results.json').exists()
+
+def test_names_in_the_text_exist():
+    "Every name of the library that the README and the notebooks' text give in code (`wsss_nb.cam.Plugin`, `conta.context_share`, `kernels.threshold.seed_labels`) is there: a renamed function leaves no reader looking for the old name."
+    import importlib, json, re
+    mods = '|'.join(sorted((str(p.relative_to(NBS.parent/'wsss_nb').with_suffix('')).replace('/', r'\.') for p in (NBS.parent/'wsss_nb').rglob('*.py') if not p.name.startswith('_')), key=len, reverse=True))
+    texts = [('README.md', (NBS.parent/'README.md').read_text())] + [(nb.name, '\n'.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'markdown')) for nb in NOTEBOOKS]
+    names = {(where, m[1]) for where, text in texts for m in re.finditer(rf'`(?:wsss_nb\.)?((?:{mods})(?:\.\w+)+)', text) if not re.search(r'\.(json|png|npz|txt|py)$', m[1])}
+    def resolve(name):
+        parts = f'wsss_nb.{name}'.split('.')
+        for n in range(len(parts), 1, -1):  # the longest prefix that is a module, then its attributes
+            try: obj = importlib.import_module('.'.join(parts[:n])); break
+            except ModuleNotFoundError: continue
+        for p in parts[n:]: obj = getattr(obj, p)
+    missing = []
+    for where, name in sorted(names):
+        try: resolve(name)
+        except AttributeError as e: missing.append(f'{where}: `{name}`: {e}')
+    assert not missing, '\n'.join(missing)
+    assert len(names) > 20, names
