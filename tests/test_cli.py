@@ -45,6 +45,17 @@ def test_run_writes_the_run_folder(tiny_run):
     assert f"wsss_nb: eval_cam: {res['stage_seconds']['eval_cam']:.1f} s, pseudo_mask_miou {res['pseudo_mask_miou']:.1%}\n" in p.stderr, p.stderr
     assert re.findall(r'^wsss_nb: (\w+): epoch (\d/\d): loss [0-9.]+ \(', p.stderr, re.M) == [('classifier', '1/2'), ('classifier', '2/2'), ('segmentation', '1/1')], p.stderr  # (--epochs 2: the segmentation's half)
 
+def test_the_run_folder_is_as_the_readme_says(tiny_run):
+    "The README's paragraph on a run folder (`A run folder holds ...`): each file it names is in a run's folder (this one ran with --crf), each figure it names in its results.json (but `cam` and `amn`, an AMN run's sections)."
+    out, _ = tiny_run
+    para = next(l for l in (Path(__file__).resolve().parent.parent/'README.md').read_text().splitlines() if l.startswith('A run folder holds'))
+    named = re.findall(r'`([^`]+)`', para)
+    files, keys = [n for n in named if '/' in n or n.endswith('.json')], [n for n in named if re.fullmatch(r'[a-z_]+', n) and n not in ('cam', 'amn')]
+    assert len(files) >= 10 and len(keys) >= 14, named
+    for f in files: assert list(out.glob(f.rstrip('/'))), f
+    res = load_json(out/'results.json')
+    assert not [k for k in keys if k not in res], [k for k in keys if k not in res]
+
 def test_same_seed_same_metrics(tiny_run, tmp_path):
     "A seed's run on the CPU gives the same figures bit for bit; `--deterministic` (for CUDA) changes nothing there."
     out, _ = tiny_run
