@@ -92,3 +92,11 @@ def test_names_in_the_text_exist():
         except AttributeError as e: missing.append(f'{where}: `{name}`: {e}')
     assert not missing, '\n'.join(missing)
     assert len(names) > 20, names
+
+def test_readme_lists_every_chapter():
+    "The README's table of chapters: every notebook but the index, in order, each with the module it exports (its default_exp)."
+    import json, re
+    rows = re.findall(r'^\| `([\w.]+)` \| `wsss_nb\.([\w.]+)` \|', (NBS.parent/'README.md').read_text(), re.M)
+    exp = lambda nb: next(''.join(c['source']).split('default_exp')[1].split('\n')[0].strip() for c in json.loads(nb.read_text())['cells'] if ''.join(c['source']).startswith('#| default_exp'))
+    chapters = [(nb.stem, exp(nb)) for nb in NOTEBOOKS if nb.stem != 'index']
+    assert rows == chapters, f'the README table: {rows}\nthe notebooks: {chapters}'
