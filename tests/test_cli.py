@@ -616,37 +616,3 @@ def test_bench_runs_as_a_script():
     "`python -m wsss_nb.bench` reaches its `main` (the notebook's `__main__` cell runs it only as a script)."
     p = subprocess.run([sys.executable, '-m', 'wsss_nb.bench', '--help'], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and 'pipeline,crf,conta,likelihood,amn' in p.stdout, p.stderr
-
-DOCUMENTED = re.compile(r'(?:\.venv/bin/)?(?:wsss_nb (?:run|demo|rerun|predict|evaluate|table|export-irn)\b|python -m wsss_nb\.bench \w+|torchrun [^`\n#]*?-m wsss_nb\.pipeline \w+)[^`\n#]*')
-
-def documented_commands() -> list:
-    "(where, command) of every `wsss_nb` / `python -m wsss_nb.bench` / `torchrun ... -m wsss_nb.pipeline` command in the README and the notebooks' text, as a reader would copy it (up to its code span's end or a `#` comment)."
-    repo = Path(__file__).resolve().parent.parent
-    texts = [('README.md', (repo/'README.md').read_text())]
-    texts += [(nb.name, '\n'.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'markdown')) for nb in sorted((repo/'nbs').glob('*.ipynb'))]
-    return [(where, m.group(0).strip()) for where, text in texts for m in DOCUMENTED.finditer(text)]
-
-def test_documented_commands_parse(capsys):
-    "Each command the README and the notebooks give runs as written: its options exist and take the values shown, and a `run`'s make a valid configuration that uses every one of them (a renamed option or a value no longer accepted fails here, not in a reader's shell). A command named only (`wsss_nb predict`, `wsss_nb table --mean`: no value given) or with placeholders (`RUN`, `N`, `...`) is not a command to run."
-    import shlex
-    from wsss_nb.pipeline import _parser, config_from_args, unused_options
-    from wsss_nb.bench import _bench_parser
-    cmds, checked, failed = documented_commands(), 0, []
-    for where, cmd in cmds:
-        words = shlex.split(cmd.replace('.venv/bin/', ''))
-        if any(re.fullmatch(r'[A-Z]+|\.\.\.', w) for w in words): continue  # placeholders
-        bench = words[0] == 'python'
-        args = words[3:] if bench else words[words.index('wsss_nb.pipeline') + 1:] if words[0] == 'torchrun' else words[1:]
-        named_only = all(w.startswith('--') for w in args[1:])
-        try:
-            a = (_bench_parser() if bench else _parser()).parse_args(args)
-            if not bench and a.command in ('run', 'demo'):
-                config_from_args(a)
-                if unused := unused_options(a): failed.append(f'{where}: `{cmd}`: {", ".join(unused)} not used by this run')
-            checked += 1
-        except SystemExit:
-            err = capsys.readouterr().err.strip().splitlines()[-1]
-            if not (named_only and 'arguments are required' in err): failed.append(f'{where}: `{cmd}`: {err}')
-        except ValueError as e: failed.append(f'{where}: `{cmd}`: {e}')
-    assert not failed, '\n'.join(failed)
-    assert checked > 100, (checked, len(cmds))  # (the README's Use section alone gives 20)
