@@ -51,6 +51,7 @@ def test_names_in_the_text_exist():
     "Every name of the library that the README and the notebooks' text give in code (`wsss_nb.cam.Plugin`, `conta.context_share`, `kernels.threshold.seed_labels`) is there: a renamed function leaves no reader looking for the old name."
     mods = '|'.join(sorted((str(p.relative_to(REPO/'wsss_nb').with_suffix('')).replace('/', r'\.') for p in (REPO/'wsss_nb').rglob('*.py') if not p.name.startswith('_')), key=len, reverse=True))
     names = {(where, m[1]) for where, text in texts() for m in re.finditer(rf'`(?:wsss_nb\.)?((?:{mods})(?:\.\w+)+)', text) if not re.search(r'\.(json|png|npz|txt|py)$', m[1])}
+    names |= {(where, f'{m[1]}.{n.strip()}') for where, text in texts() for m in re.finditer(rf'`from wsss_nb\.((?:{mods})) import ([\w, ]+)`', text) for n in m[2].split(',')}  # `from wsss_nb.widgets import scene_explorer, ...`
     def resolve(name):
         parts = f'wsss_nb.{name}'.split('.')
         for n in range(len(parts), 1, -1):  # the longest prefix that is a module, then its attributes
