@@ -48,7 +48,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert ns['run'].dir.resolve() == tmp_path/'runs/mine' and (tmp_path/'runs/mine/results.json').exists()
 
 def test_names_in_the_text_exist():
-    "Every name of the library that the README and the notebooks' text give in code (`wsss_nb.cam.Plugin`, `conta.context_share`, `kernels.threshold.seed_labels`) is there: a renamed function leaves no reader looking for the old name."
+    "Every name of the library that the README and the notebooks' text give in code (`wsss_nb.cam.Plugin`, `conta.context_share`, `kernels.threshold.seed_labels`), and every chapter (`07c_amn`), is there: a renamed function or notebook leaves no reader looking for the old name."
     mods = '|'.join(sorted((str(p.relative_to(REPO/'wsss_nb').with_suffix('')).replace('/', r'\.') for p in (REPO/'wsss_nb').rglob('*.py') if not p.name.startswith('_')), key=len, reverse=True))
     names = {(where, m[1]) for where, text in texts() for m in re.finditer(rf'`(?:wsss_nb\.)?((?:{mods})(?:\.\w+)+)', text) if not re.search(r'\.(json|png|npz|txt|py)$', m[1])}
     names |= {(where, f'{m[1]}.{n.strip()}') for where, text in texts() for m in re.finditer(rf'`from wsss_nb\.((?:{mods})) import ([\w, ]+)`', text) for n in m[2].split(',')}  # `from wsss_nb.widgets import scene_explorer, ...`
@@ -62,8 +62,10 @@ def test_names_in_the_text_exist():
     for where, name in sorted(names):
         try: resolve(name)
         except AttributeError as e: missing.append(f'{where}: `{name}`: {e}')
+    chapters = {(where, m[1]) for where, text in texts() for m in re.finditer(r'`(?:nbs/)?(\d\d[a-z]?_[\w.]+?)(?:\.ipynb)?`', text)}  # `07c_amn`, `nbs/09_widgets.ipynb`
+    missing += [f'{where}: `{name}`: no such notebook' for where, name in sorted(chapters) if not (NBS/f'{name}.ipynb').exists()]
     assert not missing, '\n'.join(missing)
-    assert len(names) > 20, names
+    assert len(names) > 20 and len(chapters) > 40, (names, chapters)
 
 def test_readme_lists_every_chapter():
     "The README's table of chapters: every notebook but the index, in order, each with the module it exports (its default_exp)."
