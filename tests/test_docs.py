@@ -24,9 +24,9 @@ def _as_markdown(cell:dict) -> str:
     return '```python\n' + ''.join(l for l in src.splitlines(keepends=True) if not l.startswith('#|')) + '\n```'
 
 def test_readme_is_the_index_notebook():
-    "README.md is index.ipynb (settings.ini's readme_nb) as Markdown: the front page on GitHub and in JupyterLab says the same, neither edited alone."
+    "README.md is index.ipynb (settings.ini's readme_nb) as Markdown, its links and pictures (relative to nbs/ there) relative to the repository's folder: the front page on GitHub and in JupyterLab says the same, neither edited alone."
     index = json.loads((NBS/get_config(path=REPO).readme_nb).read_text())
-    want = '\n\n'.join(map(_as_markdown, index['cells'])) + '\n'
+    want = re.sub(r'\]\(\.\./', '](', '\n\n'.join(map(_as_markdown, index['cells']))) + '\n'
     got = (REPO/'README.md').read_text()
     if want != got:
         at = next(i for i, (a, b) in enumerate(zip(want + '\0', got + '\0')) if a != b)  # the first character that differs
@@ -101,3 +101,11 @@ def test_documented_commands_parse(capsys):
         except ValueError as e: failed.append(f'{where}: `{cmd}`: {e}')
     assert not failed, '\n'.join(failed)
     assert checked > 100, (checked, len(cmds))  # (the README's Use section alone gives 20)
+
+def test_links_resolve():
+    "Every picture and link to a file of this repository in the text is there, relative to the file that gives it (a notebook's to nbs/), and inside the repository: JupyterLab, started at its folder as the README says, serves nothing above it."
+    links = [(where, m[1]) for where, text in texts() for m in re.finditer(r'!?\[[^\]]*\]\(([^)#\s]+)', text) if not re.match(r'[a-z]+:', m[1])]
+    bad = [f'{where}: {target}' for where, target in links
+           if not ((base := REPO if where == 'README.md' else NBS)/target).exists() or REPO.resolve() not in (base/target).resolve().parents]
+    assert not bad, bad
+    assert len(links) >= 5, links
