@@ -17,6 +17,10 @@ def texts() -> list:
     "(where, text) of the README and of each notebook's markdown cells."
     return [('README.md', (REPO/'README.md').read_text())] + [(nb.name, '\n'.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'markdown')) for nb in NOTEBOOKS]
 
+def default_exp(nb:Path) -> str|None:
+    "The module a notebook exports (its `#| default_exp`; None for the index)."
+    return next((src.split('default_exp')[1].split('\n')[0].strip() for c in json.loads(nb.read_text())['cells'] if (src := ''.join(c['source'])).startswith('#| default_exp')), None)
+
 def _as_markdown(cell:dict) -> str:
     "A cell of index.ipynb as the README shows it: markdown as it is, code as a Python block without its `#|` directives."
     src = ''.join(cell['source'])
@@ -49,9 +53,9 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
 
 def test_names_in_the_text_exist():
     "Every name of the library that the README and the notebooks' text give in code (`wsss_nb.cam.Plugin`, `conta.context_share`, `kernels.threshold.seed_labels`), and every chapter (`07c_amn`), is there: a renamed function or notebook leaves no reader looking for the old name."
-    mods = '|'.join(sorted((str(p.relative_to(REPO/'wsss_nb').with_suffix('')).replace('/', r'\.') for p in (REPO/'wsss_nb').rglob('*.py') if not p.name.startswith('_')), key=len, reverse=True))
-    names = {(where, m[1]) for where, text in texts() for m in re.finditer(rf'`(?:wsss_nb\.)?((?:{mods})(?:\.\w+)+)', text) if not re.search(r'\.(json|png|npz|txt|py)$', m[1])}
-    names |= {(where, f'{m[1]}.{n.strip()}') for where, text in texts() for m in re.finditer(rf'`from wsss_nb\.((?:{mods})) import ([\w, ]+)`', text) for n in m[2].split(',')}  # `from wsss_nb.widgets import scene_explorer, ...`
+    mods, docs = '|'.join(sorted((re.escape(m) for nb in NOTEBOOKS if (m := default_exp(nb))), key=len, reverse=True)), texts()
+    names = {(where, m[1]) for where, text in docs for m in re.finditer(rf'`(?:wsss_nb\.)?((?:{mods})(?:\.\w+)+)', text) if not re.search(r'\.(json|png|npz|txt|py)$', m[1])}
+    names |= {(where, f'{m[1]}.{n.strip()}') for where, text in docs for m in re.finditer(rf'`from wsss_nb\.((?:{mods})) import ([\w, ]+)`', text) for n in m[2].split(',')}  # `from wsss_nb.widgets import scene_explorer, ...`
     def resolve(name):
         parts = f'wsss_nb.{name}'.split('.')
         for n in range(len(parts), 1, -1):  # the longest prefix that is a module, then its attributes
@@ -62,7 +66,7 @@ def test_names_in_the_text_exist():
     for where, name in sorted(names):
         try: resolve(name)
         except AttributeError as e: missing.append(f'{where}: `{name}`: {e}')
-    chapters = {(where, m[1]) for where, text in texts() for m in re.finditer(r'`(?:nbs/)?(\d\d[a-z]?_[\w.]+?)(?:\.ipynb)?`', text)}  # `07c_amn`, `nbs/09_widgets.ipynb`
+    chapters = {(where, m[1]) for where, text in docs for m in re.finditer(r'`(?:nbs/)?(\d\d[a-z]?_[\w.]+?)(?:\.ipynb)?`', text)}  # `07c_amn`, `nbs/09_widgets.ipynb`
     missing += [f'{where}: `{name}`: no such notebook' for where, name in sorted(chapters) if not (NBS/f'{name}.ipynb').exists()]
     assert not missing, '\n'.join(missing)
     assert len(names) > 20 and len(chapters) > 40, (names, chapters)
@@ -70,8 +74,7 @@ def test_names_in_the_text_exist():
 def test_readme_lists_every_chapter():
     "The README's table of chapters: every notebook but the index, in order, each with the module it exports (its default_exp)."
     rows = re.findall(r'^\| `([\w.]+)` \| `wsss_nb\.([\w.]+)` \|', (REPO/'README.md').read_text(), re.M)
-    exp = lambda nb: next(''.join(c['source']).split('default_exp')[1].split('\n')[0].strip() for c in json.loads(nb.read_text())['cells'] if ''.join(c['source']).startswith('#| default_exp'))
-    chapters = [(nb.stem, exp(nb)) for nb in NOTEBOOKS if nb.stem != 'index']
+    chapters = [(nb.stem, m) for nb in NOTEBOOKS if (m := default_exp(nb))]
     assert rows == chapters, f'the README table: {rows}\nthe notebooks: {chapters}'
 
 DOCUMENTED = re.compile(r'(?:\.venv/bin/)?(?:wsss_nb (?:run|demo|rerun|predict|evaluate|table|export-irn)\b|python -m wsss_nb\.bench \w+|torchrun [^`\n#]*?-m wsss_nb\.pipeline \w+)[^`\n#]*')
