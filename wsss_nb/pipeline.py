@@ -740,7 +740,8 @@ def _run(self:Run, created:bool, resumed:bool):
         return results
     except Exception as e:  # an interrupted run (Ctrl-C, SIGTERM) or a failed one keeps its finished stages, to resume; one that failed before any but the data leaves no folder
         if (stop := interruption(e)) is not None: raise stop from e
-        done = [f.stem for f in self.dir.rglob('stages/*.json') if not f.name.startswith('.')]
+        try: done = [f.stem for f in self.dir.rglob('stages/*.json') if not f.name.startswith('.')]
+        except FileNotFoundError: done = []  # (under torchrun rank 0 may be removing the folder of a run that failed before its first stage while this process looks)
         if set(done) - {'data'}:
             if not isinstance(e, OtherRunError): e.add_note(f"wsss_nb: the {len(done)} finished stage{'s' * (len(done) != 1)} of the run are kept in {self.dir}: the same command resumes from them once the cause is mended (other options need another --out)")  # (every process's note: under torchrun the one that failed may be any)
         elif created and is_main_process(): shutil.rmtree(self.dir, ignore_errors=True)
