@@ -702,10 +702,12 @@ def begin(self:Run):
 # %% ../nbs/06_pipeline.ipynb #c7b70bfd
 def environment(device:torch.device # the run's device
                ) -> dict:
-    "What this process runs with: the versions, the device (and its GPU), PyTorch's deterministic mode, the number of processes, the threads of each and `OMP_WAIT_POLICY` (PASSIVE slows many small operations: times to compare need the same)."
+    "What this process runs with: the versions, the device (and its GPU), the CPU, PyTorch's deterministic mode, the number of processes, the threads of each and `OMP_WAIT_POLICY` (PASSIVE slows many small operations: times to compare need the same)."
     import platform, numba
     return dict(wsss_nb=__version__, python=platform.python_version(), torch=torch.__version__, numba=numba.__version__, device=str(device),
-                gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None, deterministic=torch.are_deterministic_algorithms_enabled(),
+                gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None,
+                cpu=dict(capability=torch.backends.cpu.get_cpu_capability(), cores=os.cpu_count()),  # the vector instructions PyTorch's CPU kernels use (AVX2, AVX512, ...): one seed's CPU figures differ by tenths between two
+                deterministic=torch.are_deterministic_algorithms_enabled(),
                 processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()), omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'))
 
 # %% ../nbs/06_pipeline.ipynb #8639e9de
