@@ -386,7 +386,7 @@ def folder_lock(path:str|Path # the folder (created if missing)
 # %% ../nbs/00_core.ipynb #d996cf9c
 def scratch_dir(prefix:str='wsss_nb_' # start of the folder's name
                )->Path:
-    "A new temporary folder, removed with its contents when its process exits (a worker process of `multiprocessing` too): where the notebooks' examples and tests write their runs."
+    "A new temporary folder, removed with its contents when its process exits (a worker process of `multiprocessing` too; a killed process leaves it): where the notebooks' examples and tests write their runs."
     d = tempfile.mkdtemp(prefix=prefix)
     multiprocessing.util.Finalize(None, shutil.rmtree, args=(d,), kwargs=dict(ignore_errors=True), exitpriority=0)  # (`atexit` does not run in a worker)
     return Path(d)
