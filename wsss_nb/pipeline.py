@@ -33,9 +33,9 @@ __all__ = ['METHODS', 'PER_IMAGE', 'STAGE_FIGURES', 'AMN_SECTION', 'ROUND_FIGURE
            'imagenet_weights', 'replace_scene', 'check_data_config', 'check_network_config', 'check_method_config',
            'check_config', 'OtherRunError', 'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none',
            'score_maps', 'crf_pseudo_mask', 'used_config', 'run_config_json', 'input_digests', 'options_differ',
-           'interruption', 'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams',
-           'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options', 'match_threads',
-           'init_distributed', 'command_lines', 'main']
+           'interruption', 'cpu_model', 'environment', 'as_rgb', 'image_tensor', 'image_files', 'evaluate_masks',
+           'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args', 'unused_options',
+           'match_threads', 'init_distributed', 'command_lines', 'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -699,6 +699,15 @@ def begin(self:Run):
     fail_together(check)  # (all the processes have looked at the folder before rank 0 writes config.json there)
     if is_main_process(): save_json(new, cfg_file); save_json(inputs, inputs_file)
 
+# %% ../nbs/06_pipeline.ipynb #82ee853b
+def cpu_model(cpuinfo:str|Path='/proc/cpuinfo' # where Linux describes the CPU
+             ) -> str|None:
+    "The CPU's model name (Linux's `/proc/cpuinfo`, elsewhere `platform.processor()`), None where neither says: one seed's CPU figures can differ between two models with the same vector instructions."
+    import platform
+    try: names = re.findall(r'^model name\s*:\s*(.*\S)', Path(cpuinfo).read_text(errors='replace'), re.M)
+    except OSError: names = []
+    return names[0] if names else platform.processor() or None
+
 # %% ../nbs/06_pipeline.ipynb #c7b70bfd
 def environment(device:torch.device # the run's device
                ) -> dict:
@@ -706,7 +715,7 @@ def environment(device:torch.device # the run's device
     import platform, numba
     return dict(wsss_nb=__version__, python=platform.python_version(), torch=torch.__version__, numba=numba.__version__, device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None,
-                cpu=dict(capability=torch.backends.cpu.get_cpu_capability(), cores=os.cpu_count()),  # the vector instructions PyTorch's CPU kernels use (AVX2, AVX512, ...): one seed's CPU figures differ by tenths between two
+                cpu=dict(model=cpu_model(), capability=torch.backends.cpu.get_cpu_capability(), cores=os.cpu_count()),  # with the vector instructions PyTorch's CPU kernels use (AVX2, AVX512, ...): one seed's CPU figures can differ by tenths between two machines
                 deterministic=torch.are_deterministic_algorithms_enabled(),
                 processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()), omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'))
 
