@@ -1,5 +1,5 @@
 "Every notebook in nbs/ is a test: run it with nbdev's test runner, honouring the `tst_flags` of settings.ini."
-import os
+import os, warnings
 from pathlib import Path
 import pytest, torch
 from nbdev.config import get_config
@@ -13,10 +13,15 @@ def _force_flags():
     flags = os.environ.get('WSSS_TEST_FLAGS', '').split()
     return flags + (['gpu'] if torch.cuda.is_available() else [])
 
+OURS = r'(__main__|wsss_nb(\..*)?)\Z'  # the module a warning is charged to: a notebook's cells run as __main__, the library as wsss_nb.*
+
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, monkeypatch):
+    "...with a deprecated call in a notebook's cells or the library an error: what the next Python, PyTorch or NumPy removes fails here first."
     monkeypatch.chdir(NBS)
-    ok, _ = nbdev_test.test_nb(nb, skip_flags=get_config().tst_flags.split(), force_flags=_force_flags())
+    with warnings.catch_warnings():
+        for w in (DeprecationWarning, FutureWarning): warnings.filterwarnings('error', category=w, module=OURS)
+        ok, _ = nbdev_test.test_nb(nb, skip_flags=get_config().tst_flags.split(), force_flags=_force_flags())
     assert ok, f'{nb.name} failed (its traceback is printed above)'
 
 @pytest.mark.skipif(os.environ.get('WSSS_READER_MODE') != '1', reason="opt-in (15 minutes on 2 cores): WSSS_READER_MODE=1 make test")
