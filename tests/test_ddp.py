@@ -1,5 +1,5 @@
 "The shared training loop under DDP, two gloo processes on the CPU: plug-ins with parameters of their own, the loss history, and the wait for a stuck process (at a barrier, and in a training)."
-import datetime, json, sys, time
+import datetime, json, time
 import pytest, torch, torch.nn as nn, torch.distributed as dist
 from wsss_nb.cam import Learner, Plugin, make_loader
 from wsss_nb.core import TrainConfig

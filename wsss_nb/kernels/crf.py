@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02a_kernels.crf.ipynb #ca9bd05c
 from __future__ import annotations
-import os, re, math, functools, contextvars
+import os, re, math, functools, contextvars, importlib
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from fastcore.basics import patch
@@ -902,7 +902,7 @@ def resolve_backend(backend:str='auto', # 'auto', 'numba' or 'cupy'
                    )->str:
     "The backend that will run: 'numba' or 'cupy'."
     if backend not in ('auto', 'numba', 'cupy'): raise ValueError(f"unknown backend {backend!r}: use 'auto', 'numba' or 'cupy'")
-    if backend != 'numba' and cuda_usable(): import wsss_nb.kernels.crf_cupy  # registers BACKENDS['cupy'] (imports this module: not at the top)
+    if backend != 'numba' and cuda_usable(): importlib.import_module('wsss_nb.kernels.crf_cupy')  # registers BACKENDS['cupy'] (imports this module: not at the top)
     if backend == 'auto': return 'cupy' if 'cupy' in BACKENDS and cuda_usable() and _CRF_DEVICE.get() != 'cpu' else 'numba'
     if backend == 'cupy' and not cuda_usable(): raise ValueError("backend='cupy' needs CuPy and a usable CUDA device; none here (use 'auto' or 'numba')")
     if backend not in BACKENDS: raise ValueError(f"backend {backend!r} is not available in this version; use 'numba'")
