@@ -17,7 +17,7 @@ OURS = r'(__main__|wsss_nb(\..*)?)\Z'  # the module a warning is charged to: a n
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, monkeypatch):
-    "...with a deprecated call in a notebook's cells or the library an error: what the next Python, PyTorch or NumPy removes fails here first."
+    "Run the notebook; a DeprecationWarning or FutureWarning from its cells or from wsss_nb is an error: what the next Python, PyTorch or NumPy removes fails here first."
     monkeypatch.chdir(NBS)
     with warnings.catch_warnings():
         for w in (DeprecationWarning, FutureWarning): warnings.filterwarnings('error', category=w, module=OURS)
