@@ -21,6 +21,10 @@ def cli_error(capsys, *args):
     with pytest.raises(SystemExit) as e: main(list(args))
     return e.value.code, capsys.readouterr().err
 
+def png_info(path) -> tuple:
+    "(mode, size) of a PNG, the file closed again"
+    with Image.open(path) as im: return im.mode, im.size
+
 def metrics(res): return {k: v for k, v in res.items() if 'seconds' not in k and k != 'environment'}  # the figures (not the times, nor what ran them)
 
 @pytest.fixture(scope='module')
@@ -175,8 +179,8 @@ def test_predict_segments_image_files(tiny_run, tmp_path):
     assert p.returncode == 0, p.stderr
     for i in ids:
         assert np.array_equal(np.array(Image.open(run/'predict'/f'{i}.png')), np.array(Image.open(run/'seg/pred'/f'{i}.png')))
-        assert Image.open(run/'predict'/f'{i}_overlay.png').size == (64, 64)
-    assert Image.open(run/'predict/photo.png').mode == 'P' and Image.open(run/'predict/photo.png').size == (100, 80)
+        assert png_info(run/'predict'/f'{i}_overlay.png')[1] == (64, 64)
+    assert png_info(run/'predict/photo.png') == ('P', (100, 80))
     lines, classes = p.stdout.splitlines(), load_json(run/'results.json')['classes']
     assert len(lines) == 3 and lines[2].startswith(f"{run/'predict/photo.png'}: ")
     shares = [x.rsplit(' ', 1) for x in lines[2].split(': ', 1)[1].split(', ')]  # "class share%" per class in the label map
@@ -265,7 +269,7 @@ def test_pseudo_masks_made_elsewhere(tiny_run, tmp_path):
     out, _ = tiny_run
     grey = tmp_path/'sem_seg'; grey.mkdir()
     for f in (out/'pseudo_mask').glob('*.png'): Image.fromarray(np.asarray(Image.open(f))).save(grey/f.name)  # palette indices as a grey image
-    assert Image.open(next(grey.glob('*.png'))).mode == 'L'
+    assert png_info(next(grey.glob('*.png')))[0] == 'L'
     p = wsss('run', '--pseudo-masks', str(grey), '--out', str(tmp_path/'run'), '--seed', '1', '--crf', *TINY)
     assert p.returncode == 0, p.stderr
     res, mine = load_json(out/'results.json'), load_json(tmp_path/'run/results.json')
@@ -315,7 +319,7 @@ def test_dataset_of_other_classes(tmp_path):
     shutil.rmtree(root)
     p = wsss('predict', str(tmp_path/'run'), str(photo))
     assert p.returncode == 0, p.stderr
-    assert Image.open(tmp_path/'run/predict/photo.png').size == (64, 64) and p.stdout.split(': ')[1].split(' ')[0] in ('background', 'thing')
+    assert png_info(tmp_path/'run/predict/photo.png')[1] == (64, 64) and p.stdout.split(': ')[1].split(' ')[0] in ('background', 'thing')
 
 @pytest.mark.parametrize('args,expect', [
     (['{run}/seg', 'x.png'], 'not a run folder'),
@@ -496,7 +500,7 @@ def test_real_voc_sample_smoke(tmp_path):
     assert (res['n_train'], res['n_val'], len(list((tmp_path/'voc/seg/pred').glob('*.png')))) == (16, 8, 8)  # --quick's 256 and 64 of a split hold all 16; --n-val takes 8 of demo20's 20
     assert 'context_leakage' not in res  # a scene-only diagnostic
     masks = sorted((tmp_path/'voc/pseudo_mask').glob('*.png'))
-    assert [m.stem for m in masks] == sorted(ids) and Image.open(masks[0]).mode == 'P'
+    assert [m.stem for m in masks] == sorted(ids) and png_info(masks[0])[0] == 'P'
     assert (tmp_path/'voc/ids/train.txt').read_text().split() == ids and len((tmp_path/'voc/ids/val.txt').read_text().split()) == 8
     p = wsss('evaluate', str(tmp_path/'voc/seg/pred'), '--root', str(VOC), '--split', 'demo20')  # 8 of demo20's 20 images: the run's own ids file says which
     assert p.returncode == 1 and '12 of split demo20' in p.stderr and 'ids/train.txt and val.txt: give that file as --split' in p.stderr, p.stderr
@@ -505,7 +509,7 @@ def test_real_voc_sample_smoke(tmp_path):
     photo = VOC/'JPEGImages'/f'{masks[0].stem}.jpg'
     p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'), '--crf')  # its network on a photo, refined by the CRF
     assert p.returncode == 0, p.stderr
-    assert Image.open(tmp_path/'pred'/masks[0].name).size == Image.open(photo).size
+    assert png_info(tmp_path/'pred'/masks[0].name)[1] == png_info(photo)[1]
 
 def test_torchrun_two_processes(tmp_path):
     "DDP on the CPU (gloo): two processes train and share the per-image stages (rank 0 alone writes the records); each keeps torchrun's one PyTorch thread, and the CRF's Numba threads are halved."
