@@ -70,7 +70,9 @@ def _median_times(timed:list, # (name, Numba threads or None, function) triples
 # %% ../nbs/08_bench.ipynb #2ea2820b
 def bench_crf(images:list, # (H, W, 3) uint8 photos
               masks:list, # their (H, W) label maps (folded onto M labels for the unary)
-              labels:tuple=(2, 3, 4, 21), presets:tuple=('irn', 'psa'), iterations:int=10,
+              labels:tuple=(2, 3, 4, 21), # label counts M to time
+              presets:tuple=('irn', 'psa'), # keys of `kernels.crf.PRESETS`
+              iterations:int=10, # mean-field updates per inference
               repeats:int=7, # runs per figure (the median is reported)
               threads:tuple=None # Numba thread counts to time; None: 1 and all
              ) -> list:
@@ -224,7 +226,9 @@ def _ms(xs, scale:float=100, d:int=1):
     return f"{scale * np.mean(xs):.{d}f} ± {scale * np.std(xs):.{d}f}" if len(xs) > 1 else f"{scale * xs[0]:.{d}f}"
 
 # %% ../nbs/08_bench.ipynb #92ae284a
-def format_conta(res:dict, seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1) -> str:
+def format_conta(res:dict, # `bench_conta`'s result (conta.json)
+                 seeds:tuple=(0, 1, 2), confounding:tuple=(0.0, 0.5, 0.8, 0.95), sweep_rounds:int=1 # as given to `bench_conta`
+                ) -> str:
     "Tables of `bench_conta`'s figures, mean ± std over seeds: rounds (`M weight`: CONTA's `context_weight`), the confounding sweep, the ablations."
     seeds = [s for s in seeds if f's{s}_conta' in res]
     main = res[f's{seeds[0]}_conta'].get('confounding', 0.8)  # the main runs' strength (0.8, the scene's default, in results written before it was recorded)
@@ -277,7 +281,9 @@ def bench_likelihood(out:str|Path='runs/bench/likelihood', # folder of the runs 
     return res
 
 # %% ../nbs/08_bench.ipynb #d2774736
-def format_likelihood(res:dict, seeds:tuple=(0, 1, 2)) -> str:
+def format_likelihood(res:dict, # `bench_likelihood`'s result
+                      seeds:tuple=(0, 1, 2) # the seeds to average (those with every run finished)
+                     ) -> str:
     "A table of `bench_likelihood`'s figures: each base without and with the likelihood losses, and the gain (mean ± std over seeds, %)."
     seeds = [s for s in seeds if all(f's{s}_{b}{l}' in res for b in LIKELIHOOD_BASES for l in ('', '_lik'))]
     lines = [f"likelihood losses on each base, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (mean ± std, %)",
@@ -321,7 +327,9 @@ def bench_likelihood_variants(out:str|Path='runs/bench/likelihood_variants', # f
     return res
 
 # %% ../nbs/08_bench.ipynb #8f19e582
-def format_likelihood_variants(res:dict, seeds:tuple=(0, 1, 2)) -> str:
+def format_likelihood_variants(res:dict, # `bench_likelihood_variants`'s result
+                               seeds:tuple=(0, 1, 2) # the seeds to average (those with every variant finished)
+                              ) -> str:
     "A table of `bench_likelihood_variants`'s figures: each variant's mIoU and boundary F, their gains over the baseline (mean ± std over seeds, %) and its time per epoch."
     seeds = [s for s in seeds if all(f's{s}_{v}' in res for v in LIKELIHOOD_VARIANTS)]
     g = lambda v, k: np.array([res[f's{s}_{v}'][k] for s in seeds])
@@ -360,7 +368,10 @@ def bench_amn(out:str|Path='runs/bench/amn', # folder of the runs and of amn.jso
     return res
 
 # %% ../nbs/08_bench.ipynb #0398a1b0
-def format_amn(res:dict, seeds:tuple=(0, 1, 2), variants:dict=None) -> str:
+def format_amn(res:dict, # `bench_amn`'s result
+               seeds:tuple=(0, 1, 2), # the seeds to average
+               variants:dict=None # as given to `bench_amn` (those finished on every seed are shown); None: `AMN_VARIANTS`
+              ) -> str:
     "A table of `bench_amn`'s figures: the CAM's and each variant's (mean ± std over seeds, %; leakage x)."
     names = [v for v in (variants or AMN_VARIANTS) if all(f's{s}_{v}' in res for s in seeds)]
     if not names: return 'no finished runs'

@@ -1080,7 +1080,8 @@ def dense_crf_batch(images, # sequence of (H, W, 3) uint8 images (sizes may diff
 # %% ../../nbs/02a_kernels.crf.ipynb #c3e1c183
 def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB
                      unary:np.ndarray, # (M, H, W) float32 energies
-                     preset:str='irn', **params):
+                     preset:str='irn', # a key of `PRESETS`
+                     **params): # overrides of the preset (see `crf_params`)
     "The reference C++ CRF set up with our parameters (needs `pip install pydensecrf2`, never a dependency); `.inference(n)` runs it."
     import pydensecrf.densecrf as dcrf
     p, (M, H, W) = crf_params(preset, **params), unary.shape
@@ -1091,6 +1092,11 @@ def pydensecrf_model(image:np.ndarray, # (H, W, 3) uint8 RGB
     return d
 
 # %% ../../nbs/02a_kernels.crf.ipynb #4b0d8d25
-def pydensecrf_marginals(image, unary, preset='irn', iterations=10, **params) -> np.ndarray:
+def pydensecrf_marginals(image:np.ndarray, # (H, W, 3) uint8 RGB
+                         unary:np.ndarray, # (M, H, W) float32 energies
+                         preset:str='irn', # a key of `PRESETS`
+                         iterations:int=10, # mean-field updates
+                         **params # overrides of the preset (see `crf_params`)
+                        ) -> np.ndarray:
     "Marginals (M, H, W) float32 of the reference CRF."
     return np.array(pydensecrf_model(image, unary, preset, **params).inference(iterations), np.float32).reshape(unary.shape)

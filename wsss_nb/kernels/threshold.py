@@ -65,7 +65,8 @@ def seed_labels(fg_label:np.ndarray, # (H, W) label map at the (high) foreground
     return _seeds(np.ascontiguousarray(fg_label, np.uint8), np.ascontiguousarray(bg_label, np.uint8), np.empty(fg_label.shape, np.uint8))
 
 # %% ../../nbs/02b_kernels.threshold.ipynb #fa07135f
-def seed_labels_np(fg_label, bg_label):
+def seed_labels_np(fg_label:np.ndarray, bg_label:np.ndarray # as `seed_labels`
+                  ) -> np.ndarray:
     "The NumPy reference (IRN's `cam_to_ir_label`)."
     conf = fg_label.astype(np.uint8).copy(); conf[fg_label == 0] = IGNORE; conf[(fg_label == 0) & (bg_label == 0)] = 0
     return conf
