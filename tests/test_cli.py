@@ -510,6 +510,11 @@ def test_real_voc_sample_smoke(tmp_path):
     p = wsss('predict', str(tmp_path/'voc'), str(photo), '--out', str(tmp_path/'pred'), '--crf')  # its network on a photo, refined by the CRF
     assert p.returncode == 0, p.stderr
     assert png_info(tmp_path/'pred'/masks[0].name)[1] == png_info(photo)[1]
+    from wsss_nb.data import VOCSegmentation
+    from wsss_nb.widgets import image_explorer
+    ie = image_explorer(tmp_path/'voc')  # no image given: the run's first held-out photo, its true classes ticked
+    first = VOCSegmentation(VOC, str(tmp_path/'voc/ids/val.txt'))
+    assert ie.name == first.ids[0] and np.array_equal(ie.image, first.image(0)) and list(ie.controls['classes'].value) == first.label_ids(0)
 
 def test_torchrun_two_processes(tmp_path):
     "DDP on the CPU (gloo): two processes train and share the per-image stages (rank 0 alone writes the records); each keeps torchrun's one PyTorch thread, and the CRF's Numba threads are halved."
