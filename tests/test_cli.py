@@ -419,7 +419,7 @@ def test_voc_without_weights_says_so(tmp_path, capsys):
     assert code != 0 and 'start from random weights' in err and 'nowhere' in err, err
     code, err = cli_error(capsys, 'run', '--root', str(tmp_path), '--out', str(tmp_path/'run'))  # a VOC folder without --dataset voc: not silently a scene run
     assert code != 0 and 'a VOC folder is read with --dataset voc' in err, err
-    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--rounds', '2', '--out', str(tmp_path/'run'))
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--rounds', '3', '--out', str(tmp_path/'run'))  # (3: CONTA's default, still not used by a baseline run)
     assert 'random weights' not in err and 'note: --rounds not used by this run (--method baseline' in err, err
 
 def test_warnings_are_one_line(monkeypatch, capsys, tmp_path):

@@ -96,7 +96,7 @@ def test_documented_commands_parse(capsys):
             a = (_bench_parser() if bench else _parser()).parse_args(args)
             if not bench and a.command in ('run', 'demo'):
                 config_from_args(a)
-                if unused := unused_options(a): failed.append(f'{where}: `{cmd}`: {", ".join(unused)} not used by this run')
+                if unused := unused_options(args): failed.append(f'{where}: `{cmd}`: {", ".join(unused)} not used by this run')
             checked += 1
         except SystemExit:
             err = capsys.readouterr().err.strip().splitlines()[-1]

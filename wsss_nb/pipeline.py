@@ -1172,12 +1172,14 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--markdown', action='store_true', help='a Markdown table (to paste into a README or an issue)')
 
 # %% ../nbs/06_pipeline.ipynb #8e0e549e
-def _parser():
+def _parser(default=None # given: every pipeline option's default instead of its own (`unused_options` marks the options not given so)
+           ):
     p = argparse.ArgumentParser(prog='wsss_nb', description='Weakly-supervised semantic segmentation from image-level labels.')
     p.add_argument('--version', action='version', version=f'wsss_nb {__version__}')
     sub = p.add_subparsers(dest='command', required=True)
     for name, help in (('run', 'run the pipeline once'), ('demo', 'run the baseline pipeline with the dense CRF on the scene dataset: every stage, figure and picture')):
-        _pipeline_options(sub.add_parser(name, help=help, formatter_class=_DefaultsHelp), name)
+        _pipeline_options(s := sub.add_parser(name, help=help, formatter_class=_DefaultsHelp), name)
+        if default is not None: s.set_defaults(**dict.fromkeys(vars(s.parse_args([])), default))
     _tool_commands(sub)
     return p
 
@@ -1241,14 +1243,16 @@ def config_from_args(a) -> RunConfig:
     return check_config(cfg)
 
 # %% ../nbs/06_pipeline.ipynb #56c80510
-def unused_options(a) -> list:
-    "The options of `wsss_nb run` given a value of their own that the run does not use: a method's without that method, the scene's on VOC, the CAMs' with given pseudo-masks."
+def unused_options(argv:list # a `wsss_nb` command line, without the program's name
+                  ) -> list:
+    "The options a `wsss_nb run` command line gives, at any value (its default too), that the run does not use: a method's without that method, the scene's on VOC, the CAMs' with given pseudo-masks."
+    a, absent = _parser().parse_args(argv), object()
     if a.command != 'run': return []
-    default, methods = vars(_parser().parse_args(['run'])), {m.strip() for m in a.method.split(',')}
+    given, methods = {k for k, v in vars(_parser(absent).parse_args(argv)).items() if v is not absent}, {m.strip() for m in a.method.split(',')}
     owner = lambda k: ('conta' if k.startswith('conta_') or k in ('rounds', 'no_context') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_')
                        else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
     unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
-    return ['--' + k.replace('_', '-') for k, v in vars(a).items() if v != default.get(k) and unused(owner(k))]
+    return ['--' + k.replace('_', '-') for k in vars(a) if k in given and unused(owner(k))]
 
 # %% ../nbs/06_pipeline.ipynb #cf800763
 def match_threads() -> int:
@@ -1354,7 +1358,7 @@ def main(argv=None):
                 out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
             else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
             device = init_distributed(a.device, a.dist_timeout)  # (before the notes: rank 0 alone prints them)
-            if (unused := unused_options(a)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
+            if (unused := unused_options(sys.argv[1:] if argv is None else argv)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
             if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
                 print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
             if a.deterministic: deterministic()
