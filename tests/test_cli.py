@@ -421,6 +421,8 @@ def test_voc_without_weights_says_so(tmp_path, capsys):
     assert code != 0 and 'a VOC folder is read with --dataset voc' in err, err
     code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--rounds', '3', '--out', str(tmp_path/'run'))  # (3: CONTA's default, still not used by a baseline run)
     assert 'random weights' not in err and 'note: --rounds not used by this run (--method baseline' in err, err
+    code, err = cli_error(capsys, 'run', '--dataset', 'voc', '--root', str(tmp_path/'nowhere'), '--backbone', 'small', '--method', 'conta', '--no-context', '--conta-attention', 'uniform', '--out', str(tmp_path/'run'))
+    assert code != 0 and 'note: --conta-attention not used by this run (--method conta, --dataset voc, --no-context)' in err, err  # plain self-training rounds: no M to attend
 
 def test_warnings_are_one_line(monkeypatch, capsys, tmp_path):
     "A warning during a command is one `wsss_nb: warning:` line, not Python's file, line and source; Python's own display comes back afterwards, and the `wsss_nb` logger as it was (a notebook calling `main` twice gets each line once)."

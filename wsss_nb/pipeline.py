@@ -609,10 +609,12 @@ def round_results(self:Run) -> list:
 
 # %% ../nbs/06_pipeline.ipynb #80dbba88
 def used_config(cfg:RunConfig) -> RunConfig:
-    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose, the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line); its methods in `METHODS`' order, the baseline only alone (a composition is the same in any order)."
+    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose (and CONTA's for M in plain self-training rounds, all of them with no rounds), the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line); its methods in `METHODS`' order, the baseline only alone (a composition is the same in any order)."
     d = RunConfig()
     cfg = dataclasses.replace(cfg, method=tuple(m for m in METHODS if m in cfg.method and (m != 'baseline' or len(cfg.method) == 1)),
                               **{m: getattr(d, m) for m in ('conta', 'likelihood', 'amn') if m not in cfg.method})
+    if not (cfg.conta.rounds and cfg.conta.context):  # no M to build: plain rounds use their number and the classifier's start, no rounds only their number
+        cfg = dataclasses.replace(cfg, conta=dataclasses.replace(d.conta, **{k: getattr(cfg.conta, k) for k in (('rounds', 'context', 'init') if cfg.conta.rounds else ('rounds',))}))
     if cfg.dataset != 'scene': cfg = dataclasses.replace(cfg, scene=d.scene)
     if cfg.pseudo_masks: cfg = dataclasses.replace(cfg, threshold=None, cam_scales=d.cam_scales, cam_train=d.cam_train)
     return cfg
@@ -676,7 +678,7 @@ def _checked_splits(self:Run) -> dict:
         ds.check(self.progress and is_main_process(), share(len(ds)))
     if not train.annotated:  # images and image-level labels only
         if self.cfg.threshold is None and not self.cfg.pseudo_masks: raise ValueError(f"split {self.cfg.train_split} has no ground-truth masks to choose the background threshold on: give --threshold")
-        if 'conta' in self.cfg.method and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
+        if 'conta' in self.cfg.method and self.cfg.conta.rounds and self.cfg.conta.context and self.cfg.conta.source == 'gt': raise ValueError(f"--conta-source gt needs the ground-truth masks split {self.cfg.train_split} does not have")
     return dict(train=train, val=val)
 
 @patch
@@ -1245,13 +1247,15 @@ def config_from_args(a) -> RunConfig:
 # %% ../nbs/06_pipeline.ipynb #56c80510
 def unused_options(argv:list # a `wsss_nb` command line, without the program's name
                   ) -> list:
-    "The options a `wsss_nb run` command line gives, at any value (its default too), that the run does not use: a method's without that method, the scene's on VOC, the CAMs' with given pseudo-masks."
+    "The options a `wsss_nb run` command line gives, at any value (its default too), that the run does not use: a method's without that method (CONTA's for M in plain rounds, all with no rounds), the scene's on VOC, the CAMs' with given pseudo-masks."
     a, absent = _parser().parse_args(argv), object()
     if a.command != 'run': return []
     given, methods = {k for k, v in vars(_parser(absent).parse_args(argv)).items() if v is not absent}, {m.strip() for m in a.method.split(',')}
-    owner = lambda k: ('conta' if k.startswith('conta_') or k in ('rounds', 'no_context') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_')
-                       else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
-    unused = lambda o: o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
+    owner = lambda k: ('conta' if k == 'rounds' else 'rounds' if k in ('no_context', 'conta_init') else 'M' if k.startswith('conta_') else 'likelihood' if k.startswith('likelihood_')
+                       else 'amn' if k.startswith('amn_') else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
+    rounds = 'conta' in methods and a.rounds > 0  # (`used_config`'s CONTA: the rounds' options with rounds, M's with rounds and context)
+    unused = lambda o: (o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
+                        or o == 'rounds' and not rounds or o == 'M' and not (rounds and not a.no_context))
     return ['--' + k.replace('_', '-') for k in vars(a) if k in given and unused(owner(k))]
 
 # %% ../nbs/06_pipeline.ipynb #cf800763
@@ -1358,7 +1362,7 @@ def main(argv=None):
                 out = Path(a.out or (f'{run_dir}_s{cfg.seed}' if run_dir else src.with_name(f'{src.stem}_s{cfg.seed}')))
             else: cfg, out = config_from_args(a), Path(a.out or f'runs/{a.command}')
             device = init_distributed(a.device, a.dist_timeout)  # (before the notes: rank 0 alone prints them)
-            if (unused := unused_options(sys.argv[1:] if argv is None else argv)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''})", file=sys.stderr)
+            if (unused := unused_options(sys.argv[1:] if argv is None else argv)) and is_main_process(): print(f"wsss_nb: note: {', '.join(unused)} not used by this run (--method {a.method}, --dataset {a.dataset}{', --pseudo-masks' if a.pseudo_masks else ''}{', --no-context' if a.no_context and 'conta' in a.method else ''}{', --rounds 0' if a.rounds == 0 and 'conta' in a.method else ''})", file=sys.stderr)
             if cfg.dataset == 'voc' and cfg.weights is None and {cfg.backbone, seg_backbone(cfg)} & set(PRETRAINED) and is_main_process():
                 print("wsss_nb: note: the ResNets start from random weights (no --weights); the field's VOC figures start from ImageNet's (--weights IMAGENET1K_V1)", file=sys.stderr)
             if a.deterministic: deterministic()
