@@ -609,12 +609,14 @@ def round_results(self:Run) -> list:
 
 # %% ../nbs/06_pipeline.ipynb #80dbba88
 def used_config(cfg:RunConfig) -> RunConfig:
-    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose (and CONTA's for M in plain self-training rounds, all of them with no rounds), the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line); its methods in `METHODS`' order, the baseline only alone (a composition is the same in any order)."
+    "`cfg` with what its run does not use at the defaults: the options of a method it does not compose (and CONTA's for M in plain self-training rounds, all of them with no rounds; a likelihood loss's at weight 0), the scene's on VOC, the CAMs' on given pseudo-masks (`unused_options` names them on the command line); its methods in `METHODS`' order, the baseline only alone (a composition is the same in any order)."
     d = RunConfig()
     cfg = dataclasses.replace(cfg, method=tuple(m for m in METHODS if m in cfg.method and (m != 'baseline' or len(cfg.method) == 1)),
                               **{m: getattr(d, m) for m in ('conta', 'likelihood', 'amn') if m not in cfg.method})
     if not (cfg.conta.rounds and cfg.conta.context):  # no M to build: plain rounds use their number and the classifier's start, no rounds only their number
         cfg = dataclasses.replace(cfg, conta=dataclasses.replace(d.conta, **{k: getattr(cfg.conta, k) for k in (('rounds', 'context', 'init') if cfg.conta.rounds else ('rounds',))}))
+    for w, knobs in (('sampling_weight', ('variant', 'n_samples')), ('fs_weight', ('mu', 'sigma', 'window'))):  # a likelihood loss of weight 0 is not computed
+        if not getattr(cfg.likelihood, w): cfg = dataclasses.replace(cfg, likelihood=dataclasses.replace(cfg.likelihood, **{k: getattr(d.likelihood, k) for k in knobs}))
     if cfg.dataset != 'scene': cfg = dataclasses.replace(cfg, scene=d.scene)
     if cfg.pseudo_masks: cfg = dataclasses.replace(cfg, threshold=None, cam_scales=d.cam_scales, cam_train=d.cam_train)
     return cfg
@@ -1247,15 +1249,16 @@ def config_from_args(a) -> RunConfig:
 # %% ../nbs/06_pipeline.ipynb #56c80510
 def unused_options(argv:list # a `wsss_nb` command line, without the program's name
                   ) -> list:
-    "The options a `wsss_nb run` command line gives, at any value (its default too), that the run does not use: a method's without that method (CONTA's for M in plain rounds, all with no rounds), the scene's on VOC, the CAMs' with given pseudo-masks."
+    "The options a `wsss_nb run` command line gives, at any value (its default too), that the run does not use: a method's without that method (CONTA's for M in plain rounds, all with no rounds; a likelihood loss's at weight 0), the scene's on VOC, the CAMs' with given pseudo-masks."
     a, absent = _parser().parse_args(argv), object()
     if a.command != 'run': return []
     given, methods = {k for k, v in vars(_parser(absent).parse_args(argv)).items() if v is not absent}, {m.strip() for m in a.method.split(',')}
-    owner = lambda k: ('conta' if k == 'rounds' else 'rounds' if k in ('no_context', 'conta_init') else 'M' if k.startswith('conta_') else 'likelihood' if k.startswith('likelihood_')
-                       else 'amn' if k.startswith('amn_') else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
+    owner = lambda k: ('conta' if k == 'rounds' else 'rounds' if k in ('no_context', 'conta_init') else 'M' if k.startswith('conta_') else 'sampling' if k in ('likelihood_variant', 'likelihood_samples')
+                       else 'fs' if k in ('likelihood_mu', 'likelihood_sigma', 'likelihood_window') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_') else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
     rounds = 'conta' in methods and a.rounds > 0  # (`used_config`'s CONTA: the rounds' options with rounds, M's with rounds and context)
     unused = lambda o: (o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
-                        or o == 'rounds' and not rounds or o == 'M' and not (rounds and not a.no_context))
+                        or o == 'rounds' and not rounds or o == 'M' and not (rounds and not a.no_context)
+                        or o == 'sampling' and not ('likelihood' in methods and a.likelihood_sampling_weight) or o == 'fs' and not ('likelihood' in methods and a.likelihood_fs_weight))
     return ['--' + k.replace('_', '-') for k in vars(a) if k in given and unused(owner(k))]
 
 # %% ../nbs/06_pipeline.ipynb #cf800763
