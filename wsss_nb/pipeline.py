@@ -685,12 +685,13 @@ def _checked_splits(self:Run) -> dict:
 
 @patch
 def begin(self:Run):
-    "Refuse a folder that holds another run, check VOC data, and on a resume that the files the run reads are the ones it began with (`input_digests`); then write config.json and inputs.json (before any stage)."
-    cfg_file, new, inputs_file, inputs = self.dir/'config.json', run_config_json(self.cfg), self.dir/'inputs.json', {}
+    "Refuse a folder that holds another run (a CONTA run given more rounds goes on), check VOC data, and on a resume that the files the run reads are the ones it began with (`input_digests`); then write config.json and inputs.json (before any stage)."
+    cfg_file, new, inputs_file, inputs, grown = self.dir/'config.json', run_config_json(self.cfg), self.dir/'inputs.json', {}, []
     name = lambda k: f"split {getattr(self.cfg, k[:-len('_data')] + '_split')}'s images or masks" if k.endswith('_data') else '--' + k.replace('_file', '').replace('_', '-')
     def check():
         if cfg_file.exists() and (old := run_config_json(cfg_file)) != new:
-            raise OtherRunError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
+            if options_differ(old, new) == ['conta.rounds'] and old['conta']['rounds'] < new['conta']['rounds']: grown.append(old['conta']['rounds'])  # its rounds kept, the next ones added
+            else: raise OtherRunError(f"run folder {self.dir} holds a different run (options differ: {', '.join(options_differ(old, new))}); use another folder (--out), or Run.open(folder) to use it")
         if not cfg_file.exists() and self.dir.is_dir() and any(self.dir.iterdir()):  # (the folder of other runs, say: a stage's clean-up would take their kept work)
             raise OtherRunError(f"{self.dir} holds other files and no run (no config.json): give the run a new or empty folder (--out)")
         if self.cfg.pseudo_masks and not Path(self.cfg.pseudo_masks).is_dir(): raise ValueError(f"--pseudo-masks: not a folder: {self.cfg.pseudo_masks}")
@@ -701,7 +702,12 @@ def begin(self:Run):
         if inputs_file.exists() and (changed := [k for k, v in load_json(inputs_file).items() if inputs.get(k, v) != v]):  # (the same paths, other contents: the kept stages were made from the old ones)
             raise OtherRunError(f"run folder {self.dir}: {' and '.join(map(name, changed))} changed since the run began (other files at the same path); use another folder (--out)")
     fail_together(check)  # (all the processes have looked at the folder before rank 0 writes config.json there)
-    if is_main_process(): save_json(new, cfg_file); save_json(inputs, inputs_file)
+    if not is_main_process(): return
+    if grown:  # unfinished again until the new rounds are: its results and figures are the old rounds'
+        more = f"round {grown[0] + 1}" if grown[0] + 1 == self.cfg.conta.rounds else f"rounds {grown[0] + 1} to {self.cfg.conta.rounds}"
+        print(f"wsss_nb: {self.dir} holds {grown[0]} CONTA round{'s' * (grown[0] != 1)}: they are kept, and {more} follow{'s' * (grown[0] + 1 == self.cfg.conta.rounds)}", file=sys.stderr)
+        for f in ('results.json', 'stages/figures.json'): (self.dir/f).unlink(missing_ok=True)
+    save_json(new, cfg_file); save_json(inputs, inputs_file)
 
 # %% ../nbs/06_pipeline.ipynb #82ee853b
 def cpu_model(cpuinfo:str|Path='/proc/cpuinfo' # where Linux describes the CPU
