@@ -1259,13 +1259,13 @@ def unused_options(argv:list # a `wsss_nb` command line, without the program's n
     a, absent = _parser().parse_args(argv), object()
     if a.command != 'run': return []
     given, methods = {k for k, v in vars(_parser(absent).parse_args(argv)).items() if v is not absent}, {m.strip() for m in a.method.split(',')}
-    owner = lambda k: ('conta' if k == 'rounds' else 'rounds' if k in ('no_context', 'conta_init') else 'M' if k.startswith('conta_') else 'sampling' if k in ('likelihood_variant', 'likelihood_samples')
-                       else 'fs' if k in ('likelihood_mu', 'likelihood_sigma', 'likelihood_window') else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_') else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
-    rounds = 'conta' in methods and a.rounds > 0  # (`used_config`'s CONTA: the rounds' options with rounds, M's with rounds and context)
-    unused = lambda o: (o == 'scene' and a.dataset != 'scene' or o in ('conta', 'likelihood', 'amn') and o not in methods or o == 'cam' and a.pseudo_masks
-                        or o == 'rounds' and not rounds or o == 'M' and not (rounds and not a.no_context)
-                        or o == 'sampling' and not ('likelihood' in methods and a.likelihood_sampling_weight) or o == 'fs' and not ('likelihood' in methods and a.likelihood_fs_weight))
-    return ['--' + k.replace('_', '-') for k in vars(a) if k in given and unused(owner(k))]
+    owner = lambda k: ('conta' if k == 'rounds' else 'conta_rounds' if k in ('no_context', 'conta_init') else 'conta_m' if k.startswith('conta_')
+                       else 'likelihood_sampling' if k in ('likelihood_variant', 'likelihood_samples') else 'likelihood_fs' if k in ('likelihood_mu', 'likelihood_sigma', 'likelihood_window')
+                       else 'likelihood' if k.startswith('likelihood_') else 'amn' if k.startswith('amn_') else 'scene' if k in ('confounding', 'location_bias') else 'cam' if k in ('threshold', 'lr') else None)
+    rounds, likelihood = 'conta' in methods and a.rounds > 0, 'likelihood' in methods  # (as `used_config` has it: CONTA's options with rounds, M's with rounds and context; a loss's at weight > 0)
+    used = dict(conta='conta' in methods, conta_rounds=rounds, conta_m=rounds and not a.no_context, likelihood=likelihood, likelihood_sampling=likelihood and a.likelihood_sampling_weight > 0,
+                likelihood_fs=likelihood and a.likelihood_fs_weight > 0, amn='amn' in methods, scene=a.dataset == 'scene', cam=not a.pseudo_masks)
+    return ['--' + k.replace('_', '-') for k in vars(a) if k in given and not used.get(owner(k), True)]
 
 # %% ../nbs/06_pipeline.ipynb #cf800763
 def match_threads() -> int:
