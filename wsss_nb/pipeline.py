@@ -705,7 +705,7 @@ def begin(self:Run):
     if not is_main_process(): return
     if grown:  # unfinished again until the new rounds are: its results and figures are the old rounds'
         more = f"round {grown[0] + 1}" if grown[0] + 1 == self.cfg.conta.rounds else f"rounds {grown[0] + 1} to {self.cfg.conta.rounds}"
-        print(f"wsss_nb: {self.dir} holds {grown[0]} CONTA round{'s' * (grown[0] != 1)}: they are kept, and {more} follow{'s' * (grown[0] + 1 == self.cfg.conta.rounds)}", file=sys.stderr)
+        print(f"wsss_nb: {self.dir} holds {grown[0]} CONTA round{'s' * (grown[0] != 1)}: {'it is' if grown[0] == 1 else 'they are'} kept, and {more} follow{'s' * (grown[0] + 1 == self.cfg.conta.rounds)}", file=sys.stderr)
         for f in ('results.json', 'stages/figures.json'): (self.dir/f).unlink(missing_ok=True)
     save_json(new, cfg_file); save_json(inputs, inputs_file)
 
