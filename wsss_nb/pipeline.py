@@ -1177,7 +1177,7 @@ def _tool_commands(sub # the subparsers of `wsss_nb`
     s.add_argument('--deterministic', action='store_true', help="CUDA: the same figures bit for bit on every run of a seed (slower)")
     _running_options(s)
     s = sub.add_parser('table', formatter_class=_DefaultsHelp, help="print the results of finished runs side by side")
-    s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps)')
+    s.add_argument('runs', nargs='+', help='run folders (a CONTA run: a row per round; an AMN run: its CAM, then its AMN maps; an unfinished one is left out, with a note)')
     s.add_argument('--mean', action='store_true', help='one row of mean ± std for the runs that differ only in their seed')
     s.add_argument('--markdown', action='store_true', help='a Markdown table (to paste into a README or an issue)')
 
@@ -1315,8 +1315,11 @@ def _evaluate(a):
 def _table(a):
     for d in map(Path, a.runs):
         if not (d/'config.json').exists(): raise ValueError(f"{d}: not a run folder (no config.json)")
-        if not (d/'results.json').exists(): raise ValueError(f"{d}: an unfinished run (no results.json yet)")
-    groups = seed_groups(a.runs) if a.mean else [[Path(d)] for d in a.runs]
+    runs = [d for d in a.runs if (Path(d)/'results.json').exists()]  # (`table runs/*` while a run is going: the others)
+    if not runs: raise ValueError(f"{', '.join(a.runs)}: {'an unfinished run' if len(a.runs) == 1 else 'unfinished runs'} (no results.json yet)")
+    for d in a.runs:
+        if d not in runs: print(f"wsss_nb: note: {d}: an unfinished run (no results.json yet), left out", file=sys.stderr)
+    groups = seed_groups(runs) if a.mean else [[Path(d)] for d in runs]
     seeds = [[load_json(d/'config.json')['seed'] for d in g] for g in groups]
     for g, s in zip(groups, seeds):
         if twice := sorted({x for x in s if s.count(x) > 1}):
