@@ -252,9 +252,9 @@ def test_rerun_with_another_seed(tiny_run, tmp_path, capsys):
     p = wsss('table', '--mean', str(out), str(tmp_path/'again_s2'))
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and '(seeds 1, 2)' in p.stdout and ' ± ' in p.stdout, p.stdout + p.stderr
     p = wsss('rerun', str(again/'config.json'), '--seed', '2', '--no-progress', '--device', 'cpu')  # the run's own config.json: the same run beside it (finished: nothing to do), not one inside it
-    assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not (again/'config_s2').exists(), p.stderr
+    assert p.returncode == 0 and f"the run in {tmp_path/'again_s2'} is finished (" in p.stderr and not (again/'config_s2').exists(), p.stderr
     p = wsss('rerun', 'config.json', '--seed', '2', '--no-progress', '--device', 'cpu', cwd=again)  # the same, given relative to the run folder
-    assert p.returncode == 0 and f"resuming the run in {tmp_path/'again_s2'}" in p.stderr and not list(again.glob('*_s2')), p.stderr
+    assert p.returncode == 0 and f"the run in {tmp_path/'again_s2'} is finished (" in p.stderr and not list(again.glob('*_s2')), p.stderr
     code, err = cli_error(capsys, 'rerun', str(tmp_path), '--seed', '3')
     assert code != 0 and 'not a run folder' in err, err
     sent = tmp_path/'sent'; sent.mkdir(); shutil.copy(out/'config.json', sent/'theirs.json')  # only the configuration, as a colleague sends it
