@@ -745,7 +745,7 @@ def _run(self:Run, created:bool, resumed:bool):
         self.begin()
         if resumed and is_main_process():  # (the folder holds this run: `begin` refuses another)
             done = len([f for f in self.dir.rglob('stages/*.json') if not f.name.startswith('.')])  # (not a killed write's temporary)
-            if (self.dir/'stages/figures.json').exists(): print(f"wsss_nb: the run in {self.dir} is finished ({done} stages done): its results", file=sys.stderr)  # (the same command again: nothing to do)
+            if (self.dir/'results.json').exists(): print(f"wsss_nb: the run in {self.dir} is finished ({done} stages done): its results", file=sys.stderr)  # (the same command again: nothing to do)
             else: print(f"wsss_nb: resuming the run in {self.dir} ({done} stage{'s' * (done != 1)} done" + (", and the kept work of an interrupted one)" if next(self.dir.rglob('.*.partial'), None) else ')'), file=sys.stderr)
         for name in self.stages(): self.stage(name)
         self.rounds = rounds = self.round_results()
