@@ -21,7 +21,7 @@ class _Offset(Plugin):
     def loss(self, learn): return None if dist.get_rank() == self.skip else ((learn.out['y'] - self.w) ** 2).mean()
 
 def _end():
-    "Leave the process group, then end the process without Python's finalization. Gloo's worker threads release a collective's tensors after it returns; one still releasing all_gather_object's (`Learner.fit`'s last epoch, just before) takes the GIL while the interpreter finalizes, and the process aborts (SIGABRT, its results written: PyTorch's race, described in pytorch/pytorch#179291; seen here in about one run of four of this file after test_browser)."
+    "Leave the process group, then end the process without Python's finalization. Gloo's worker threads release a collective's tensors after it returns; one still releasing all_gather_object's (`Learner.fit`'s last epoch, just before) takes the GIL while the interpreter finalizes, and the process aborts (SIGABRT, its results written: PyTorch's race, described in pytorch/pytorch#179291; seen here in 4 of 11 runs of this file after test_browser and test_cuda)."
     dist.destroy_process_group(); os._exit(0)
 
 def _train(rank, store, out, skip):
