@@ -1,5 +1,5 @@
 "The shared training loop under DDP, two gloo processes on the CPU: plug-ins with parameters of their own, the loss history, and the wait for a stuck process (at a barrier, and in a training)."
-import datetime, json, os, time
+import datetime, json, os, subprocess, sys, time
 import pytest, torch, torch.nn as nn, torch.distributed as dist
 from wsss_nb.cam import Learner, Plugin, make_loader
 from wsss_nb.core import TrainConfig
@@ -114,3 +114,17 @@ def test_dist_timeout_in_a_training(tmp_path):
     assert r['said'] and r['said'].startswith("ProcessFailed: another process did not come within the processes' timeout"), r
     assert 4 <= r['waited'] < 15, r
     assert json.loads((tmp_path/'rank1.json').read_text())['said'], 'the stuck process fails too, where it comes back to a closed group'
+
+_SCRIPT = """import atexit, torch, torch.distributed as dist
+atexit.register(lambda: print('in the group at its end' if dist.is_initialized() else 'left the group', flush=True))  # (registered first: runs last)
+from wsss_nb.pipeline import init_distributed
+torch.set_num_threads(1); init_distributed('cpu')
+t = torch.ones(1); dist.all_reduce(t); print(f'sum {t.item():g}', flush=True)
+"""
+
+def test_a_script_leaves_the_group_at_its_end(tmp_path):
+    "A script of its own under torchrun, ending just after a collective: `init_distributed` leaves the group before Python finalizes, where gloo's threads otherwise abort about one script in two."
+    (tmp_path/'mine.py').write_text(_SCRIPT)
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--log-dir', str(tmp_path/'torchrun'), '--nproc_per_node', '2', '--master_port', '29562', str(tmp_path/'mine.py')], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count('sum 2') == 2 and p.stdout.count('left the group') == 2 and 'in the group' not in p.stdout, p.stdout

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_pipeline.ipynb #cef02e3d
 from __future__ import annotations
-import os, re, sys, math, time, json, shutil, signal, hashlib, logging, argparse, threading, warnings, dataclasses
+import os, re, sys, math, time, json, atexit, shutil, signal, hashlib, logging, argparse, threading, warnings, dataclasses
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from dataclasses import dataclass, field, asdict
@@ -1278,10 +1278,14 @@ def match_threads() -> int:
     return m
 
 # %% ../nbs/06_pipeline.ipynb #e267b29c
+def _leave_group():
+    "Leave the process group, if this process is still in it (at the end of a script, before Python finalizes: gloo's worker threads otherwise release the last collective while it does, and the process can abort after its work is done)."
+    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+
 def init_distributed(device:str,
                      timeout:timedelta=DIST_TIMEOUT # how long a process waits for the others at a barrier or a collective before it fails
                     ) -> str:
-    "Under `torchrun` (WORLD_SIZE > 1) join the process group and return this process's device, its local rank's GPU where `device` is CUDA (more processes than GPUs refused); else `device` unchanged."
+    "Under `torchrun` (WORLD_SIZE > 1) join the process group (left again when the script ends) and return this process's device, its local rank's GPU where `device` is CUDA (more processes than GPUs refused); else `device` unchanged."
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return device
     local, here = int(os.environ.get('LOCAL_RANK', '0')), int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
     if device.startswith('cuda:'): raise ValueError(f"--device {device}: under torchrun each process takes the GPU of its local rank; choose the GPUs with CUDA_VISIBLE_DEVICES and give --device cuda")
@@ -1289,6 +1293,7 @@ def init_distributed(device:str,
     if cuda and here > (n := torch.cuda.device_count()):  # (every process says so, before any waits for the others)
         raise ValueError(f"torchrun started {here} processes on this machine, which has {n} CUDA device(s): one process per GPU (--nproc_per_node {n}), or --device cpu")
     torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=timeout)
+    atexit.register(_leave_group)
     if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
 
