@@ -1394,7 +1394,7 @@ def main(argv=None):
         finally:
             if getattr(a, 'deterministic', False): deterministic(False)  # (`main` called in a notebook: the process as it was)
             if sigterm is not None: signal.signal(signal.SIGTERM, sigterm)
-            if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+            _leave_group()
 
 # %% ../nbs/06_pipeline.ipynb #cee0a150
 if __name__ == '__main__' and '__file__' in globals(): main()  # as a script (`python -m`, torchrun), not in the notebook
