@@ -1,5 +1,5 @@
 "The `wsss_nb` command as a user runs it: a tiny run, determinism, resuming, the real VOC sample, and bad input."
-import json, os, re, shutil, signal, subprocess, sys, time
+import json, os, re, shutil, platform, signal, subprocess, sys, time
 from pathlib import Path
 import numba, numpy as np, pytest, torch, torchvision
 from PIL import Image
@@ -44,6 +44,7 @@ def test_run_writes_the_run_folder(tiny_run):
     for f in ('cams.png', 'threshold_curve.png'): assert (out/'figures'/f).stat().st_size > 0
     assert 'pseudo-mask mIoU' in p.stdout and '+CRF' in p.stdout  # the results table
     assert res['method'] == 'baseline+crf' and 0 < res['crf_pseudo_mask_miou'] < 1 and 0 <= res['crf_boundary_f'] <= 1
+    assert res['environment']['freed_memory_kept'] == (platform.libc_ver()[0] == 'glibc')  # the command keeps the memory PyTorch frees (`keep_freed_memory`)
     stages = [m.group(1) for m in re.finditer(r'^wsss_nb: (\w+): [0-9.]+ s', p.stderr, re.M)]  # the run's log: each stage as it ends, each epoch
     assert stages == ['data', 'train_cam', 'make_cam', 'eval_cam', 'pseudo_mask', 'train_seg', 'eval_seg', 'figures'], p.stderr
     assert f"wsss_nb: eval_cam: {res['stage_seconds']['eval_cam']:.1f} s, pseudo_mask_miou {res['pseudo_mask_miou']:.1%}\n" in p.stderr, p.stderr

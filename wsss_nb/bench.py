@@ -460,8 +460,8 @@ def timing_note() -> str|None:
 # %% ../nbs/08_bench.ipynb #f02c3434
 def main(argv=None):
     "`python -m wsss_nb.bench pipeline [--only quick|demo]`, `... crf [--root VOC] [--images N]`, `... conta [--out DIR]`, `... likelihood [--variants] [--quick] [--seeds 0,1,2] [--out DIR]` or `... amn [--quick] [--seeds 0,1,2] [--variants amn,amn_ref] [--confounding C] [--size S] [--backbone B] [--out DIR]`"
-    from wsss_nb.pipeline import command_lines
-    p = _bench_parser(); a = p.parse_args(argv)
+    from wsss_nb.pipeline import command_lines, keep_freed_memory
+    p = _bench_parser(); a = p.parse_args(argv); keep_freed_memory()
     if note := timing_note(): print(f"{p.prog}: note: {note}", file=sys.stderr)
     with command_lines():  # (its runs' stages and epochs as they end, each line beginning with the run's name: a benchmark of an hour says where it is)
         try: _run_bench(p, a)
