@@ -33,9 +33,10 @@ __all__ = ['METHODS', 'PER_IMAGE', 'STAGE_FIGURES', 'AMN_SECTION', 'ROUND_FIGURE
            'imagenet_weights', 'replace_scene', 'check_data_config', 'check_network_config', 'check_method_config',
            'check_config', 'OtherRunError', 'read_run_config', 'Run', 'plugin_record', 'loss_record', 'spread_or_none',
            'score_maps', 'crf_pseudo_mask', 'used_config', 'run_config_json', 'input_digests', 'options_differ',
-           'interruption', 'cpu_model', 'keep_freed_memory', 'environment', 'as_rgb', 'image_tensor', 'image_files',
-           'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table', 'seed_groups', 'config_from_args',
-           'unused_options', 'match_threads', 'init_distributed', 'command_lines', 'main']
+           'interruption', 'cpu_model', 'own_malloc_setting', 'keep_freed_memory', 'environment', 'as_rgb',
+           'image_tensor', 'image_files', 'evaluate_masks', 'evaluate_cams', 'export_irn_cams', 'results_table',
+           'seed_groups', 'config_from_args', 'unused_options', 'match_threads', 'init_distributed', 'command_lines',
+           'main']
 
 # %% ../nbs/06_pipeline.ipynb #ea0445c7
 METHODS = ('baseline', 'conta', 'likelihood', 'amn') # the methods this version composes
@@ -721,10 +722,16 @@ def cpu_model(cpuinfo:str|Path='/proc/cpuinfo' # where Linux describes the CPU
 # %% ../nbs/06_pipeline.ipynb #23777c16
 _kept = {}  # (`keep_freed_memory`'s setting, once made: `environment` records it)
 
+def own_malloc_setting() -> str|None:
+    "Your own `mmap_threshold` for glibc's `malloc`, as the environment sets it (`MALLOC_MMAP_THRESHOLD_=...` or `GLIBC_TUNABLES=...`), None where it sets none: `keep_freed_memory` leaves yours as it is."
+    if 'MALLOC_MMAP_THRESHOLD_' in os.environ: return f"MALLOC_MMAP_THRESHOLD_={os.environ['MALLOC_MMAP_THRESHOLD_']}"
+    tunables = os.environ.get('GLIBC_TUNABLES', '')
+    return f'GLIBC_TUNABLES={tunables}' if 'mmap_threshold' in tunables else None
+
 def keep_freed_memory() -> bool:
-    "Have glibc's `malloc` keep the blocks up to 2 GiB that PyTorch frees and reuse them, not return them to the kernel, whose fresh pages are zeroed at first touch; True where it did (Linux's glibc, no `mmap_threshold` set in `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES`: yours is kept)."
+    "Have glibc's `malloc` keep the blocks up to 2 GiB that PyTorch frees and reuse them, not return them to the kernel, whose fresh pages are zeroed at first touch; True where it did (Linux's glibc, no `own_malloc_setting`)."
     import ctypes, platform
-    if platform.libc_ver()[0] != 'glibc' or 'MALLOC_MMAP_THRESHOLD_' in os.environ or 'mmap_threshold' in os.environ.get('GLIBC_TUNABLES', ''): return False
+    if platform.libc_ver()[0] != 'glibc' or own_malloc_setting(): return False
     mallopt = ctypes.CDLL(None).mallopt
     _kept['heap'] = ok = bool(mallopt(-3, 2**31 - 1) and mallopt(-1, 2**31 - 1))  # M_MMAP_THRESHOLD: blocks up to 2 GiB from the heap, not mapped anew; M_TRIM_THRESHOLD: the heap's freed top kept
     return ok
@@ -732,14 +739,14 @@ def keep_freed_memory() -> bool:
 # %% ../nbs/06_pipeline.ipynb #c7b70bfd
 def environment(device:torch.device # the run's device
                ) -> dict:
-    "What this process runs with: the versions, the device (and its GPU), the CPU, PyTorch's deterministic mode, the number of processes, the threads of each, `OMP_WAIT_POLICY` (PASSIVE slows many small operations: times to compare need the same) and whether `keep_freed_memory` kept freed memory (a CPU's training on photographs twice as fast)."
+    "What this process runs with: the versions, the device (and its GPU), the CPU, PyTorch's deterministic mode, the number of processes, the threads of each, `OMP_WAIT_POLICY` (PASSIVE slows many small operations: times to compare need the same) and whether `keep_freed_memory` kept freed memory (a CPU's training on photographs twice as fast) or found your `own_malloc_setting`."
     import platform, numba
     return dict(wsss_nb=__version__, python=platform.python_version(), torch=torch.__version__, numba=numba.__version__, device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None,
                 cpu=dict(model=cpu_model(), capability=torch.backends.cpu.get_cpu_capability(), cores=os.cpu_count()),  # with the vector instructions PyTorch's CPU kernels use (AVX2, AVX512, ...): one seed's CPU figures can differ by tenths between two machines
                 deterministic=torch.are_deterministic_algorithms_enabled(),
                 processes=world_size(), threads=dict(torch=torch.get_num_threads(), numba=numba.get_num_threads()), omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
-                freed_memory_kept=_kept.get('heap', False))
+                freed_memory_kept=_kept.get('heap', False), own_malloc_setting=own_malloc_setting())
 
 # %% ../nbs/06_pipeline.ipynb #8639e9de
 @patch
