@@ -83,6 +83,7 @@ def test_torchrun_on_two_gpus(tmp_path):
     "Two processes on two GPUs (NCCL): they train together, share the per-image stages with the CRF and sum their scores, as the CPU's gloo processes do in tests/test_cli.py."
     p = torchrun(2, 29545, '--out', str(tmp_path/'ddp'), *CUDA, '--crf', '--method', 'conta,amn', '--rounds', '1', '--dist-timeout', '5', tmp_path=tmp_path)  # (a process left waiting: NCCL's watchdog ends it in 5 minutes)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert 'using the device under current context' not in p.stderr, p.stderr[-3000:]  # (the group bound to each process's GPU: NCCL's barrier does not fall back to the current device)
     res = load_json(tmp_path/'ddp/results.json')
     assert res['environment']['processes'] == 2 and all(0 < r['pseudo_mask_miou'] < 1 for r in res['rounds']) and 0 < res['amn']['pseudo_mask_miou'] < 1
     assert len(list((tmp_path/'ddp/pseudo_mask').glob('*.png'))) == 48 and 0 <= res['seg_miou'] <= 1

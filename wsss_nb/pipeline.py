@@ -1311,9 +1311,9 @@ def init_distributed(device:str,
     cuda = get_device(device).type == 'cuda'  # (--device cuda without a usable GPU refused, as in one process, not run on the CPU)
     if cuda and here > (n := torch.cuda.device_count()):  # (every process says so, before any waits for the others)
         raise ValueError(f"torchrun started {here} processes on this machine, which has {n} CUDA device(s): one process per GPU (--nproc_per_node {n}), or --device cpu")
-    torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=timeout)
+    if cuda: torch.cuda.set_device(local)  # (before the group, as PyTorch's DDP guide has it: this process's CUDA work on its GPU)
+    torch.distributed.init_process_group('nccl' if cuda else 'gloo', timeout=timeout, **({'device_id': torch.device('cuda', local)} if cuda else {}))  # (the group bound to its GPU: NCCL's barrier takes it from there, not from the current device with a warning)
     atexit.register(_leave_group)
-    if cuda: torch.cuda.set_device(local)
     return f'cuda:{local}' if cuda else 'cpu'
 
 # %% ../nbs/06_pipeline.ipynb #7a977f87
