@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_cam.ipynb #e784c915
 from __future__ import annotations
-import time, dataclasses, pickle, warnings
+import sys, time, dataclasses, pickle, warnings
 from functools import partial
 from pathlib import Path
 from fastcore.basics import patch
@@ -263,14 +263,15 @@ def make_loader(ds, # a `VOCSegmentation` (any map-style dataset)
                 num_workers:int=0, # loader processes decoding the images (0: in this one)
                 seed:int=0 # the order's seed (each epoch's follows from it, so a resumed training sees the same)
                ) -> DataLoader:
-    "A DataLoader over `ds`; under torch.distributed each process gets its shard (DistributedSampler)."
+    "A DataLoader over `ds`; under torch.distributed each process gets its shard (DistributedSampler); on Linux its workers start by fork."
     if len(ds) == 0: raise ValueError("make_loader: the dataset is empty: no image to train on")
     sampler, g = None, torch.Generator().manual_seed(seed)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed)
     n = len(sampler) if sampler is not None else len(ds)  # images this process sees per epoch
+    fork = 'fork' if num_workers and sys.platform.startswith('linux') else None  # (Python 3.14's default there, forkserver, cannot give the workers a dataset class defined in a notebook)
     return DataLoader(ds, batch_size=batch_size, shuffle=None if sampler is not None else shuffle, sampler=sampler, num_workers=num_workers,
-                      drop_last=shuffle and n > batch_size, generator=g)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
+                      drop_last=shuffle and n > batch_size, generator=g, multiprocessing_context=fork)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
 
 # %% ../nbs/04_cam.ipynb #bfcec8e9
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
