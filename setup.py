@@ -13,7 +13,7 @@ setup_cfg = {o: cfg[o] for o in cfg_keys}
 
 licenses = {'apache2': 'Apache-2.0'}  # settings.ini's name -> SPDX expression (PEP 639; licence classifiers are deprecated)
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
-py_versions = '3.11 3.12'.split()  # where it was run: 3.11 here and in CI, 3.12 on the GPU machine
+py_versions = '3.11 3.12 3.13'.split()  # where its tests passed: 3.11 here and in CI, 3.12 on the GPU machine, 3.13 here (`make test PYTHON=python3.13`)
 
 requirements = cfg.get('requirements', '').split()
 min_python = cfg['min_python']
