@@ -269,9 +269,9 @@ def make_loader(ds, # a `VOCSegmentation` (any map-style dataset)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed)
     n = len(sampler) if sampler is not None else len(ds)  # images this process sees per epoch
-    fork = 'fork' if num_workers and sys.platform.startswith('linux') else None  # (Python 3.14's default there, forkserver, cannot give the workers a dataset class defined in a notebook)
+    context = 'fork' if num_workers and sys.platform.startswith('linux') else None  # (Python 3.14's default there, forkserver, cannot give the workers a dataset class defined in a notebook)
     return DataLoader(ds, batch_size=batch_size, shuffle=None if sampler is not None else shuffle, sampler=sampler, num_workers=num_workers,
-                      drop_last=shuffle and n > batch_size, generator=g, multiprocessing_context=fork)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
+                      drop_last=shuffle and n > batch_size, generator=g, multiprocessing_context=context)  # (workers not persistent: each epoch's are seeded from `g`, so a resumed training draws as the uninterrupted one)
 
 # %% ../nbs/04_cam.ipynb #bfcec8e9
 def train_classifier(ds, # a training `VOCSegmentation` with a train transform
